@@ -1,0 +1,122 @@
+"""Frozen configuration of the learning stages, with the papers' defaults.
+
+Every stage takes one of these (keyword-only); nothing is read from globals. Use
+:func:`dataclasses.replace` to derive a variant, e.g. ``replace(MLPConfig(), steps=200)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class MLPConfig:
+    """The HNN "vanilla MLP" baseline (Greydanus et al. 2019), predicting dx/dt from x.
+
+    Attributes:
+        hidden: width of the two tanh hidden layers (200).
+        steps: full-batch Adam steps (2000).
+        lr: Adam learning rate (1e-3).
+        weight_decay: Adam L2 weight decay (1e-4; the real pendulum uses 1e-5).
+        seed: seed of the orthogonal initialisation (0).
+    """
+
+    hidden: int = 200
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.steps < 0 or self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"invalid MLPConfig {self}")
+
+
+def _paper_inner_lrs() -> tuple[float, ...]:
+    # 10^k for k in {-3, -2.5, ..., 1}: nine rates.
+    return tuple(10.0 ** (k / 2) for k in range(-6, 3))
+
+
+@dataclass(frozen=True, slots=True)
+class TailorConfig:
+    """Tailoring and meta-tailoring of a dx/dt model with a Noether (conservation) loss.
+
+    Attributes:
+        inner_lr: SGD learning rate of the inner (tailoring) step(s).
+        inner_steps: number of inner steps per query (1; the real pendulum tries 1-3).
+        epochs: outer full-batch Adam steps of meta-tailoring (100).
+        outer_lr: Adam learning rate of the MLP weights in the outer loop (1e-3, as pretraining).
+        param_lr: Adam learning rate of the formula's parameters in the outer loop.
+        weight_decay: Adam weight decay of the MLP weights in the outer loop.
+        learn_params: whether the formula's parameters are meta-learned.
+    """
+
+    inner_lr: float = 0.1
+    inner_steps: int = 1
+    epochs: int = 100
+    outer_lr: float = 1e-3
+    param_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    learn_params: bool = True
+
+    def __post_init__(self) -> None:
+        if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
+            raise ValueError(f"invalid TailorConfig {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class RankConfig:
+    """The ranking protocol of the Noether Networks paper (section 4.2 and appendix C).
+
+    Attributes:
+        inner_lrs: inner learning rates screened for every survivor (10^k, k in {-3, -2.5, ..., 1}).
+        inner_steps: numbers of inner steps screened ((1,); the real pendulum uses (1, 2, 3)).
+        top_k: how many survivors of the screen are meta-tailored for ``tailor.epochs`` epochs (20).
+        train_segments: cut each training trajectory into this many equal pieces before use (1; the real
+            pendulum, one long trajectory, uses 4).
+        tailor: meta-tailoring settings of the long stage (its ``inner_lr``/``inner_steps`` are overridden
+            by the screened values).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    """
+
+    inner_lrs: tuple[float, ...] = field(default_factory=_paper_inner_lrs)
+    inner_steps: tuple[int, ...] = (1,)
+    top_k: int = 20
+    train_segments: int = 1
+    tailor: TailorConfig = field(default_factory=TailorConfig)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.inner_lrs or any(lr < 0 for lr in self.inner_lrs):
+            raise ValueError("inner_lrs must be a non-empty tuple of non-negative rates")
+        if not self.inner_steps or any(s < 1 for s in self.inner_steps):
+            raise ValueError("inner_steps must be a non-empty tuple of positive integers")
+        if self.top_k < 1 or self.train_segments < 1:
+            raise ValueError("top_k and train_segments must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+
+
+def paper_configs(dataset: str) -> tuple[MLPConfig, RankConfig]:
+    """The paper's settings for a built-in dataset name (real pendulum: appendix C)."""
+    if dataset == "real_pendulum":
+        mlp = MLPConfig(weight_decay=1e-5)
+        rank = RankConfig(
+            inner_lrs=(1e-3, 1e-2, 1e-1, 1.0),
+            inner_steps=(1, 2, 3),
+            train_segments=4,
+            tailor=TailorConfig(weight_decay=1e-5),
+        )
+        return mlp, rank
+    return MLPConfig(), RankConfig()
+
+
+def resolve_device(device: str) -> str:
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is present, else ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+    return device

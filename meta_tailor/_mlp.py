@@ -1,0 +1,112 @@
+"""The baseline dynamics model: the HNN "vanilla MLP" predicting dx/dt from x, and its training."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import torch
+from torch import Tensor, nn
+
+from meta_tailor._config import MLPConfig
+
+
+def make_mlp(
+    n_vars: int, *, hidden: int = 200, seed: int = 0, dtype=torch.float32
+) -> nn.Sequential:
+    """Linear(n, h) - tanh - Linear(h, h) - tanh - Linear(h, n, bias=False), orthogonal initialisation.
+
+    This is the "vanilla MLP" of Greydanus et al. (their ``MLP`` with ``nonlinearity='tanh'``): weights are
+    initialised with :func:`torch.nn.init.orthogonal_`, biases keep PyTorch's default initialisation.
+    The layout (indices 0, 2, 4 of the Sequential) is what :mod:`meta_tailor._tailor` expects.
+    """
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = nn.Sequential(
+            nn.Linear(n_vars, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, n_vars, bias=False),
+        )
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                nn.init.orthogonal_(layer.weight)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model.to(dtype)
+
+
+def train_mlp(
+    model: nn.Module,
+    x: Tensor,
+    dxdt: Tensor,
+    *,
+    config: MLPConfig = MLPConfig(),
+    steps: int | None = None,
+    progress=None,
+) -> list[float]:
+    """Train ``model`` in place: full-batch Adam on the MSE of dx/dt.
+
+    Args:
+        model: maps states (N, n) to time derivatives (N, n).
+        x: states, shape (N, n).
+        dxdt: target time derivatives, shape (N, n), units of x per unit time.
+        config: optimiser settings (lr, weight decay, steps).
+        steps: overrides ``config.steps`` (used to train "as many extra epochs as meta-tailoring").
+        progress: optional callable ``progress(step)`` called after each step.
+
+    Returns:
+        The training loss before each step.
+    """
+    steps = config.steps if steps is None else steps
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    losses = []
+    for step in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.mean((model(x) - dxdt) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step)
+    return losses
+
+
+def save_mlp(
+    model: nn.Sequential, path: str | os.PathLike[str], *, config: MLPConfig, n_vars: int, **meta
+) -> None:
+    """Save the weights and the settings needed to rebuild the model (atomic write)."""
+    from formula_search.io import atomic_path
+
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": asdict(config),
+        "n_vars": int(n_vars),
+        "meta": {k: v for k, v in meta.items() if isinstance(v, str | int | float | bool)},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_mlp(path: str | os.PathLike[str]) -> tuple[nn.Sequential, MLPConfig, dict]:
+    """Load a model written by :func:`save_mlp` (``weights_only=True``: no code is unpickled).
+
+    Returns:
+        The model (float32, on the CPU), its :class:`MLPConfig`, and the saved metadata.
+    """
+    from formula_search.errors import InputError
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        config = MLPConfig(**payload["config"])
+        model = make_mlp(int(payload["n_vars"]), hidden=config.hidden, seed=config.seed)
+        model.load_state_dict(payload["state_dict"])
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such model file") from exc
+    except Exception as exc:  # a corrupt or foreign file is bad input, not a crash
+        raise InputError(
+            f"{path}: not a model saved by fsearch pretrain ({exc.__class__.__name__})"
+        ) from exc
+    return model, config, dict(payload.get("meta", {}))

@@ -1,0 +1,333 @@
+"""Tailoring and meta-tailoring of a dx/dt model with a Noether (conservation) loss.
+
+Notation (Noether Networks, eq. 2-3): a model f_theta predicts dx/dt from a state x; a candidate conserved
+quantity g(x; c) has parameters c ("phi" in the paper). For a query state x_t the model's own
+finite-difference prediction of the next state is ``x~ = x_t + f_theta(x_t) dt`` (section 4.1) and the
+Noether loss is ``|g(x_t) - g(x~)|^2`` (eq. 2 with T = 1, where forms (a) and (b) coincide).
+
+Tailoring is **per query state**: each state gets its own weights
+``theta(x_t) = theta - lr grad_theta L_Noether(x_t)`` (eq. 3, repeated ``steps`` times), and the tailored
+derivative is ``f_theta(x_t)(x_t)``. This makes the tailored model an ordinary vector field x -> dx/dt that can
+be integrated, which is how the long-term rollouts are evaluated. Meta-tailoring trains theta and c on the
+task loss (MSE of dx/dt) *after* tailoring, back-propagating through the inner step (second order).
+
+Two implementations compute the same numbers:
+
+* :func:`tailored_predict_func` — generic, for any ``nn.Module``: ``torch.func.grad`` of the Noether loss per
+  state, ``functional_call`` with the adapted weights, ``vmap`` over states and over inner learning rates.
+  It materialises one weight copy per (state, learning rate), so it is the reference, not the workhorse.
+* :func:`tailored_predict` — the fast path for the tanh MLP of :func:`~meta_tailor._mlp.make_mlp`. The
+  per-state gradient of a linear layer is the outer product ``delta h^T`` of the back-propagated signal and
+  the layer input, so after k inner steps each state's weights are ``W - sum_i lr delta_i h_i^T``: the
+  tailored forward pass needs only dot products ``h_i . h`` and never builds per-state weights. It is batched
+  over states, inner learning rates and (through broadcasting of ``g``) formula parameters, and it is
+  differentiable to any order by ordinary autograd.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from meta_tailor._config import TailorConfig
+
+#: A conservation function: ``g(x (..., n_vars), theta (..., n_params)) -> (...)``, broadcasting.
+ConservedFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def noether_loss(g: ConservedFn, theta: Tensor, x: Tensor, dxdt: Tensor, dt: float) -> Tensor:
+    """Noether loss of the finite-difference prediction, per state.
+
+    Args:
+        g: conservation function.
+        theta: formula parameters, shape (n_params,) or broadcastable against ``x[..., 0]``.
+        x: query states, shape (..., n_vars).
+        dxdt: predicted time derivatives at ``x``, shape (..., n_vars).
+        dt: time step of the data (units of time).
+
+    Returns:
+        ``(g(x) - g(x + dxdt dt))^2``, shape (...).
+    """
+    return (g(x + dxdt * dt, theta) - g(x, theta)) ** 2
+
+
+# --------------------------------------------------------------------------------------------------------
+# Generic reference implementation with torch.func
+# --------------------------------------------------------------------------------------------------------
+
+
+def tailored_predict_func(
+    model: nn.Module,
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    x: Tensor,
+    *,
+    lrs: Tensor,
+    steps: int,
+    dt: float,
+) -> Tensor:
+    """Tailored dx/dt with ``torch.func`` (per-state weights), for any model.
+
+    Args:
+        model: the dx/dt model (its own parameters are ignored; ``params`` are used).
+        params: parameters by name (``dict(model.named_parameters())``), possibly requiring grad.
+        g: conservation function.
+        theta: formula parameters, shape (n_params,).
+        x: query states, shape (N, n_vars).
+        lrs: inner learning rates, shape (L,).
+        steps: number of inner SGD steps.
+        dt: time step of the finite difference.
+
+    Returns:
+        Tailored predictions, shape (L, N, n_vars). Differentiable w.r.t. ``params`` and ``theta``.
+    """
+
+    def inner_loss(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+        f = functional_call(model, p, (xi,))
+        return noether_loss(g, theta, xi, f, dt)
+
+    def adapt_and_predict(lr: Tensor, xi: Tensor) -> Tensor:
+        p = params
+        for _ in range(steps):
+            gr = grad(inner_loss)(p, xi)
+            p = {k: p[k] - lr * gr[k] for k in p}
+        return functional_call(model, p, (xi,))
+
+    per_state = vmap(adapt_and_predict, in_dims=(None, 0))
+    return vmap(per_state, in_dims=(0, None))(lrs, x)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Fast low-rank path for the tanh MLP
+# --------------------------------------------------------------------------------------------------------
+
+
+def mlp_layers(params: dict[str, Tensor]) -> list[tuple[Tensor, Tensor | None]]:
+    """The (weight, bias) pairs of a :func:`make_mlp` model from its parameter dict, in order."""
+    indices = sorted({int(k.split(".")[0]) for k in params})
+    return [(params[f"{i}.weight"], params.get(f"{i}.bias")) for i in indices]
+
+
+@dataclass
+class _Term:
+    """One rank-1 per-state correction ``-a h^T`` of a layer's weights (and ``-a`` of its bias)."""
+
+    a: Tensor  # (..., N, out): inner lr times back-propagated signal
+    h: Tensor  # (..., N, in): the layer input when the gradient was taken
+
+
+def _forward(
+    layers: list[tuple[Tensor, Tensor | None]], x: Tensor, terms: list[list[_Term]]
+) -> tuple[Tensor, list[Tensor]]:
+    """Forward pass with per-state corrected weights; returns the output and each layer's input."""
+    h = x
+    inputs = []
+    for li, (w, b) in enumerate(layers):
+        inputs.append(h)
+        z = h @ w.T
+        if b is not None:
+            z = z + b
+        for t in terms[li]:
+            dot = (t.h * h).sum(-1, keepdim=True)
+            if b is not None:
+                dot = dot + 1.0
+            z = z - t.a * dot
+        h = torch.tanh(z) if li < len(layers) - 1 else z
+    return h, inputs
+
+
+def _backward(
+    layers: list[tuple[Tensor, Tensor | None]],
+    inputs: list[Tensor],
+    terms: list[list[_Term]],
+    e: Tensor,
+) -> list[Tensor]:
+    """Per-state signals dL/dz of each layer, given e = dL/d(output); tanh between layers."""
+    deltas = [e]
+    delta = e
+    for li in range(len(layers) - 1, 0, -1):
+        w, _ = layers[li]
+        back = delta @ w
+        for t in terms[li]:
+            back = back - (delta * t.a).sum(-1, keepdim=True) * t.h
+        h_in = inputs[li]  # = tanh(z_{li-1})
+        delta = back * (1.0 - h_in**2)
+        deltas.append(delta)
+    return deltas[::-1]
+
+
+def _dloss_dxt(g: ConservedFn, theta: Tensor, x: Tensor, xt: Tensor, create_graph: bool) -> Tensor:
+    """Per-state gradient of ``(g(xt) - g(x))^2`` w.r.t. ``xt`` (rows are independent)."""
+    with torch.enable_grad():
+        if not create_graph:
+            xt = xt.detach().requires_grad_(True)
+            theta = theta.detach()
+        elif not xt.requires_grad:
+            xt = xt.clone().requires_grad_(True)
+        loss = (g(xt, theta) - g(x, theta)) ** 2
+        (e,) = torch.autograd.grad(loss.sum(), xt, create_graph=create_graph)
+    return e
+
+
+def tailored_predict(
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    x: Tensor,
+    *,
+    lr: float | Tensor,
+    steps: int,
+    dt: float,
+    create_graph: bool = False,
+) -> Tensor:
+    """Tailored dx/dt of the tanh MLP, batched, without per-state weight copies.
+
+    Args:
+        params: MLP parameters by name (``dict(model.named_parameters())``).
+        g: conservation function.
+        theta: formula parameters, shape (n_params,) or with leading batch dims that broadcast with
+            ``x[..., 0]`` (e.g. (C, 1, n_params) for C parameter vectors of one formula).
+        x: query states, shape (..., N, n_vars).
+        lr: inner learning rate: a float, or a tensor broadcastable to ``x[..., :1]``, e.g. shape (L, 1, 1).
+        steps: number of inner SGD steps (0 gives the untailored model).
+        dt: time step of the finite difference.
+        create_graph: keep the graph of the inner gradient, for meta-tailoring (second-order gradients).
+            When False the result is computed without any outer graph (evaluation).
+
+    Returns:
+        Tailored predictions, shape broadcast of (lr batch dims, theta batch dims, ..., N, n_vars).
+    """
+    if not create_graph:
+        params = {k: v.detach() for k, v in params.items()}
+        theta = theta.detach()
+    layers = mlp_layers(params)
+    terms: list[list[_Term]] = [[] for _ in layers]
+    with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
+        for _ in range(steps):
+            out, inputs = _forward(layers, x, terms)
+            e = _dloss_dxt(g, theta, x, x + out * dt, create_graph) * dt
+            deltas = _backward(layers, inputs, terms, e)
+            for li, (d, h) in enumerate(zip(deltas, inputs)):
+                terms[li].append(_Term(a=lr * d, h=h))
+        out, _ = _forward(layers, x, terms)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Meta-tailoring
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetaTailorResult:
+    """Outcome of :func:`meta_tailor`.
+
+    Attributes:
+        model: the meta-tailored MLP (a new module; the input model is unchanged).
+        theta: meta-learned formula parameters, shape (n_params,).
+        losses: task loss (MSE of tailored dx/dt) before each outer step.
+    """
+
+    model: nn.Module
+    theta: Tensor
+    losses: list[float]
+
+
+def meta_tailor(
+    model: nn.Module,
+    g: ConservedFn,
+    theta: Tensor,
+    x: Tensor,
+    dxdt: Tensor,
+    *,
+    dt: float,
+    config: TailorConfig = TailorConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> MetaTailorResult:
+    """Meta-tailor a copy of ``model`` (tanh MLP) with the conservation function ``g``.
+
+    Each outer step is one full-batch Adam step on the MSE between the *tailored* prediction
+    (:func:`tailored_predict`, ``config.inner_steps`` steps at ``config.inner_lr``) and the true dx/dt, with
+    gradients through the inner step(s) into the MLP weights and, if ``config.learn_params``, into the formula
+    parameters ``theta``.
+
+    Args:
+        model: pretrained MLP from :func:`~meta_tailor._mlp.make_mlp`.
+        g: conservation function.
+        theta: initial formula parameters, shape (n_params,) (may be empty).
+        x: training states, shape (N, n_vars).
+        dxdt: training targets, shape (N, n_vars).
+        dt: time step of the data.
+        config: inner and outer settings.
+        progress: optional callable ``progress(epoch)``.
+    """
+    model = copy.deepcopy(model)
+    params = dict(model.named_parameters())
+    theta = theta.detach().clone().to(x)
+    groups = [
+        {
+            "params": list(params.values()),
+            "lr": config.outer_lr,
+            "weight_decay": config.weight_decay,
+        }
+    ]
+    if config.learn_params and theta.numel() > 0:
+        theta.requires_grad_(True)
+        groups.append({"params": [theta], "lr": config.param_lr, "weight_decay": 0.0})
+    opt = torch.optim.Adam(groups)
+    losses = []
+    for epoch in range(config.epochs):
+        opt.zero_grad(set_to_none=True)
+        pred = tailored_predict(
+            params,
+            g,
+            theta,
+            x,
+            lr=config.inner_lr,
+            steps=config.inner_steps,
+            dt=dt,
+            create_graph=True,
+        )
+        loss = torch.mean((pred - dxdt) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(epoch)
+    return MetaTailorResult(model=model, theta=theta.detach(), losses=losses)
+
+
+def tailored_field(
+    model: nn.Module,
+    g: ConservedFn | None,
+    theta: Tensor | None,
+    *,
+    lr: float | Tensor,
+    steps: int,
+    dt: float,
+) -> Callable[[Tensor], Tensor]:
+    """The tailored model as a vector field ``x (..., n_vars) -> dx/dt`` (for rollouts).
+
+    With ``g=None`` or ``steps=0`` it is the plain model.
+    """
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    if g is None or steps == 0:
+
+        def plain(x: Tensor) -> Tensor:
+            with torch.no_grad():
+                return functional_call(model, params, (x,))
+
+        return plain
+    theta_d = theta.detach() if theta is not None else torch.zeros(0)
+
+    def field(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return tailored_predict(params, g, theta_d, x, lr=lr, steps=steps, dt=dt)
+
+    return field
