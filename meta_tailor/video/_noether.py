@@ -1,0 +1,267 @@
+"""Algorithm 1 of the paper: tailor the prediction with an inner step on a learned conservation loss.
+
+Two ways of tailoring, chosen by ``NoetherConfig.tailor``:
+
+- ``"latent"`` (controlled pendulum): the adapted variables are the predicted LSTM outputs o_k; the embedding
+  is an MLP of (o_{k-1}, o_k, a_k); the adapted outputs are decoded into the final frames.
+- ``"cn"`` (ramp, CNGRAD): the adapted variables are per-example conditional-normalisation parameters
+  (gamma, beta) of the encoder and decoder; the embedding is a CNN of two consecutive frames; the final frames
+  come from a second rollout with the adapted parameters.
+
+The Noether loss, per example, over the predicted steps t = 1..T with reference e_0 from the ground truth:
+form "a": sum_t |e_0 - e_t|^2;  form "b": sum_t |e_{t-1} - e_t|^2 (equation 2 of the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from formula_search.errors import InputError
+from meta_tailor.video._models import CNParams, SVGPredictor
+
+
+@dataclass(frozen=True, slots=True)
+class NoetherConfig:
+    """Inner loop of a Noether Network.
+
+    Attributes:
+        tailor: "latent" (adapt LSTM outputs) or "cn" (adapt conditional-normalisation parameters).
+        loss_form: "a" (conserve relative to the ground-truth input) or "b" (consecutive predictions).
+        inner_lr: inner learning rate (paper: 0.5 latent, 1e-4 CN).
+        inner_steps: inner steps (paper: 1).
+        inner_optimizer: "sgd" (training and the paper's results) or "adam" (the many-steps study, figure 6).
+    """
+
+    tailor: str = "latent"
+    loss_form: str = "a"
+    inner_lr: float = 0.5
+    inner_steps: int = 1
+    inner_optimizer: str = "sgd"
+
+    def __post_init__(self) -> None:
+        if self.tailor not in ("latent", "cn"):
+            raise InputError(f"tailor must be 'latent' or 'cn', got {self.tailor!r}")
+        if self.loss_form not in ("a", "b"):
+            raise InputError(f"loss form must be 'a' or 'b', got {self.loss_form!r}")
+        if self.inner_steps < 0 or self.inner_lr < 0:
+            raise InputError("inner steps and inner learning rate must be non-negative")
+        if self.inner_optimizer not in ("sgd", "adam"):
+            raise InputError(
+                f"inner optimizer must be 'sgd' or 'adam', got {self.inner_optimizer!r}"
+            )
+
+
+def conservation_loss(ref: Tensor, emb: Tensor, form: str) -> Tensor:
+    """Noether loss per example.
+
+    Args:
+        ref: (B, k) embedding of the ground-truth input, e_0.
+        emb: (B, T, k) embeddings of the predictions e_1..e_T.
+        form: "a" or "b".
+
+    Returns:
+        (B,) sum over t of squared Euclidean distances.
+    """
+    if form == "a":
+        diff = emb - ref[:, None]
+    else:
+        prev = torch.cat([ref[:, None], emb[:, :-1]], 1)
+        diff = emb - prev
+    return diff.pow(2).sum(dim=(1, 2))
+
+
+def latent_noether_loss(
+    embedding: nn.Module, cond_outputs: Tensor, pred_outputs: Tensor, actions: Tensor, *, form: str
+) -> Tensor:
+    """Noether loss of predicted LSTM outputs, per example.
+
+    Args:
+        embedding: maps (..., 2 g_dim + action_dim) -> (..., k).
+        cond_outputs: (B, n_past - 1, g_dim) LSTM outputs of the history steps (they predict known frames).
+        pred_outputs: (B, T, g_dim) LSTM outputs of the predicted steps.
+        actions: (B, >= n_past + T - 1, action_dim).
+
+    Returns:
+        (B,) loss. The reference e_0 = g(o_{n_past-3}, o_{n_past-2}, a_{n_past-2}) depends only on true frames.
+    """
+    n_hist = cond_outputs.shape[1]
+    if n_hist < 2:
+        raise InputError("latent tailoring needs at least 3 history frames")
+    t = pred_outputs.shape[1]
+    outs = torch.cat([cond_outputs[:, -2:], pred_outputs], 1)  # o_{n_past-3} .. o_{n_past+T-2}
+    acts = actions[:, n_hist - 1 : n_hist + t]  # a_{n_past-2} .. a_{n_past+T-2}
+    pairs = torch.cat([outs[:, :-1], outs[:, 1:], acts], -1)  # (B, T + 1, 2 g + a)
+    e = embedding(pairs)
+    return conservation_loss(e[:, 0], e[:, 1:], form)
+
+
+def frame_noether_loss(
+    embedding: nn.Module, history: Tensor, preds: Tensor, *, form: str
+) -> Tensor:
+    """Noether loss of predicted frames, per example, with a frame-pair embedding.
+
+    Args:
+        embedding: maps (N, 2C, S, S) -> (N, k).
+        history: (B, n_past, C, S, S) true frames, n_past >= 2.
+        preds: (B, T, C, S, S) predicted frames.
+
+    Returns:
+        (B,) loss; e_0 = g(x_{n_past-2}, x_{n_past-1}), e_t = g(x~_{t-1}, x~_t) with x~_0 the last true frame.
+    """
+    if history.shape[1] < 2:
+        raise InputError("frame embeddings need at least 2 history frames")
+    seq = torch.cat([history[:, -2:], preds], 1)
+    b, t1 = seq.shape[:2]
+    pairs = torch.cat([seq[:, :-1], seq[:, 1:]], 2)  # (B, T + 1, 2C, S, S)
+    e = embedding(pairs.reshape(b * (t1 - 1), *pairs.shape[2:])).reshape(b, t1 - 1, -1)
+    return conservation_loss(e[:, 0], e[:, 1:], form)
+
+
+class _InnerOpt:
+    """Plain SGD, or Adam written out, on a list of tensors, differentiable when ``create_graph``."""
+
+    def __init__(self, kind: str, lr: float) -> None:
+        self.kind, self.lr, self.t = kind, lr, 0
+        self.m: list[Tensor] = []
+        self.v: list[Tensor] = []
+
+    def step(self, params: list[Tensor], grads: tuple[Tensor, ...]) -> list[Tensor]:
+        if self.kind == "sgd":
+            return [p - self.lr * g for p, g in zip(params, grads, strict=True)]
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        self.t += 1
+        if not self.m:
+            self.m = [torch.zeros_like(p) for p in params]
+            self.v = [torch.zeros_like(p) for p in params]
+        out = []
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            self.m[i] = b1 * self.m[i] + (1 - b1) * g
+            self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
+            mh = self.m[i] / (1 - b1**self.t)
+            vh = self.v[i] / (1 - b2**self.t)
+            out.append(p - self.lr * mh / (vh.sqrt() + eps))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Result of :func:`predict_sequence`.
+
+    Attributes:
+        preds: final (tailored) predicted frames (B, T, C, S, S).
+        initial_preds: predictions before tailoring (B, T, C, S, S).
+        inner_losses: (inner_steps + 1, B) Noether loss before each inner step and after the last.
+    """
+
+    preds: Tensor
+    initial_preds: Tensor
+    inner_losses: Tensor
+
+
+def predict_sequence(
+    model: SVGPredictor,
+    embedding: nn.Module | None,
+    frames: Tensor,
+    actions: Tensor,
+    *,
+    config: NoetherConfig,
+    n_past: int,
+    n_future: int,
+    create_graph: bool,
+    teacher_forcing: bool = False,
+) -> Prediction:
+    """PREDICTSEQUENCE of Algorithm 1: initial predictions, inner steps on the Noether loss, final predictions.
+
+    Args:
+        model: the predictor f_theta.
+        embedding: g_phi, or None for no tailoring (then ``inner_steps`` is ignored).
+        frames: (B, T, C, S, S); only the first ``n_past`` frames are seen unless ``teacher_forcing``.
+        actions: (B, T, action_dim).
+        config: inner-loop settings.
+        create_graph: keep the graph of the inner step so that the task loss can be differentiated through it
+            (training); at evaluation the inner step is taken on detached variables.
+        teacher_forcing: feed true frames after the history (SVG training of the ramp model).
+
+    Returns:
+        Final and initial predictions and the Noether loss along the inner loop.
+    """
+    steps = 0 if embedding is None else config.inner_steps
+    opt = _InnerOpt(config.inner_optimizer, config.inner_lr)
+    losses: list[Tensor] = []
+    b = frames.shape[0]
+    if config.tailor == "latent":
+        r = model.rollout(
+            frames, actions, n_past=n_past, n_future=n_future, teacher_forcing=teacher_forcing
+        )
+        cond, pred = r.outputs[:, : n_past - 1], r.outputs[:, n_past - 1 :]
+        if steps == 0:
+            return Prediction(r.preds, r.preds, torch.zeros(1, b, device=frames.device))
+        with torch.enable_grad():
+            if not create_graph:
+                cond, pred = cond.detach(), pred.detach().requires_grad_(True)
+            for _ in range(steps):
+                loss = latent_noether_loss(embedding, cond, pred, actions, form=config.loss_form)
+                losses.append(loss.detach())
+                (grad,) = torch.autograd.grad(loss.sum(), pred, create_graph=create_graph)
+                (pred,) = opt.step([pred], (grad,))
+                if not create_graph:
+                    pred = pred.detach().requires_grad_(True)
+            final_loss = latent_noether_loss(embedding, cond, pred, actions, form=config.loss_form)
+            losses.append(final_loss.detach())
+        with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
+            preds = model.decode(pred if create_graph else pred.detach(), r.skips)
+        return Prediction(preds, r.preds, torch.stack(losses))
+
+    # CNGRAD: adapt per-example conditional-normalisation parameters
+    cn = model.identity_cn(b, frames.device)
+    flat = [t for pair in cn for t in pair]
+    first = None
+    with torch.enable_grad():
+        for _ in range(steps):
+            flat = [
+                t if (create_graph and t.requires_grad) else t.detach().requires_grad_(True)
+                for t in flat
+            ]
+            r = model.rollout(
+                frames,
+                actions,
+                n_past=n_past,
+                n_future=n_future,
+                teacher_forcing=teacher_forcing,
+                cn=_pair(flat),
+            )
+            first = r.preds if first is None else first
+            loss = frame_noether_loss(embedding, frames[:, :n_past], r.preds, form=config.loss_form)
+            losses.append(loss.detach())
+            grads = torch.autograd.grad(loss.sum(), flat, create_graph=create_graph)
+            flat = opt.step(flat, grads)
+            if not create_graph:
+                flat = [t.detach() for t in flat]
+    r = model.rollout(
+        frames,
+        actions,
+        n_past=n_past,
+        n_future=n_future,
+        teacher_forcing=teacher_forcing,
+        cn=_pair(flat),
+    )
+    if steps:
+        with torch.no_grad():
+            losses.append(
+                frame_noether_loss(embedding, frames[:, :n_past], r.preds, form=config.loss_form)
+            )
+    first = r.preds if first is None else first
+    inner = torch.stack(losses) if losses else torch.zeros(1, b, device=frames.device)
+    return Prediction(r.preds, first, inner)
+
+
+def _pair(flat: list[Tensor]) -> CNParams:
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def task_loss(preds: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over pixels and predicted steps (the outer loss, L_task)."""
+    return (preds - target).pow(2).mean()
