@@ -1,0 +1,245 @@
+"""Canonical forms used to remove duplicate formulas.
+
+Three levels, each coarser than the one before:
+
+``commutative``
+    Formulas equal up to swapping the operands of ``+`` and ``*`` (the paper's level). Handled during
+    enumeration by an ordering rule, no key needed.
+``algebraic``
+    Equal as rational expressions in the variables and in ``sin``/``cos`` atoms, after flattening ``+`` and
+    ``*`` (associativity), cancelling ``x - x`` and ``x / x``, writing ``x*x`` as ``x^2``, and collapsing every
+    subexpression without inputs into one generic constant (a parameter). Products of sums are not expanded.
+``conservation``
+    Conserve the same quantity: ``g``, ``c*g``, ``g + c``, ``-g``, ``g / c``, ``1/g`` (and, for a sum, any
+    rescaling: ``c*p^2 + cos(q)`` ~ ``p^2 + c*cos(q)``). Formulas without inputs conserve nothing and are dropped.
+
+Algebraic forms are *interned*: every canonical sum gets a small integer id, and the id of an operator applied
+to canonical operands is computed from the operands' ids alone (the form is compositional). This is what lets
+the enumerator build larger formulas only from representatives of smaller classes.
+
+A canonical sum is a tuple of ``(monomial, coefficient)`` pairs sorted by monomial; a monomial is a sorted tuple
+of ``(atom id, exponent)``; an atom is an input, ``sin``/``cos`` of a sum, or a sum with several terms used as a
+factor. A coefficient is an exact :class:`~fractions.Fraction` or :data:`P` (a free constant).
+"""
+
+from __future__ import annotations
+
+import enum
+from fractions import Fraction
+
+#: The coefficient "some constant to be fitted".
+P = "P"
+_ONE = Fraction(1)
+_ZERO = Fraction(0)
+
+
+class DedupLevel(enum.IntEnum):
+    """How aggressively duplicates are removed (each level removes everything the previous one does)."""
+
+    COMMUTATIVE = 1
+    ALGEBRAIC = 2
+    CONSERVATION = 3
+
+    @classmethod
+    def parse(cls, text: str | DedupLevel) -> DedupLevel:
+        if isinstance(text, DedupLevel):
+            return text
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            from formula_search.errors import InputError
+
+            names = ", ".join(level.name.lower() for level in cls)
+            raise InputError(f"unknown dedup level {text!r}; choose one of {names}") from None
+
+
+def _cmul(a, b):
+    if a == 0 or b == 0:
+        return _ZERO
+    if a is P or b is P:
+        return P
+    return a * b
+
+
+def _cadd(a, b):
+    if a is P or b is P:
+        return P
+    return a + b
+
+
+def _coef_key(c) -> tuple:
+    return (1, 0, 1) if c is P else (0, c.numerator, c.denominator)
+
+
+class CanonicalForms:
+    """Interning table of algebraic canonical forms.
+
+    Use :meth:`of` for a whole tree, or the operator methods (:meth:`apply`) with operand ids during
+    enumeration. Ids are only meaningful within one instance.
+    """
+
+    #: id returned for undefined expressions (division by an expression that cancels to zero).
+    UNDEFINED = -1
+
+    def __init__(self) -> None:
+        self._sum_ids: dict[tuple, int] = {}
+        self._sums: list[tuple] = []
+        self._atom_ids: dict[tuple, int] = {}
+        self._atoms: list[tuple] = []
+        self._apply_cache: dict[tuple, int] = {}
+
+    # -- interning ----------------------------------------------------------------------------------------
+    def _sum(self, terms: dict[tuple, object]) -> int:
+        key = tuple(
+            sorted(
+                ((m, c) for m, c in terms.items() if c is P or c != 0),
+                key=lambda mc: (mc[0], _coef_key(mc[1])),
+            )
+        )
+        sid = self._sum_ids.get(key)
+        if sid is None:
+            sid = len(self._sums)
+            self._sum_ids[key] = sid
+            self._sums.append(key)
+        return sid
+
+    def _atom(self, key: tuple) -> int:
+        aid = self._atom_ids.get(key)
+        if aid is None:
+            aid = len(self._atoms)
+            self._atom_ids[key] = aid
+            self._atoms.append(key)
+        return aid
+
+    def terms(self, sid: int) -> tuple:
+        """The sorted ``(monomial, coefficient)`` pairs of canonical sum ``sid``."""
+        return self._sums[sid]
+
+    # -- leaves -------------------------------------------------------------------------------------------
+    def input(self, name: str) -> int:
+        return self._sum({((self._atom(("in", name)), 1),): _ONE})
+
+    def param(self) -> int:
+        return self._sum({(): P})
+
+    def number(self, value: float | Fraction) -> int:
+        return self._sum({(): Fraction(value).limit_denominator(10**9)})
+
+    def is_constant(self, sid: int) -> bool:
+        """True when the form has no inputs (a number or a free constant)."""
+        return sid != self.UNDEFINED and all(m == () for m, _ in self._sums[sid])
+
+    # -- operators ----------------------------------------------------------------------------------------
+    def apply(self, op: str, *sids: int) -> int:
+        """Canonical id of operator ``op`` applied to operands with canonical ids ``sids``."""
+        key = (op, *sids)
+        hit = self._apply_cache.get(key)
+        if hit is not None:
+            return hit
+        if self.UNDEFINED in sids:
+            out = self.UNDEFINED
+        else:
+            out = getattr(self, f"_{op}")(*sids)
+        self._apply_cache[key] = out
+        return out
+
+    def _add(self, a: int, b: int) -> int:
+        terms = dict(self._sums[a])
+        for m, c in self._sums[b]:
+            terms[m] = _cadd(terms[m], c) if m in terms else c
+        return self._sum(terms)
+
+    def _neg(self, a: int) -> int:
+        return self._sum({m: (c if c is P else -c) for m, c in self._sums[a]})
+
+    def _sub(self, a: int, b: int) -> int:
+        return self._add(a, self._neg(b))
+
+    def _as_term(self, a: int) -> tuple[dict[int, int], object] | None:
+        """A single term as (atom -> exponent, coefficient); a sum of several terms becomes one atom."""
+        terms = self._sums[a]
+        if not terms:
+            return {}, _ZERO
+        if len(terms) == 1:
+            m, c = terms[0]
+            return dict(m), c
+        return {self._atom(("sum", a)): 1}, _ONE
+
+    def _mul_terms(self, a: int, b: int, sign: int) -> int:
+        ma, ca = self._as_term(a)
+        mb, cb = self._as_term(b)
+        if sign < 0:
+            if cb == 0:
+                return self.UNDEFINED
+            cb = P if cb is P else 1 / cb
+        coef = _cmul(ca, cb)
+        if coef == 0:
+            return self._sum({})
+        mono = dict(ma)
+        for atom, e in mb.items():
+            mono[atom] = mono.get(atom, 0) + sign * e
+        monomial = tuple(sorted((atom, e) for atom, e in mono.items() if e != 0))
+        return self._sum({monomial: coef})
+
+    def _mul(self, a: int, b: int) -> int:
+        return self._mul_terms(a, b, 1)
+
+    def _div(self, a: int, b: int) -> int:
+        return self._mul_terms(a, b, -1)
+
+    def _square(self, a: int) -> int:
+        return self._mul_terms(a, a, 1)
+
+    def _trig(self, name: str, a: int) -> int:
+        terms = self._sums[a]
+        if all(m == () for m, _ in terms):
+            coef = terms[0][1] if terms else _ZERO
+            if coef == 0:
+                return self.number(0 if name == "sin" else 1)
+            return self.param()  # sin of a constant is a constant
+        return self._sum({((self._atom((name, a)), 1),): _ONE})
+
+    def _sin(self, a: int) -> int:
+        return self._trig("sin", a)
+
+    def _cos(self, a: int) -> int:
+        return self._trig("cos", a)
+
+    # -- whole trees --------------------------------------------------------------------------------------
+    def of(self, expr) -> int:
+        """Algebraic canonical id of a whole tree."""
+        from dsl._expr import Const, Input, Op, Param
+
+        if isinstance(expr, Input):
+            return self.input(expr.name)
+        if isinstance(expr, Param):
+            return self.param()
+        if isinstance(expr, Const):
+            return self.number(expr.value)
+        if isinstance(expr, Op):
+            return self.apply(expr.name, *(self.of(a) for a in expr.args))
+        raise TypeError(f"not an expression: {expr!r}")
+
+    # -- conservation level -------------------------------------------------------------------------------
+    def conservation_key(self, sid: int) -> tuple | None:
+        """Key shared by formulas that conserve the same quantity; ``None`` for trivial (constant) ones."""
+        if sid == self.UNDEFINED or self.is_constant(sid):
+            return None
+        terms = [(m, c) for m, c in self._sums[sid] if m != ()]  # g + c ~ g
+        if len(terms) == 1:
+            ((m, _),) = terms  # c*g ~ -g ~ g
+            if len(m) == 1 and m[0][1] in (1, -1):
+                atom = self._atoms[m[0][0]]
+                if atom[0] == "sum":  # c*(A + B) and 1/(A + B) conserve what A + B does
+                    return self.conservation_key(atom[1])
+            inverse = tuple((a, -e) for a, e in m)  # 1/g ~ g
+            return ("term", min(m, inverse))
+        first = terms[0][1]
+        scaled = []
+        for m, c in terms:  # divide by the first coefficient: c1*A + c2*B ~ A + (c2/c1)*B
+            if first is P:
+                c = _ONE if m == terms[0][0] else P
+            elif c is not P:
+                c = c / first
+            scaled.append((m, _coef_key(c)))
+        return ("sum", tuple(scaled))

@@ -1,0 +1,3 @@
+from formula_search.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""Small I/O helpers shared by the stages: atomic writes and tables by file extension."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from formula_search.errors import InputError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A crash or Ctrl-C never leaves a half-written file at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def check_table_suffix(path: str | os.PathLike[str]) -> str:
+    """Return the table format of ``path`` (``"csv"`` or ``"parquet"``) or raise :class:`InputError`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(
+            f"{path}: unsupported table format {suffix or '(none)'!r}; use .csv or .parquet"
+        )
+    return suffix[1:]
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` atomically as CSV or Parquet, chosen by the extension of ``path``."""
+    fmt = check_table_suffix(path)
+    with atomic_path(path) as tmp:
+        if fmt == "csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a table written by :func:`write_table`."""
+    fmt = check_table_suffix(path)
+    if not Path(path).exists():
+        raise InputError(f"{path}: no such file")
+    return pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
