@@ -1,0 +1,369 @@
+"""Dataset cards: the declarative TOML description of a dataset.
+
+A card says what a dataset is (name, variables with units, source, license), where its numbers come from
+(a simulation of a Hamiltonian, or a recorded file) and how it is split. Adding a built-in system is adding a
+card under ``datasets/``; no code changes. The schema (every key, with defaults) is documented in
+``docs/datasets.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dsl
+from formula_search.errors import InputError
+
+#: The dataset every command uses when none is named.
+DEFAULT_DATASET = "ideal_pendulum"
+
+_KINDS = ("simulated", "recorded")
+_DERIVATIVES = ("forward", "central")
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """How a simulated dataset is generated (the ``[simulation]`` table of a card).
+
+    Attributes:
+        trajectories: number of trajectories generated.
+        t_start, t_end: integration span (time units of the card).
+        points: evaluation points per trajectory, evenly spaced on ``[t_start, t_end]`` (both included).
+        rtol, atol: tolerances of ``scipy.integrate.solve_ivp``.
+        method: ``solve_ivp`` method.
+        initial: initial-state sampler: ``{"kind": "radius", "r_min": .., "r_max": ..}`` (random direction in
+            the full state space, radius uniform in ``[r_min, r_max]``, as HNN) or
+            ``{"kind": "two_body_circular", "r_min": .., "r_max": .., "orbit_noise": ..}`` (HNN's orbits).
+        noise_stream: ``"inline"``: the observation noise is drawn from the same random stream right after each
+            trajectory's initial state, as HNN does for the pendulum and the spring (so the seed gives HNN's
+            initial states and noise); ``"separate"``: from an independent stream (HNN's orbits draw none).
+    """
+
+    trajectories: int
+    t_start: float
+    t_end: float
+    points: int
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    method: str = "DOP853"
+    initial: Mapping[str, Any] = field(default_factory=dict)
+    noise_stream: str = "inline"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """Where a recorded dataset's numbers are (the ``[file]`` table of a card).
+
+    Attributes:
+        path: the data file (CSV, or whitespace-separated text).
+        columns: names of the file's columns when its header does not give them (``None``: read the header).
+        skip_rows: lines skipped at the top before reading (e.g. a header that does not name every column).
+        time: name of the time column (``None``: ``t`` or ``time``).
+        trajectory: name of the trajectory-id column (``None``: the file is one trajectory).
+        derivative: finite-difference scheme for dx/dt: ``"forward"`` (HNN; the last point of each trajectory
+            is dropped) or ``"central"`` (second order on an uneven grid, one-sided at both ends).
+    """
+
+    path: Path
+    columns: tuple[str, ...] | None = None
+    skip_rows: int = 0
+    time: str | None = None
+    trajectory: str | None = None
+    derivative: str = "central"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How points are split into train and test (the ``[split]`` table).
+
+    Attributes:
+        train_fraction: share of trajectories (or, for one continuous recording, of points) used to train.
+        test_first: the test part comes first (HNN's orbits take the first 20% as test).
+        by: ``"trajectories"`` (whole trajectories go to one side), ``"time"`` (each recording is split in time
+            order) or ``"auto"`` (by trajectories when there are at least two, else by time).
+        train_pieces: a time split cuts the training part into this many equal trajectories (the Noether paper
+            cuts the real pendulum's training part into 4).
+    """
+
+    train_fraction: float = 0.8
+    test_first: bool = False
+    by: str = "auto"
+    train_pieces: int = 1
+
+
+@dataclass(frozen=True)
+class Card:
+    """A parsed dataset card.
+
+    Attributes:
+        name: dataset name (``fsearch datasets show NAME``).
+        kind: ``"simulated"`` or ``"recorded"``.
+        variables: the state variables with units; for simulated systems the first half are the
+            coordinates q_i and the second half their conjugate momenta p_i, in the same order.
+        columns: data-file column of each variable (recorded data), in ``variables`` order.
+        hamiltonian: reference Hamiltonian as text (``None`` if unknown).
+        simulation: generation recipe (simulated cards).
+        file: data file description (recorded cards).
+        split: train/test split.
+        noise: default observation noise (standard deviation added to every state variable).
+        default_window: conservation window in points for dissipative recordings (``None``: whole trajectory).
+        description, source, license, citation: free text shown by ``fsearch datasets show``.
+        path: the card file (``None`` for a card built from command-line options).
+        text: the card's text (part of the cache key).
+    """
+
+    name: str
+    kind: str
+    variables: tuple[dsl.Variable, ...]
+    columns: tuple[str, ...]
+    hamiltonian: str | None = None
+    simulation: SimulationSpec | None = None
+    file: FileSpec | None = None
+    split: SplitSpec = field(default_factory=SplitSpec)
+    noise: float = 0.0
+    default_window: int | None = None
+    description: str = ""
+    source: str = ""
+    license: str = ""
+    citation: str = ""
+    path: Path | None = None
+    text: str = ""
+
+    @property
+    def var_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.variables)
+
+
+# -- locating built-in cards -------------------------------------------------------------------------------
+
+
+def builtin_dir() -> Path:
+    """The folder of the built-in cards: installed as ``formula_search.builtin_datasets``, else the checkout's
+    top-level ``datasets/``."""
+    try:
+        root = importlib.resources.files("formula_search.builtin_datasets")
+        path = Path(str(root))
+        if path.is_dir() and any(path.glob("*.toml")):
+            return path
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    import formula_search
+
+    return Path(formula_search.__file__).resolve().parents[1] / "datasets"
+
+
+@functools.cache
+def _builtin_cards(root: Path) -> dict[str, Path]:
+    paths = sorted(root.glob("*.toml")) + sorted(root.glob("*/card.toml"))
+    out: dict[str, Path] = {}
+    for path in paths:
+        name = path.stem if path.name != "card.toml" else path.parent.name
+        out[name] = path
+    return out
+
+
+def builtin_cards() -> dict[str, Path]:
+    """Map each built-in dataset name to its card file, in name order."""
+    return dict(sorted(_builtin_cards(builtin_dir()).items()))
+
+
+# -- reading a card ----------------------------------------------------------------------------------------
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    for i, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return i
+    return None
+
+
+def _where(path: Path | None, text: str, needle: str | None = None) -> str:
+    where = str(path) if path is not None else "card"
+    if needle is not None and (line := _line_of(text, needle)) is not None:
+        where += f", line {line}"
+    return where
+
+
+def make_variable(name: str, unit: str, *, where: str) -> dsl.Variable:
+    """Build a :class:`dsl.Variable`, turning a bad name or unit into an :class:`InputError` naming ``where``."""
+    try:
+        return dsl.Variable(name, unit)
+    except InputError as exc:
+        raise InputError(f"{where}: variable {name!r}: {exc}") from None
+    except ValueError as exc:  # defensive: any other rejection of the name
+        raise InputError(f"{where}: variable {name!r}: {exc}") from None
+
+
+def _get(
+    table: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str, default: Any = ...
+):
+    if key not in table:
+        if default is ...:
+            raise InputError(f"{where}: missing key {key!r}")
+        return default
+    value = table[key]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise InputError(f"{where}: key {key!r} must be {names}, got {value!r}")
+    return value
+
+
+def parse_card(
+    text: str, *, path: Path | None = None, name: str | None = None, data_path: Path | None = None
+) -> Card:
+    """Parse the TOML text of a card.
+
+    Args:
+        text: TOML text.
+        path: the card's file; relative data paths are resolved against its folder.
+        name: dataset name when the card gives none (defaults to the file name).
+        data_path: the data file a card beside it describes (used when ``[file]`` gives no ``path``).
+
+    Raises:
+        InputError: malformed TOML, a missing or mistyped key, an unknown unit.
+    """
+    where = str(path) if path is not None else "card"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{where}: not a valid TOML card: {exc}") from None
+    if path is not None and path.name == "card.toml":
+        default_name = path.parent.name
+    else:
+        default_name = path.stem if path is not None else "dataset"
+    name = _get(raw, "name", str, where, name or default_name)
+    kind = _get(raw, "kind", str, where, "recorded" if "file" in raw or data_path else "simulated")
+    if kind not in _KINDS:
+        raise InputError(
+            f"{_where(path, text, 'kind')}: kind must be one of {', '.join(_KINDS)}, got {kind!r}"
+        )
+
+    raw_vars = _get(raw, "variables", list, where)
+    if not raw_vars:
+        raise InputError(f"{where}: the card lists no variables")
+    variables, columns = [], []
+    for item in raw_vars:
+        if not isinstance(item, dict) or "name" not in item or "unit" not in item:
+            raise InputError(f"{where}: each [[variables]] entry needs a name and a unit")
+        vname, unit = str(item["name"]), str(item["unit"])
+        variables.append(make_variable(vname, unit, where=_where(path, text, f'"{unit}"')))
+        columns.append(str(item.get("column", vname)))
+    names = [v.name for v in variables]
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: repeated variable name in {names}")
+
+    hamiltonian = _get(raw, "hamiltonian", str, where, None)
+    noise = _get(raw, "noise", float, where, 0.0)
+    if not (math.isfinite(noise) and noise >= 0):
+        raise InputError(f"{_where(path, text, 'noise')}: noise must be a non-negative number")
+    window = _get(raw, "default_window", int, where, None)
+    if window is not None and window < 2:
+        raise InputError(
+            f"{_where(path, text, 'default_window')}: default_window must be at least 2"
+        )
+
+    simulation = file = None
+    if kind == "simulated":
+        sim = _get(raw, "simulation", dict, where)
+        swhere = f"{where} [simulation]"
+        simulation = SimulationSpec(
+            trajectories=_get(sim, "trajectories", int, swhere),
+            t_start=_get(sim, "t_start", float, swhere, 0.0),
+            t_end=_get(sim, "t_end", float, swhere),
+            points=_get(sim, "points", int, swhere),
+            rtol=_get(sim, "rtol", float, swhere, 1e-10),
+            atol=_get(sim, "atol", float, swhere, 1e-12),
+            method=_get(sim, "method", str, swhere, "DOP853"),
+            initial=dict(_get(sim, "initial", dict, swhere)),
+            noise_stream=_get(sim, "noise_stream", str, swhere, "inline"),
+        )
+        if hamiltonian is None:
+            raise InputError(f"{where}: a simulated dataset needs a hamiltonian")
+        if len(variables) % 2:
+            raise InputError(f"{where}: a simulated dataset needs as many momenta as coordinates")
+        if simulation.trajectories < 1 or simulation.points < 3:
+            raise InputError(f"{swhere}: need at least 1 trajectory and 3 points")
+        if not simulation.t_end > simulation.t_start:
+            raise InputError(f"{swhere}: t_end must be after t_start")
+        if simulation.noise_stream not in ("inline", "separate"):
+            raise InputError(f"{swhere}: noise_stream must be 'inline' or 'separate'")
+    else:
+        fil = _get(raw, "file", dict, where, {} if data_path is not None else ...)
+        fwhere = f"{where} [file]"
+        file_path = Path(
+            _get(fil, "path", str, fwhere, str(data_path) if data_path is not None else ...)
+        )
+        if not file_path.is_absolute() and path is not None:
+            file_path = path.parent / file_path
+        cols = _get(fil, "columns", list, fwhere, None)
+        file = FileSpec(
+            path=file_path,
+            columns=None if cols is None else tuple(str(c) for c in cols),
+            skip_rows=_get(fil, "skip_rows", int, fwhere, 0),
+            time=_get(fil, "time", str, fwhere, None),
+            trajectory=_get(fil, "trajectory", str, fwhere, None),
+            derivative=_get(fil, "derivative", str, fwhere, "central"),
+        )
+        if file.derivative not in _DERIVATIVES:
+            raise InputError(f"{fwhere}: derivative must be one of {', '.join(_DERIVATIVES)}")
+
+    spl = _get(raw, "split", dict, where, {})
+    pwhere = f"{where} [split]"
+    split = SplitSpec(
+        train_fraction=_get(spl, "train_fraction", float, pwhere, 0.8),
+        test_first=_get(spl, "test_first", bool, pwhere, False),
+        by=_get(spl, "by", str, pwhere, "auto"),
+        train_pieces=_get(spl, "train_pieces", int, pwhere, 1),
+    )
+    check_split(split, where=pwhere)
+
+    return Card(
+        name=name,
+        kind=kind,
+        variables=tuple(variables),
+        columns=tuple(columns),
+        hamiltonian=hamiltonian,
+        simulation=simulation,
+        file=file,
+        split=split,
+        noise=noise,
+        default_window=window,
+        description=_get(raw, "description", str, where, "").strip(),
+        source=_get(raw, "source", str, where, "").strip(),
+        license=_get(raw, "license", str, where, "").strip(),
+        citation=_get(raw, "citation", str, where, "").strip(),
+        path=path,
+        text=text,
+    )
+
+
+def check_split(split: SplitSpec, *, where: str) -> None:
+    """Raise :class:`InputError` if ``split`` is not a usable split."""
+    if not 0.0 < split.train_fraction < 1.0:
+        raise InputError(
+            f"{where}: train_fraction must be between 0 and 1, got {split.train_fraction}"
+        )
+    if split.by not in ("auto", "trajectories", "time"):
+        raise InputError(f"{where}: by must be 'auto', 'trajectories' or 'time', got {split.by!r}")
+    if split.train_pieces < 1:
+        raise InputError(f"{where}: train_pieces must be at least 1")
+
+
+def read_card(path: str | Path) -> Card:
+    """Read and parse the card at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such card") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the card: {exc}") from None
+    return parse_card(text, path=path)

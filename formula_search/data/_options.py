@@ -1,0 +1,135 @@
+"""The ``--dataset`` option group shared by ``fsearch enumerate``, ``fit``, ``rank`` and friends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import click
+
+from formula_search.data._cards import DEFAULT_DATASET
+from formula_search.data._dataset import Dataset
+from formula_search.data._load import load_dataset
+
+#: Parameter names the options below add to a click command (pop them with :func:`pop_dataset_options`).
+DATASET_OPTIONS: tuple[str, ...] = (
+    "dataset",
+    "columns",
+    "time_col",
+    "traj_col",
+    "noise",
+    "seed",
+    "train_fraction",
+    "derivative",
+)
+
+
+def _file_options(with_dataset: bool, default: str | None) -> list[Callable]:
+    opts: list[Callable] = []
+    if with_dataset:
+        opts.append(
+            click.option(
+                "--dataset",
+                default=default,
+                show_default=True,
+                metavar="NAME|PATH",
+                help="Built-in dataset (fsearch datasets list), a card (.toml) or your CSV / text file.",
+            )
+        )
+    opts += [
+        click.option(
+            "--columns",
+            default=None,
+            metavar="SPEC",
+            help="Your file's state columns with units, e.g. 'q:rad,p:rad/s' (coordinates, then momenta).",
+        ),
+        click.option(
+            "--time-col", default=None, metavar="NAME", help="Your file's time column [t or time]."
+        ),
+        click.option(
+            "--traj-col",
+            default=None,
+            metavar="NAME",
+            help="Your file's trajectory-id column [one trajectory].",
+        ),
+        click.option(
+            "--noise",
+            type=float,
+            default=None,
+            help="Gaussian noise std added to simulated states [card default: 0; HNN used 0.1].",
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Random seed (data and search)."
+        ),
+        click.option(
+            "--train-fraction",
+            type=float,
+            default=None,
+            help="Share of the data used to train [card default].",
+        ),
+        click.option(
+            "--derivative",
+            type=click.Choice(["forward", "central"]),
+            default=None,
+            help="Finite differences for recorded dx/dt [card default; central for your files].",
+        ),
+    ]
+    return opts
+
+
+def dataset_options(
+    func: Callable | None = None, *, default: str | None = DEFAULT_DATASET
+) -> Callable:
+    """Click decorator adding ``--dataset NAME|PATH`` and the user-file options to a command.
+
+    The command receives the parameters named in :data:`DATASET_OPTIONS`; turn them into a
+    :class:`Dataset` with ``dataset_from_options(**pop_dataset_options(kwargs))`` (``seed`` is also meant for
+    the command's own randomness: read it before popping if needed).
+
+    Usable as ``@dataset_options`` or ``@dataset_options(default=None)``.
+    """
+
+    def decorate(f: Callable) -> Callable:
+        for opt in reversed(_file_options(True, default)):
+            f = opt(f)
+        return f
+
+    return decorate(func) if func is not None else decorate
+
+
+def user_file_options(func: Callable) -> Callable:
+    """Like :func:`dataset_options` without ``--dataset`` (for commands taking the dataset as an argument)."""
+    for opt in reversed(_file_options(False, None)):
+        func = opt(func)
+    return func
+
+
+def pop_dataset_options(kwargs: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Remove and return the :data:`DATASET_OPTIONS` entries of a command's keyword arguments."""
+    return {k: kwargs.pop(k) for k in DATASET_OPTIONS if k in kwargs}
+
+
+def dataset_from_options(
+    *,
+    dataset: str | None = DEFAULT_DATASET,
+    columns: str | None = None,
+    time_col: str | None = None,
+    traj_col: str | None = None,
+    noise: float | None = None,
+    seed: int = 0,
+    train_fraction: float | None = None,
+    derivative: str | None = None,
+    cache_dir: str | None = None,
+) -> Dataset:
+    """Load the dataset the :func:`dataset_options` of a command describe (see :func:`load_dataset`)."""
+    return load_dataset(
+        dataset if dataset is not None else DEFAULT_DATASET,
+        noise=noise,
+        seed=seed,
+        cache_dir=cache_dir,
+        columns=columns,
+        time_col=time_col,
+        traj_col=traj_col,
+        train_fraction=train_fraction,
+        derivative=derivative,
+    )
