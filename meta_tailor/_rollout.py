@@ -22,15 +22,15 @@ def rk4_rollout(field: Callable[[Tensor], Tensor], x0: Tensor, t: Tensor) -> Ten
     """Integrate ``dx/dt = field(x)`` with RK4 on the grid ``t``.
 
     Args:
-        field: maps states (B, n) to time derivatives (B, n).
-        x0: initial states, shape (B, n).
+        field: maps states (..., B, n) to time derivatives (..., B, n).
+        x0: initial states, shape (..., B, n); leading dims batch e.g. inner learning rates.
         t: time grid, shape (T,) shared by all, or (B, T) per trajectory.
 
     Returns:
-        States at the grid times, shape (B, T, n); ``[:, 0]`` is ``x0``.
+        States at the grid times, shape (..., B, T, n); ``[..., 0, :]`` is ``x0``.
     """
     if t.dim() == 1:
-        t = t.expand(x0.shape[0], -1)
+        t = t.expand(x0.shape[-2], -1)
     hs = (t[:, 1:] - t[:, :-1]).to(x0)  # (B, T-1)
     xs = [x0]
     x = x0
@@ -42,7 +42,7 @@ def rk4_rollout(field: Callable[[Tensor], Tensor], x0: Tensor, t: Tensor) -> Ten
         k4 = field(x + h * k3)
         x = x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
         xs.append(x)
-    return torch.stack(xs, dim=1)
+    return torch.stack(xs, dim=-2)
 
 
 def rollout_trajectories(

@@ -1,0 +1,452 @@
+"""Ranking of conserved formulas by meta-tailoring a pretrained MLP (Noether Networks, section 4.2).
+
+Protocol (:func:`rank`):
+
+1. **Screen.** For every survivor and every (inner learning rate, inner steps) pair, tailor the pretrained
+   MLP (no outer training) and roll the tailored field out from the first state of every training
+   trajectory. ``screen_loss`` is that rollout's MSE on training data. All learning rates of one formula are
+   one batched tensor program (:func:`~meta_tailor._tailor.tailored_predict` with ``lr`` of shape (L, 1, 1)).
+2. **Long stage.** The ``top_k`` survivors with the lowest screen loss (each at its best rate/steps) are
+   meta-tailored for ``epochs`` full-batch epochs; the formula's parameters are meta-learned too.
+3. **Selection.** The winner has the lowest long-term rollout MSE on *training* trajectories
+   (``train_rollout_mse``). ``test_rmse`` is reported but never used to choose.
+
+The comparators of the paper's tables (:func:`comparators`) are trained and evaluated on the same splits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from meta_tailor._config import MLPConfig, RankConfig, resolve_device
+from meta_tailor._hnn import HNN
+from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
+from meta_tailor._mlp import make_mlp, train_mlp
+from meta_tailor._rollout import rk4_rollout, rollout_trajectories
+from meta_tailor._tailor import ConservedFn, meta_tailor, tailored_field, tailored_predict
+
+#: Columns of the table returned by :func:`rank`.
+RANK_COLUMNS = [
+    "formula",
+    "fitted_params",
+    "params",
+    "inner_lr",
+    "inner_steps",
+    "screen_loss",
+    "train_rollout_mse",
+    "test_rmse",
+    "rank",
+]
+#: Columns of the screen table (one row per formula, learning rate and number of inner steps).
+SCREEN_COLUMNS = ["formula", "inner_lr", "inner_steps", "screen_loss"]
+#: Columns of the comparators table.
+COMPARATOR_COLUMNS = [
+    "method",
+    "description",
+    "inner_lr",
+    "inner_steps",
+    "train_rollout_mse",
+    "test_rmse",
+]
+
+Compiler = Callable[[str], tuple[ConservedFn, int]]
+Progress = Callable[[str, int, int], None]
+
+
+def dsl_compiler(var_names: Sequence[str]) -> Compiler:
+    """Compile DSL text with :mod:`dsl` into ``(g, n_params)``."""
+    import dsl
+
+    names = list(var_names)
+
+    def compile_(text: str) -> tuple[ConservedFn, int]:
+        expr = dsl.parse(text, names)
+        return dsl.compile_torch(expr, names), dsl.n_params(expr)
+
+    return compile_
+
+
+def parse_params(value) -> list[float]:
+    """Formula parameters from a table cell: a list, or JSON text as written in CSV."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [float(v) for v in value]
+
+
+def segment_trajectories(trajectories: Sequence, segments: int) -> list:
+    """Cut each trajectory into ``segments`` equally long consecutive pieces (the remainder is dropped).
+
+    The real pendulum's single training recording is cut into 4 pieces, as the paper does (appendix C).
+    """
+    if segments == 1:
+        return list(trajectories)
+    out = []
+    for tr in trajectories:
+        n = len(tr.t) // segments
+        for s in range(segments):
+            sl = slice(s * n, (s + 1) * n)
+            out.append(
+                SimpleNamespace(
+                    t=np.asarray(tr.t)[sl], x=np.asarray(tr.x)[sl], dxdt=np.asarray(tr.dxdt)[sl]
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Training data on the device: points for meta-tailoring, trajectories for rollouts."""
+
+    x: Tensor
+    dxdt: Tensor
+    trajectories: list
+    groups: list[tuple[Tensor, Tensor, Tensor]]  # per equal length: t (B, T), x (B, T, n)
+
+
+def _prepare(trajectories: Sequence, device: str, dtype=torch.float32) -> _Split:
+    x = torch.cat([torch.as_tensor(np.asarray(tr.x), dtype=dtype) for tr in trajectories]).to(
+        device
+    )
+    dxdt = torch.cat([torch.as_tensor(np.asarray(tr.dxdt), dtype=dtype) for tr in trajectories]).to(
+        device
+    )
+    by_len: dict[int, list] = {}
+    for tr in trajectories:
+        by_len.setdefault(len(tr.t), []).append(tr)
+    groups = []
+    for trs in by_len.values():
+        t = torch.stack([torch.as_tensor(np.asarray(tr.t), dtype=dtype) for tr in trs]).to(device)
+        xs = torch.stack([torch.as_tensor(np.asarray(tr.x), dtype=dtype) for tr in trs]).to(device)
+        groups.append((t, xs, torch.tensor(len(trs))))
+    return _Split(x=x, dxdt=dxdt, trajectories=list(trajectories), groups=groups)
+
+
+def _screen_losses(
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    split: _Split,
+    *,
+    lrs: Tensor,
+    steps: int,
+    dt: float,
+) -> Tensor:
+    """Training rollout MSE of the tailored pretrained model for every learning rate at once, shape (L,)."""
+    lr = lrs[:, None, None]
+
+    def field(x: Tensor) -> Tensor:
+        return tailored_predict(params, g, theta, x, lr=lr, steps=steps, dt=dt)
+
+    total = torch.zeros(len(lrs), device=lrs.device, dtype=lrs.dtype)
+    count = 0
+    for t, xs, _ in split.groups:
+        x0 = xs[:, 0].expand(len(lrs), -1, -1)
+        pred = rk4_rollout(field, x0, t)  # (L, B, T, n)
+        total = total + ((pred - xs) ** 2).sum(dim=(1, 2, 3))
+        count += xs.numel()
+    loss = total / count
+    return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """Outcome of :func:`rank`.
+
+    Attributes:
+        table: one row per survivor (columns :data:`RANK_COLUMNS`): ``formula`` (DSL text), ``fitted_params``
+            (parameters from the fitter), ``params`` (after meta-learning; the fitted ones if not in the long
+            stage), ``inner_lr``/``inner_steps`` (best of the screen), ``screen_loss`` (training rollout MSE
+            of the tailored pretrained MLP), ``train_rollout_mse`` (after meta-tailoring; NaN outside the
+            top k), ``test_rmse`` (reported, never used to choose), ``rank`` (1 = winner; NaN outside the
+            top k). Sorted by rank, then screen loss.
+        screen: every screened (formula, inner_lr, inner_steps) with its ``screen_loss``.
+        winner_model: the meta-tailored MLP of the winner.
+        winner_theta: its meta-learned formula parameters.
+    """
+
+    table: pd.DataFrame
+    screen: pd.DataFrame
+    winner_model: nn.Module | None = None
+    winner_theta: Tensor | None = None
+    models: dict = field(default_factory=dict, repr=False)
+
+
+def evaluate_field(
+    fieldfn: Callable[[Tensor], Tensor], trajectories: Sequence, *, device: str, method: str
+) -> tuple[float, float, pd.DataFrame]:
+    """Rollouts of a field: (rollout MSE, rollout RMSE, per-horizon table)."""
+    rolls = rollout_trajectories(fieldfn, trajectories, device=device)
+    return rollout_mse(rolls), rollout_rmse(rolls), horizon_errors(rolls, method=method)
+
+
+def rank(
+    survivors: pd.DataFrame,
+    model: nn.Module,
+    data,
+    *,
+    config: RankConfig = RankConfig(),
+    compiler: Compiler | None = None,
+    progress: Progress | None = None,
+) -> RankResult:
+    """Rank conserved formulas by how much meta-tailoring with them improves long-term prediction.
+
+    Args:
+        survivors: fitter output with columns ``formula`` (DSL text with ``c_0, c_1, ...``), ``params``
+            (list or JSON text) and optionally ``accepted`` (only accepted rows are ranked).
+        model: pretrained MLP (:func:`~meta_tailor._mlp.make_mlp`), not modified.
+        data: a dataset with ``train``/``test`` trajectories, ``time_step`` and ``var_names``.
+        config: the protocol (learning rates, steps, top k, epochs, device).
+        compiler: maps formula text to ``(g, n_params)``; default: :func:`dsl_compiler`.
+        progress: optional ``progress(stage, done, total)`` callback.
+
+    Returns:
+        A :class:`RankResult`.
+
+    Raises:
+        InputError: the table lacks the needed columns or has no accepted formula.
+    """
+    from formula_search.errors import InputError
+
+    missing = {"formula", "params"} - set(survivors.columns)
+    if missing:
+        raise InputError(f"survivors table lacks column(s) {', '.join(sorted(missing))}")
+    rows = survivors
+    if "accepted" in rows.columns:
+        rows = rows[rows["accepted"].astype(bool)]
+    if rows.empty:
+        raise InputError("no accepted formula to rank")
+    device = resolve_device(config.device)
+    compiler = compiler or dsl_compiler(data.var_names)
+    dt = float(data.time_step)
+    train = _prepare(segment_trajectories(data.train, config.train_segments), device)
+    model = model.to(device)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    lrs = torch.tensor(config.inner_lrs, dtype=torch.float32, device=device)
+
+    # 1. screen
+    candidates, screen_rows = [], []
+    total = len(rows)
+    for i, (formula, raw) in enumerate(zip(rows["formula"], rows["params"])):
+        fitted = parse_params(raw)
+        try:
+            g, n = compiler(formula)
+            if n != len(fitted):
+                raise ValueError(f"{n} parameters in the formula, {len(fitted)} given")
+            theta = torch.tensor(fitted, dtype=torch.float32, device=device)
+            losses = {
+                s: _screen_losses(params, g, theta, train, lrs=lrs, steps=s, dt=dt).cpu()
+                for s in config.inner_steps
+            }
+        except (
+            ValueError,
+            RuntimeError,
+            ArithmeticError,
+        ):  # one broken formula never stops the run
+            g, theta = None, None
+            losses = {s: torch.full((len(lrs),), math.inf) for s in config.inner_steps}
+        for s, ls in losses.items():
+            for lr, val in zip(config.inner_lrs, ls.tolist()):
+                screen_rows.append(
+                    {"formula": formula, "inner_lr": lr, "inner_steps": s, "screen_loss": val}
+                )
+        best_s, best_i = min(
+            ((s, j) for s in losses for j in range(len(lrs))), key=lambda sj: losses[sj[0]][sj[1]]
+        )
+        candidates.append(
+            {
+                "formula": formula,
+                "fitted_params": fitted,
+                "params": fitted,
+                "inner_lr": config.inner_lrs[best_i],
+                "inner_steps": best_s,
+                "screen_loss": float(losses[best_s][best_i]),
+                "train_rollout_mse": math.nan,
+                "test_rmse": math.nan,
+                "rank": math.nan,
+                "_g": g,
+                "_theta": theta,
+            }
+        )
+        if progress:
+            progress("screen", i + 1, total)
+
+    # 2. long stage on the top k
+    order = sorted(range(len(candidates)), key=lambda j: candidates[j]["screen_loss"])
+    top = [j for j in order[: config.top_k] if math.isfinite(candidates[j]["screen_loss"])]
+    models = {}
+    for n_done, j in enumerate(top):
+        c = candidates[j]
+        tcfg = replace(config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"])
+        res = meta_tailor(model, c["_g"], c["_theta"], train.x, train.dxdt, dt=dt, config=tcfg)
+        fieldfn = tailored_field(
+            res.model, c["_g"], res.theta, lr=tcfg.inner_lr, steps=tcfg.inner_steps, dt=dt
+        )
+        c["train_rollout_mse"] = evaluate_field(
+            fieldfn, train.trajectories, device=device, method=""
+        )[0]
+        c["test_rmse"] = (
+            evaluate_field(fieldfn, data.test, device=device, method="")[1]
+            if data.test
+            else math.nan
+        )
+        c["params"] = res.theta.cpu().tolist()
+        models[c["formula"]] = (res.model.cpu(), res.theta.cpu())
+        if progress:
+            progress("meta-tailor", n_done + 1, len(top))
+
+    # 3. selection on training rollouts
+    ranked = sorted(top, key=lambda j: candidates[j]["train_rollout_mse"])
+    for r, j in enumerate(ranked, start=1):
+        candidates[j]["rank"] = r
+    table = pd.DataFrame(
+        [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]
+    )
+    table = table.sort_values(
+        ["rank", "screen_loss"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    table = table[RANK_COLUMNS]
+    winner = models.get(table["formula"].iloc[0]) if ranked else None
+    return RankResult(
+        table=table,
+        screen=pd.DataFrame(screen_rows, columns=SCREEN_COLUMNS),
+        winner_model=winner[0] if winner else None,
+        winner_theta=winner[1] if winner else None,
+        models=models,
+    )
+
+
+def pretrain(
+    data, *, config: MLPConfig = MLPConfig(), device: str = "auto", progress=None
+) -> nn.Sequential:
+    """Train the vanilla MLP on all training points of ``data`` (returned on the CPU)."""
+    device = resolve_device(device)
+    x, dxdt = data.stacked("train")
+    x = torch.as_tensor(x, dtype=torch.float32, device=device)
+    dxdt = torch.as_tensor(dxdt, dtype=torch.float32, device=device)
+    model = make_mlp(x.shape[1], hidden=config.hidden, seed=config.seed).to(device)
+    train_mlp(model, x, dxdt, config=config, progress=progress)
+    return model.cpu()
+
+
+@dataclass(frozen=True)
+class ComparatorResult:
+    """Outcome of :func:`comparators`: ``table`` (:data:`COMPARATOR_COLUMNS`) and ``horizons`` (per-horizon
+    test error of every method, columns of :func:`~meta_tailor._metrics.horizon_errors`)."""
+
+    table: pd.DataFrame
+    horizons: pd.DataFrame
+
+
+def comparators(
+    model: nn.Module,
+    data,
+    *,
+    mlp_config: MLPConfig = MLPConfig(),
+    rank_config: RankConfig = RankConfig(),
+    winner: dict | None = None,
+    winner_model: nn.Module | None = None,
+    oracle: str | None = None,
+    compiler: Compiler | None = None,
+    include_hnn: bool = True,
+    progress: Progress | None = None,
+) -> ComparatorResult:
+    """Train and evaluate the paper's comparators on the same splits as the ranking.
+
+    Methods: ``vanilla_mlp`` (the pretrained model), ``mlp_more_epochs`` (the same MLP trained
+    ``rank_config.tailor.epochs`` more full-batch steps), ``noether`` (the ranking winner, given as a row of
+    the rank table and its meta-tailored model), ``oracle`` (the same protocol with the true Hamiltonian
+    ``oracle``: screen of rates/steps, then meta-tailoring), and ``hnn`` (a Hamiltonian Neural Network trained
+    like the MLP).
+    """
+    device = resolve_device(rank_config.device)
+    compiler = compiler or dsl_compiler(data.var_names)
+    dt = float(data.time_step)
+    trajs = segment_trajectories(data.train, rank_config.train_segments)
+    train = _prepare(trajs, device)
+    records, horizons = [], []
+
+    def add(method, description, fieldfn, lr=math.nan, steps=0):
+        tr_mse = evaluate_field(fieldfn, trajs, device=device, method=method)[0]
+        _, rmse, hz = evaluate_field(fieldfn, data.test, device=device, method=method)
+        records.append(
+            {
+                "method": method,
+                "description": description,
+                "inner_lr": lr,
+                "inner_steps": steps,
+                "train_rollout_mse": tr_mse,
+                "test_rmse": rmse,
+            }
+        )
+        horizons.append(hz)
+        if progress:
+            progress("comparators", len(records), 5)
+
+    model = model.to(device)
+    add("vanilla_mlp", "N/A", tailored_field(model, None, None, lr=0.0, steps=0, dt=dt))
+
+    more = make_mlp(train.x.shape[1], hidden=mlp_config.hidden).to(device)
+    more.load_state_dict(model.state_dict())
+    train_mlp(more, train.x, train.dxdt, config=mlp_config, steps=rank_config.tailor.epochs)
+    add(
+        "mlp_more_epochs",
+        f"+{rank_config.tailor.epochs} epochs",
+        tailored_field(more, None, None, lr=0.0, steps=0, dt=dt),
+    )
+
+    if winner is not None and winner_model is not None:
+        g, _ = compiler(winner["formula"])
+        theta = torch.tensor(parse_params(winner["params"]), dtype=torch.float32, device=device)
+        lr, steps = float(winner["inner_lr"]), int(winner["inner_steps"])
+        add(
+            "noether",
+            winner["formula"],
+            tailored_field(winner_model.to(device), g, theta, lr=lr, steps=steps, dt=dt),
+            lr,
+            steps,
+        )
+
+    if oracle:
+        survivors = pd.DataFrame({"formula": [oracle], "params": [[]]})
+        oracle_cfg = replace(
+            rank_config, top_k=1, tailor=replace(rank_config.tailor, learn_params=False)
+        )
+        res = rank(survivors, model, data, config=oracle_cfg, compiler=compiler)
+        row = res.table.iloc[0]
+        if res.winner_model is not None:
+            g, _ = compiler(oracle)
+            fieldfn = tailored_field(
+                res.winner_model.to(device),
+                g,
+                torch.zeros(0, device=device),
+                lr=float(row["inner_lr"]),
+                steps=int(row["inner_steps"]),
+                dt=dt,
+            )
+            add("oracle", oracle, fieldfn, float(row["inner_lr"]), int(row["inner_steps"]))
+
+    if include_hnn and train.x.shape[1] % 2 == 0:
+        hnn = HNN(train.x.shape[1], hidden=mlp_config.hidden, seed=mlp_config.seed).to(device)
+        train_mlp(hnn, train.x, train.dxdt, config=mlp_config)
+
+        def hnn_field(x: Tensor) -> Tensor:
+            with torch.no_grad():
+                return hnn(x)
+
+        add("hnn", "learned H", hnn_field)
+
+    return ComparatorResult(
+        table=pd.DataFrame(records, columns=COMPARATOR_COLUMNS),
+        horizons=pd.concat(horizons, ignore_index=True) if horizons else pd.DataFrame(),
+    )
