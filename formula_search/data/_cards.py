@@ -261,6 +261,13 @@ def parse_card(
         raise InputError(f"{where}: repeated variable name in {names}")
 
     hamiltonian = _get(raw, "hamiltonian", str, where, None)
+    if hamiltonian is not None:
+        from formula_search.data._simulate import hamiltonian_to_sympy
+
+        try:
+            hamiltonian_to_sympy(hamiltonian, names)
+        except InputError as exc:
+            raise InputError(f"{_where(path, text, 'hamiltonian')}: {exc}") from None
     noise = _get(raw, "noise", float, where, 0.0)
     if not (math.isfinite(noise) and noise >= 0):
         raise InputError(f"{_where(path, text, 'noise')}: noise must be a non-negative number")

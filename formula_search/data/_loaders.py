@@ -32,6 +32,7 @@ class RawTable:
         lines: (R,) line number of each row in the file (1-based).
         time_col: name of the time column.
         traj_col: name of the trajectory-id column or ``None``.
+        time_index: 1-based position of the time column in the file.
     """
 
     path: Path
@@ -41,6 +42,7 @@ class RawTable:
     lines: np.ndarray
     time_col: str
     traj_col: str | None
+    time_index: int = 0
 
 
 def _split_line(line: str, comma: bool) -> list[str]:
@@ -184,6 +186,7 @@ def read_table(
         lines=line_nos,
         time_col=time_col,
         traj_col=traj_col,
+        time_index=index[time_col] + 1,
     )
 
 
@@ -217,7 +220,7 @@ def group_trajectories(table: RawTable) -> list[tuple[str, np.ndarray]]:
         if bad.size:
             r0, r1 = rows[bad[0]], rows[bad[0] + 1]
             raise InputError(
-                f"{table.path}, line {table.lines[r1]}, column {table.time_col!r}: time {t[bad[0] + 1]:g} "
+                f"{table.path}, line {table.lines[r1]}, column {table.time_index} ({table.time_col!r}): time {t[bad[0] + 1]:g} "
                 f"does not increase within {label} (line {table.lines[r0]} has {t[bad[0]]:g})"
             )
         out.append((key, rows))
