@@ -87,6 +87,15 @@ class CanonicalForms:
         self._atom_ids: dict[tuple, int] = {}
         self._atoms: list[tuple] = []
         self._apply_cache: dict[tuple, int] = {}
+        self._ops = {
+            "add": self._add,
+            "sub": self._sub,
+            "mul": self._mul,
+            "div": self._div,
+            "square": self._square,
+            "sin": self._sin,
+            "cos": self._cos,
+        }
 
     # -- interning ----------------------------------------------------------------------------------------
     def _sum(self, terms: dict[tuple, object]) -> int:
@@ -136,12 +145,18 @@ class CanonicalForms:
         hit = self._apply_cache.get(key)
         if hit is not None:
             return hit
-        if self.UNDEFINED in sids:
-            out = self.UNDEFINED
-        else:
-            out = getattr(self, f"_{op}")(*sids)
-        self._apply_cache[key] = out
+        out = self._apply_cache[key] = self.compute(op, *sids)
         return out
+
+    def compute(self, op: str, *sids: int) -> int:
+        """Like :meth:`apply` without remembering the result.
+
+        The enumerator forms each ``(op, operands)`` combination once, so a cache would only cost memory
+        (millions of entries at depth 9).
+        """
+        if self.UNDEFINED in sids:
+            return self.UNDEFINED
+        return self._ops[op](*sids)
 
     def _add(self, a: int, b: int) -> int:
         terms = dict(self._sums[a])

@@ -1,39 +1,46 @@
 """Exhaustive enumeration of unit-valid formulas, size by size, without duplicates.
 
-Formulas of size ``n`` are built from the stored formulas of smaller sizes: a unary operator on a formula of
-size ``n - 1``, or a binary operator on sizes ``i + j = n - 1``. Stored formulas are grouped by dimension, so
-``+`` and ``-`` only ever pair operands of equal dimension and no invalid combination is even formed. Only
-the largest size is not stored: it streams out, which bounds memory.
+Formulas of size ``n`` are built from the stored formulas of smaller sizes: a binary operator on sizes
+``i + j = n - 1``, or a unary operator on a formula of size ``n - 1``. Stored formulas are grouped by
+dimension, so ``+`` and ``-`` only ever pair operands of equal dimension and no invalid combination is even
+formed. Only sizes below the largest are stored: the largest size streams out, which bounds memory.
 
 Deduplication (see :mod:`dsl._canonical`): at the commutative level ``a + b`` and ``a * b`` are only formed
 with ``a`` before ``b`` in enumeration order, which, since operands are themselves unique, leaves exactly one
 tree per commutativity class. At the algebraic level every formula gets an interned canonical id; a formula is
 kept only if its id is new, and larger formulas are built only from kept ones (sound because the canonical id
 of a tree is a function of its operands' ids). The conservation level filters the algebraic output.
+
+Order: sizes ascending; within a size binary operators (``+ - * /``) come before unary ones
+(``^2 sin cos``), each over operands in enumeration order. Binary first makes the representative of an
+algebraic class the general form ``c*p^2`` rather than ``(c*p)^2``, whose squared parameter cannot be
+negative; the paper's laws are kept as ``p^2 + c_0*cos(q)`` and ``q^2 + c_0*p^2``.
+
+Hot-loop representation: dimensions are small integer ids into an interning table (``-1`` for a dimension a
+parameter leaves free), parameters are written ``c_%d`` and numbered once per output row with ``%``, and the
+inferred parameter units of each stored formula are computed once, from its operands', and cached.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import dsl
 from dsl._canonical import CanonicalForms, DedupLevel
-from dsl._primitives import FREE, PRIMITIVES
+from dsl._primitives import PRIMITIVES
 from formula_search.errors import InputError
 
 #: Columns of the enumeration table, in order.
 COLUMNS = ("formula", "size", "dimension", "n_params", "param_units")
 
-# Generation order: square before the trigonometric functions, so that among formulas of equal size that are
-# the same law the one written with squares of inputs tends to come first (e.g. ``p^2 + c*cos(q)``).
 _UNARY = ("square", "sin", "cos")
 _BINARY = ("add", "sub", "mul", "div")
-_PARAM_TOKEN = re.compile(r"\bc\b")
+_FREE = -1  # dimension id of a subformula whose dimension a parameter leaves free
+_ATOM = 10  # precedence of leaves and function calls
+_SQUARE_PREC = PRIMITIVES["square"].precedence
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +62,68 @@ class Formula:
     param_units: str
 
 
-@dataclass(slots=True)
 class _Rec:
-    dim: tuple | None  # exponent tuple, or FREE
-    text: str  # parameters written "c"
-    prec: int
-    n_params: int
-    sid: int  # algebraic canonical id (-2 when not computed)
-    op: str | None  # None for leaves
-    kids: tuple  # (size, index) of operands, or the leaf name
+    """A stored formula: what building larger formulas and printing rows needs."""
+
+    __slots__ = ("dim", "text", "prec", "np", "sid", "op", "a", "b", "units")
+
+    def __init__(self, dim, text, prec, np, sid, op, a, b) -> None:
+        self.dim = dim  # dimension id, or _FREE
+        self.text = text  # parameters written "c_%d"
+        self.prec = prec  # precedence of the top operator (for parentheses)
+        self.np = np  # number of parameters
+        self.sid = sid  # algebraic canonical id (-2 when not computed)
+        self.op = op  # operator name; None for a leaf
+        self.a = a  # operands (records) or None
+        self.b = b
+        self.units = None  # cached parameter units: str (fixed dimension) or {target: str} (free)
 
 
-def _number_params(text: str) -> str:
-    counter = iter(range(1_000_000))
-    return _PARAM_TOKEN.sub(lambda _: f"c_{next(counter)}", text)
+class _Dims:
+    """Interning table of dimensions with memoised arithmetic on ids."""
+
+    def __init__(self) -> None:
+        zero = dsl.DIMENSIONLESS.exps
+        self.exps: list[tuple] = []
+        self._ids: dict[tuple, int] = {}
+        self._text: dict[int, str] = {_FREE: "free"}
+        self._memo: dict[tuple, int] = {}
+        self.zero = self.intern(zero)
+
+    def intern(self, exps: tuple) -> int:
+        i = self._ids.get(exps)
+        if i is None:
+            i = len(self.exps)
+            self._ids[exps] = i
+            self.exps.append(exps)
+        return i
+
+    def text(self, i: int) -> str:
+        out = self._text.get(i)
+        if out is None:
+            out = self._text[i] = dsl.Dim(self.exps[i]).to_units()
+        return out
+
+    def combine(self, op: str, x: int, y: int = 0) -> int:
+        """``mul``/``div`` of ids x, y; ``square``/``half``/``inv`` of x; _FREE in gives _FREE out."""
+        if x == _FREE or y == _FREE:
+            return _FREE
+        key = (op, x, y)
+        out = self._memo.get(key)
+        if out is None:
+            a, b = self.exps[x], self.exps[y]
+            if op == "mul":
+                e = tuple(u + v for u, v in zip(a, b))
+            elif op == "div":
+                e = tuple(u - v for u, v in zip(a, b))
+            elif op == "square":
+                e = tuple(2 * u for u in a)
+            elif op == "half":
+                e = tuple(Fraction(u) / 2 for u in a)
+            else:  # inv
+                e = tuple(-u for u in a)
+            out = self._memo[key] = self.intern(e)
+        return out
 
 
 class Enumerator:
@@ -86,9 +141,8 @@ class Enumerator:
             raise InputError("no variables to build formulas from")
         self.variables = tuple(variables)
         self.dedup = DedupLevel.parse(dedup)
-        self._zero = (0,) * len(dsl.BASE_DIMENSIONS)
         self._forms = CanonicalForms()
-        self._dim_text: dict = {}
+        self._dims = _Dims()
 
     # -- public -------------------------------------------------------------------------------------------
     def formulas(
@@ -100,37 +154,63 @@ class Enumerator:
             max_size: the largest number of tokens (``--depth``).
             on_size: called as ``on_size(size, count)`` when a size is finished (for progress display).
         """
-        if not isinstance(max_size, int) or max_size < 1:
+        for row in self.rows(max_size, on_size=on_size):
+            yield Formula(*row)
+
+    def rows(
+        self, max_size: int, *, on_size: Callable[[int, int], None] | None = None
+    ) -> Iterator[tuple[str, int, str, int, str]]:
+        """Like :meth:`formulas`, as plain tuples in :data:`COLUMNS` order (faster for writing tables)."""
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise InputError(f"depth must be a whole number of tokens >= 1, got {max_size!r}")
         level = self.dedup
+        algebraic = level >= DedupLevel.ALGEBRAIC
+        conservation = level == DedupLevel.CONSERVATION
+        forms = self._forms
+        compute = forms.compute
+        undefined = CanonicalForms.UNDEFINED
+        dim_text = self._dims.text
+        units_of = self._units_node
+        numbering = [tuple(range(k)) for k in range(max_size + 1)]
         seen_sids: set[int] = set()
         seen_keys: set = set()
         store: dict[int, list[_Rec]] = {}
-        groups: dict[int, dict] = {}
         for n in range(1, max_size + 1):
             keep = n < max_size
             bucket: list[_Rec] = []
             count = 0
-            for rec in self._candidates(n, store, groups):
-                if level >= DedupLevel.ALGEBRAIC:
-                    if rec.sid == CanonicalForms.UNDEFINED or rec.sid in seen_sids:
+            for op, a, b, dim in self._candidates(n, store):
+                if algebraic:
+                    if op is None:
+                        sid = a.sid
+                    else:
+                        sid = compute(op, a.sid) if b is None else compute(op, a.sid, b.sid)
+                    if sid == undefined or sid in seen_sids:
                         continue
-                    seen_sids.add(rec.sid)
+                    seen_sids.add(sid)
+                else:
+                    sid = -2
+                if op is None:  # leaf
+                    rec = a
+                    text, np = a.text, a.np
+                else:
+                    text, prec, np = self._text(op, a, b)
+                    rec = _Rec(dim, text, prec, np, sid, op, a, b) if keep else None
                 if keep:
                     bucket.append(rec)
-                if level == DedupLevel.CONSERVATION:
-                    key = self._forms.conservation_key(rec.sid)
+                if conservation:
+                    key = forms.conservation_key(sid)
                     if key is None or key in seen_keys:
                         continue
                     seen_keys.add(key)
                 count += 1
-                yield self._row(rec, n, store)
+                if np:
+                    units = units_of(op, a, b, dim) if rec is None else self._units(rec, dim)
+                    yield text % numbering[np], n, dim_text(dim), np, units
+                else:
+                    yield text, n, dim_text(dim), 0, ""
             if keep:
                 store[n] = bucket
-                by_dim = defaultdict(list)
-                for i, rec in enumerate(bucket):
-                    by_dim[rec.dim].append(i)
-                groups[n] = dict(by_dim)
             if on_size is not None:
                 on_size(n, count)
 
@@ -140,155 +220,152 @@ class Enumerator:
         return dsl.parse(text, [v.name for v in self.variables])
 
     # -- generation ---------------------------------------------------------------------------------------
-    def _leaves(self) -> Iterator[_Rec]:
-        forms = self._forms
-        for v in self.variables:
-            dim = tuple(v.dim.exps)
-            yield _Rec(dim, v.name, 10, 0, forms.input(v.name), None, (v.name,))
-        yield _Rec(FREE, "c", 10, 1, forms.param(), None, ("c",))
-
-    def _candidates(self, n: int, store, groups) -> Iterator[_Rec]:
-        if n == 1:
-            yield from self._leaves()
-            return
-        forms = self._forms
-        algebraic = self.dedup >= DedupLevel.ALGEBRAIC
-        zero = self._zero
-        apply = forms.apply
-        # unary operators on size n - 1
-        for op in _UNARY:
-            prim = PRIMITIVES[op]
-            for i, a in enumerate(store[n - 1]):
-                if op == "square":
-                    dim = FREE if a.dim is FREE else tuple(2 * x for x in a.dim)
-                    text = f"({a.text})^2" if a.prec <= prim.precedence else f"{a.text}^2"
-                    prec = prim.precedence
-                else:
-                    if a.dim is not FREE and a.dim != zero:
-                        continue
-                    dim = zero
-                    text = f"{op}({a.text})"
-                    prec = 10
-                sid = apply(op, a.sid) if algebraic else -2
-                yield _Rec(dim, text, prec, a.n_params, sid, op, ((n - 1, i),))
-        # binary operators on sizes (i, j), i + j = n - 1
-        for op in _BINARY:
-            prim = PRIMITIVES[op]
-            p = prim.precedence
-            sym = f" {prim.symbol} " if p == 1 else prim.symbol
-            for i in range(1, n - 1):
-                j = n - 1 - i
-                if prim.commutative and i > j:
-                    continue
-                left_all, right_all = store[i], store[j]
-                for li, ri in self._pairs(op, groups[i], groups[j], prim.commutative and i == j):
-                    a, b = left_all[li], right_all[ri]
-                    if op in ("add", "sub"):
-                        dim = b.dim if a.dim is FREE else a.dim
-                    elif a.dim is FREE or b.dim is FREE:
-                        dim = FREE
-                    elif op == "mul":
-                        dim = tuple(x + y for x, y in zip(a.dim, b.dim))
-                    else:
-                        dim = tuple(x - y for x, y in zip(a.dim, b.dim))
-                    lt = f"({a.text})" if a.prec < p else a.text
-                    rt = f"({b.text})" if b.prec <= p else b.text
-                    sid = apply(op, a.sid, b.sid) if algebraic else -2
-                    yield _Rec(
-                        dim, lt + sym + rt, p, a.n_params + b.n_params, sid, op, ((i, li), (j, ri))
-                    )
-
-    @staticmethod
-    def _pairs(op: str, left: dict, right: dict, ordered: bool) -> Iterator[tuple[int, int]]:
-        """Index pairs ``(li, ri)`` of operands whose dimensions agree for ``op``, in lexicographic order.
-
-        ``left``/``right`` map a dimension to the indices of the stored formulas of that dimension;
-        ``ordered`` keeps only ``li <= ri`` (commutative operator on two operands of the same size).
-        """
-        all_r = sorted(i for idx in right.values() for i in idx)
-        if op in ("add", "sub"):
-            free_r = right.get(FREE, [])
-            compatible = {
-                dim: all_r if dim is FREE else sorted([*right.get(dim, ()), *free_r])
-                for dim in left
-            }
-        else:
-            compatible = dict.fromkeys(left, all_r)
-        dim_of = {i: dim for dim, idx in left.items() for i in idx}
-        for li in sorted(dim_of):
-            rs = compatible[dim_of[li]]
-            start = bisect.bisect_left(rs, li) if ordered else 0
-            for k in range(start, len(rs)):
-                yield li, rs[k]
-
-    # -- output -------------------------------------------------------------------------------------------
-    def _dim_str(self, dim) -> str:
-        out = self._dim_text.get(dim)
-        if out is None:
-            out = "free" if dim is FREE else dsl.Dim(dim).to_units()
-            self._dim_text[dim] = out
+    def _leaves(self) -> list[_Rec]:
+        forms, dims = self._forms, self._dims
+        out = [
+            _Rec(
+                dims.intern(tuple(v.dim.exps)),
+                v.name,
+                _ATOM,
+                0,
+                forms.input(v.name),
+                None,
+                None,
+                None,
+            )
+            for v in self.variables
+        ]
+        out.append(_Rec(_FREE, "c_%d", _ATOM, 1, forms.param(), None, None, None))
         return out
 
-    def _row(self, rec: _Rec, n: int, store) -> Formula:
-        text = _number_params(rec.text) if rec.n_params else rec.text
-        units = ""
-        if rec.n_params:
-            target = None if rec.dim is FREE else rec.dim
-            found: list = []
-            self._pin(rec, target, store, found)
-            units = "; ".join(self._dim_str(tuple(d)) for d in found)
-        return Formula(text, n, self._dim_str(rec.dim), rec.n_params, units)
-
-    def _pin(self, rec: _Rec, target, store, out: list) -> None:
-        # Same rules as dsl.param_units, on the enumeration's records (no tree is built).
-        if rec.op is None:
-            if rec.n_params:
-                out.append(target if target is not None else self._zero)
+    def _candidates(self, n: int, store: dict[int, list[_Rec]]) -> Iterator[tuple]:
+        """``(op, a, b, dim)`` for every well-formed formula of size ``n`` (``b`` is None for unary)."""
+        if n == 1:
+            for leaf in self._leaves():
+                yield None, leaf, None, leaf.dim
             return
-        kids = [store[s][i] for s, i in rec.kids]
-        if not rec.n_params:
-            return
-        op = rec.op
-        if op in ("sin", "cos"):
-            self._pin(kids[0], self._zero, store, out)
-        elif op == "square":
-            self._pin(
-                kids[0],
-                None if target is None else tuple(Fraction(x) / 2 for x in target),
-                store,
-                out,
-            )
-        elif op in ("add", "sub"):
-            known = next((k.dim for k in kids if k.dim is not FREE), None)
-            t = known if known is not None else target
-            for k in kids:
-                self._pin(k, t, store, out)
-        else:
-            a, b = kids
-            if a.dim is not FREE and b.dim is not FREE:
-                self._pin(a, a.dim, store, out)
-                self._pin(b, b.dim, store, out)
-            elif a.dim is FREE and b.dim is not FREE:
-                want = None
-                if target is not None:
-                    sign = -1 if op == "mul" else 1
-                    want = tuple(t + sign * k for t, k in zip(target, b.dim))
-                self._pin(a, want, store, out)
-                self._pin(b, b.dim, store, out)
-            elif b.dim is FREE and a.dim is not FREE:
-                want = None
-                if target is not None:
-                    want = tuple(t - k if op == "mul" else k - t for t, k in zip(target, a.dim))
-                self._pin(a, a.dim, store, out)
-                self._pin(b, want, store, out)
+        dims = self._dims
+        zero = dims.zero
+        combine = dims.combine
+        for op in _BINARY:
+            commutative = PRIMITIVES[op].commutative
+            additive = op in ("add", "sub")
+            for i in range(1, n - 1):
+                j = n - 1 - i
+                if commutative and i > j:
+                    continue
+                left, right = store[i], store[j]
+                ordered = commutative and i == j
+                if additive:
+                    groups: dict[int, list[int]] = {}
+                    for k, r in enumerate(right):
+                        groups.setdefault(r.dim, []).append(k)
+                    free = groups.get(_FREE, [])
+                    everything = list(range(len(right)))
+                    compatible = {
+                        d: (everything if d == _FREE else sorted([*idx, *free]))
+                        for d, idx in groups.items()
+                    }
+                    for li, a in enumerate(left):
+                        da = a.dim
+                        # a free left operand matches everything; a fixed one its own dimension or free
+                        rs = everything if da == _FREE else compatible.get(da, free)
+                        if ordered:
+                            rs = rs[bisect.bisect_left(rs, li) :]
+                        if da == _FREE:
+                            for k in rs:
+                                b = right[k]
+                                yield op, a, b, b.dim
+                        else:
+                            for k in rs:
+                                yield op, a, right[k], da
+                else:
+                    for li, a in enumerate(left):
+                        da = a.dim
+                        for b in right[li:] if ordered else right:
+                            yield op, a, b, combine(op, da, b.dim)
+        for op in _UNARY:
+            if op == "square":
+                for a in store[n - 1]:
+                    yield op, a, None, combine("square", a.dim)
             else:
-                self._pin(a, None, store, out)
-                want = (
-                    None
-                    if target is None
-                    else (target if op == "mul" else tuple(-t for t in target))
-                )
-                self._pin(b, want, store, out)
+                for a in store[n - 1]:
+                    if a.dim == _FREE or a.dim == zero:
+                        yield op, a, None, zero
+
+    @staticmethod
+    def _text(op: str, a: _Rec, b: _Rec | None) -> tuple[str, int, int]:
+        """Text, precedence and parameter count of ``op`` applied to ``a`` (and ``b``)."""
+        if b is None:
+            if op == "square":
+                at = f"({a.text})" if a.prec <= _SQUARE_PREC else a.text
+                return at + "^2", _SQUARE_PREC, a.np
+            return f"{op}({a.text})", _ATOM, a.np
+        prim = PRIMITIVES[op]
+        p = prim.precedence
+        lt = f"({a.text})" if a.prec < p else a.text
+        rt = (
+            f"({b.text})" if b.prec <= p else b.text
+        )  # left-associative: equal precedence on the right
+        sep = f" {prim.symbol} " if p == 1 else prim.symbol
+        return lt + sep + rt, p, a.np + b.np
+
+    # -- parameter units ----------------------------------------------------------------------------------
+    def _units(self, rec: _Rec, target: int) -> str:
+        """Units of ``rec``'s parameters (``"; "``-joined) when ``rec`` must have dimension ``target``.
+
+        Same rules as :func:`dsl.param_units`: a free subformula takes the dimension its context asks for
+        (``_FREE``: unconstrained, parameters dimensionless); a subformula of fixed dimension ignores it.
+        """
+        if not rec.np:
+            return ""
+        if rec.dim != _FREE:
+            out = rec.units
+            if out is None:
+                out = rec.units = self._units_node(rec.op, rec.a, rec.b, rec.dim)
+            return out
+        cache = rec.units
+        if cache is None:
+            cache = rec.units = {}
+        out = cache.get(target)
+        if out is None:
+            out = cache[target] = self._units_node(rec.op, rec.a, rec.b, target)
+        return out
+
+    def _units_node(self, op: str | None, a: _Rec, b: _Rec | None, target: int) -> str:
+        dims = self._dims
+        if op is None:  # the parameter leaf
+            return dims.text(dims.zero if target == _FREE else target)
+        units = self._units
+        if op == "sin" or op == "cos":
+            return units(a, dims.zero)
+        if op == "square":
+            return units(a, dims.combine("half", target))
+        if op == "add" or op == "sub":
+            t = a.dim if a.dim != _FREE else (b.dim if b.dim != _FREE else target)
+            return _join(units(a, t), units(b, t))
+        da, db = a.dim, b.dim
+        if da != _FREE and db != _FREE:
+            return _join(units(a, da), units(b, db))
+        if da == _FREE and db != _FREE:  # mul: a = T / b;  div: a = T * b
+            want = dims.combine("div" if op == "mul" else "mul", target, db)
+            return _join(units(a, want), units(b, db))
+        if db == _FREE and da != _FREE:  # mul: b = T / a;  div: b = a / T
+            want = (
+                dims.combine("div", target, da) if op == "mul" else dims.combine("div", da, target)
+            )
+            return _join(units(a, da), units(b, want))
+        # both free: the left one dimensionless, the right one takes the rest
+        want = target if op == "mul" else dims.combine("inv", target)
+        return _join(units(a, _FREE), units(b, want))
+
+
+def _join(x: str, y: str) -> str:
+    if not x:
+        return y
+    if not y:
+        return x
+    return f"{x}; {y}"
 
 
 def enumerate_formulas(
@@ -315,10 +392,14 @@ def enumerate_formulas(
 def enumeration_table(
     variables: Sequence[dsl.Variable], *, max_size: int, dedup: DedupLevel | str = "commutative"
 ):
-    """The enumeration as a pandas DataFrame with columns :data:`COLUMNS`."""
+    """The enumeration as a pandas DataFrame with columns :data:`COLUMNS`.
+
+    Columns: ``formula`` (str, parameters ``c_0, c_1, ...``), ``size`` (int, tokens), ``dimension`` (str, SI
+    unit or ``"free"``), ``n_params`` (int), ``param_units`` (str, SI units joined by ``"; "``).
+    """
     import pandas as pd
 
-    rows = list(enumerate_formulas(variables, max_size=max_size, dedup=dedup))
+    rows = list(Enumerator(variables, dedup=dedup).rows(max_size))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -327,8 +408,8 @@ def count_formulas(
 ) -> dict[int, int]:
     """Number of formulas of each size (1 to ``max_size``) at a deduplication level."""
     counts: dict[int, int] = {}
-    for _ in enumerate_formulas(
-        variables, max_size=max_size, dedup=dedup, on_size=lambda n, c: counts.__setitem__(n, c)
+    for _ in Enumerator(variables, dedup=dedup).rows(
+        max_size, on_size=lambda n, c: counts.__setitem__(n, c)
     ):
         pass
     return counts
