@@ -178,7 +178,18 @@ class CanonicalForms:
         if len(terms) == 1:
             m, c = terms[0]
             return dict(m), c
-        return {self._atom(("sum", a)): 1}, _ONE
+        # (c - q)^2 and (q + c)^2, or (2q + 2p) and 2(q + p), are the same: the atom is the sum divided by the
+        # first rational coefficient of a term with inputs, which moves to the coefficient
+        inner, r = self._scale_out(a)
+        return {self._atom(("sum", inner)): 1}, r
+
+    def _scale_out(self, a: int) -> tuple[int, Fraction]:
+        """Write sum ``a`` as ``r * inner``, ``r`` its first rational coefficient of a term with inputs."""
+        terms = self._sums[a]
+        r = next((c for m, c in terms if m != () and c is not P), None)
+        if r is None or r == 1:
+            return a, _ONE
+        return self._sum({m: (c if c is P else c / r) for m, c in terms}), r
 
     def _mul_terms(self, a: int, b: int, sign: int) -> int:
         ma, ca = self._as_term(a)
@@ -212,7 +223,13 @@ class CanonicalForms:
             if coef == 0:
                 return self.number(0 if name == "sin" else 1)
             return self.param()  # sin of a constant is a constant
-        return self._sum({((self._atom((name, a)), 1),): _ONE})
+        # sin(-x) = -sin(x), cos(-x) = cos(x): the argument's first rational coefficient is made positive
+        r = next((c for m, c in terms if m != () and c is not P), None)
+        coef = _ONE
+        if r is not None and r < 0:
+            a = self._neg(a)
+            coef = -_ONE if name == "sin" else _ONE
+        return self._sum({((self._atom((name, a)), 1),): coef})
 
     def _sin(self, a: int) -> int:
         return self._trig("sin", a)
