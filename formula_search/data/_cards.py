@@ -9,7 +9,7 @@ card under ``datasets/``; no code changes. The schema (every key, with defaults)
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
 import math
 import tomllib
 from collections.abc import Mapping
@@ -147,12 +147,14 @@ def builtin_dir() -> Path:
     """The folder of the built-in cards: installed as ``formula_search.builtin_datasets``, else the checkout's
     top-level ``datasets/``."""
     try:
-        root = importlib.resources.files("formula_search.builtin_datasets")
-        path = Path(str(root))
+        spec = importlib.util.find_spec("formula_search.builtin_datasets")
+    except (ModuleNotFoundError, ValueError):
+        spec = None
+    # a data-only folder is a namespace package: use its search locations rather than files()
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location)
         if path.is_dir() and any(path.glob("*.toml")):
             return path
-    except (ModuleNotFoundError, TypeError, ValueError):
-        pass
     import formula_search
 
     return Path(formula_search.__file__).resolve().parents[1] / "datasets"

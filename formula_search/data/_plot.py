@@ -45,7 +45,9 @@ def plot_dataset(ds: Dataset, out: str | os.PathLike[str], *, max_trajectories: 
     if n >= 4 and n % 2 == 0:
         k = n // 2
         pairs = [(i, i + k // 2) for i in range(k // 2)] if k % 2 == 0 else [(0, 1)]
-        xlabel, ylabel = "positions (first half of the coordinates)", "positions (second half)"
+        v = ds.variables
+        xlabel = ", ".join(v[a].name for a, _ in pairs) + f" [{v[pairs[0][0]].unit}]"
+        ylabel = ", ".join(v[b].name for _, b in pairs) + f" [{v[pairs[0][1]].unit}]"
     else:
         pairs = [(0, 1 if n > 1 else 0)]
         xlabel = f"{ds.variables[0].name} [{ds.variables[0].unit}]"

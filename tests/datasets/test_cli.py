@@ -81,3 +81,49 @@ def test_bad_input_exit_code_2_one_line(tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_shared_dataset_options_build_the_dataset(tmp_path):
+    import click
+
+    from formula_search.data import (
+        DEFAULT_DATASET,
+        dataset_from_options,
+        dataset_options,
+        pop_dataset_options,
+    )
+
+    seen = {}
+
+    @click.command()
+    @dataset_options
+    @click.option("--steps", type=int, default=3)
+    def cmd(steps, **kwargs):
+        seen["seed"] = kwargs["seed"]
+        ds = dataset_from_options(**pop_dataset_options(kwargs))
+        seen.update(name=ds.name, n_train=len(ds.train), rest=kwargs, steps=steps, noise=ds.noise)
+
+    runner = CliRunner()
+    res = runner.invoke(cmd, ["--steps", "5"], catch_exceptions=False)
+    assert res.exit_code == 0
+    assert seen["name"] == DEFAULT_DATASET == "ideal_pendulum" and seen["n_train"] == 25
+    assert seen["rest"] == {} and seen["steps"] == 5 and seen["seed"] == 0 and seen["noise"] == 0.0
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "run,time,a,b\n" + "".join(f"{k},{i},{i * k},{i}\n" for k in range(3) for i in range(5))
+    )
+    res = runner.invoke(
+        cmd,
+        [
+            "--dataset",
+            str(data),
+            "--columns",
+            "a:m,b:kg*m/s",
+            "--traj-col",
+            "run",
+            "--time-col",
+            "time",
+        ],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0 and seen["name"] == "d" and seen["n_train"] == 2
