@@ -104,7 +104,8 @@ def paper_configs(dataset: str) -> tuple[MLPConfig, RankConfig]:
         rank = RankConfig(
             inner_lrs=(1e-3, 1e-2, 1e-1, 1.0),
             inner_steps=(1, 2, 3),
-            train_segments=4,
+            # the loader already cuts the training recording into 4 trajectories (appendix C)
+            train_segments=1,
             tailor=TailorConfig(weight_decay=1e-5),
         )
         return mlp, rank

@@ -115,10 +115,10 @@ class _Split:
 
 
 def _prepare(trajectories: Sequence, device: str, dtype=torch.float32) -> _Split:
-    x = torch.cat([torch.as_tensor(np.asarray(tr.x), dtype=dtype) for tr in trajectories]).to(
+    x = torch.cat([torch.as_tensor(np.array(tr.x), dtype=dtype) for tr in trajectories]).to(
         device
     )
-    dxdt = torch.cat([torch.as_tensor(np.asarray(tr.dxdt), dtype=dtype) for tr in trajectories]).to(
+    dxdt = torch.cat([torch.as_tensor(np.array(tr.dxdt), dtype=dtype) for tr in trajectories]).to(
         device
     )
     by_len: dict[int, list] = {}
@@ -126,8 +126,8 @@ def _prepare(trajectories: Sequence, device: str, dtype=torch.float32) -> _Split
         by_len.setdefault(len(tr.t), []).append(tr)
     groups = []
     for trs in by_len.values():
-        t = torch.stack([torch.as_tensor(np.asarray(tr.t), dtype=dtype) for tr in trs]).to(device)
-        xs = torch.stack([torch.as_tensor(np.asarray(tr.x), dtype=dtype) for tr in trs]).to(device)
+        t = torch.stack([torch.as_tensor(np.array(tr.t), dtype=dtype) for tr in trs]).to(device)
+        xs = torch.stack([torch.as_tensor(np.array(tr.x), dtype=dtype) for tr in trs]).to(device)
         groups.append((t, xs, torch.tensor(len(trs))))
     return _Split(x=x, dxdt=dxdt, trajectories=list(trajectories), groups=groups)
 

@@ -1,0 +1,79 @@
+"""Figures of a run: test error against prediction horizon per method, and the discovered law along the
+test trajectories (how well the true data conserve it). Written as PNG with the Agg backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_horizons(
+    horizons: str | os.PathLike[str] | pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+) -> Path:
+    """Mean squared test error against time since the first state, one line per method (log scale)."""
+    from formula_search.io import atomic_path, read_table
+
+    table = horizons if isinstance(horizons, pd.DataFrame) else read_table(horizons)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, part in table.groupby("method", sort=False):
+        part = part[part["horizon"] > 0]
+        ax.plot(part["t"], part["mse"], label=str(method))
+    ax.set_yscale("log")
+    ax.set_xlabel("time since the initial state")
+    ax.set_ylabel("test MSE of the rollout")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
+    """The discovered quantity g(x) - g(x_0) along each test trajectory of the run's dataset.
+
+    Args:
+        meta: the run's ``meta.json`` content (dataset, noise, seed).
+        law: a row with ``expr`` (a :mod:`dsl` tree), ``params`` and ``formula``.
+        path: PNG file to write.
+    """
+    import torch
+
+    import dsl
+    from formula_search.data import load_dataset
+    from formula_search.io import atomic_path
+
+    data = load_dataset(meta["dataset"], noise=meta.get("noise"), seed=meta.get("seed", 0))
+    g = dsl.compile_torch(law["expr"], list(data.var_names))
+    theta = torch.tensor(law["params"], dtype=torch.float64)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for tr in data.test:
+        x = torch.as_tensor(np.array(tr.x), dtype=torch.float64)
+        vals = g(x, theta).numpy()
+        ax.plot(np.asarray(tr.t) - tr.t[0], vals - vals[0], lw=0.8, alpha=0.7)
+    ax.set_xlabel("time")
+    ax.set_ylabel("g(x_t) - g(x_0)")
+    ax.set_title(dsl.to_text(law["expr"], law["params"], digits=4) + " along test trajectories")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)
