@@ -1,0 +1,848 @@
+"""Batched parameter fitting and the variance-ratio filter (``fsearch fit``).
+
+The conservation measure of a formula ``g`` on a set of sequences (see ``docs/fitting.md``)::
+
+    score(g) = sum_sequences sum_i (g_i - mean_sequence(g))^2  /  sum_all_points (g_i - mean_all(g))^2
+
+the fraction of ``g``'s variance that lies *within* sequences. It lies in [0, 1], is 0 for a perfectly
+conserved quantity and is unchanged when ``g`` is multiplied by a number or shifted by one, so neither a
+parameter that scales the formula nor one driven to zero can make a formula look conserved. A formula whose
+variance over all points is negligible next to its magnitude (``q/q``, ``sin(q)^2 + cos(q)^2``) is *trivial*.
+
+Parameters are fitted to minimise ``log(score)`` on the true sequences with a batched, damped Newton method
+with a line search (every row of the batch is one formula and one random start), on a subsample of the points
+(at most :attr:`FitConfig.max_fit_points`); the scores are then computed on every point. The random score is
+the same measure on *random sequences*: the same points, shuffled once with the seed, cut into sequences of the
+same lengths. ``ratio = true_score / random_score``; a formula is accepted when ``ratio <= config.ratio``.
+
+Batching: formulas are grouped by tree *topology* (the arities of their nodes in pre-order: 89 groups at size
+7) and each group is evaluated as one tensor program; at each node the operators that occur in the group are
+all computed and selected per row. This keeps the Python overhead to a few hundred tensor operations per step,
+whatever the number of formulas.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import dsl
+from formula_search.errors import InputError
+
+#: Columns of the fit table, in order.
+COLUMNS = (
+    "formula",
+    "size",
+    "n_params",
+    "params",
+    "param_units",
+    "true_score",
+    "random_score",
+    "ratio",
+    "accepted",
+    "status",
+)
+
+#: Relative variance under which a formula counts as constant on all data (trivial): ``var(g) <= TRIVIAL *
+#: mean(g^2)``, i.e. a relative spread below 1e-9, far above float64 rounding (1e-16) and far below any
+#: physical variation.
+TRIVIAL = 1e-18
+
+_UNARY = ("square", "sin", "cos")
+_BINARY = ("add", "sub", "mul", "div")
+
+
+@dataclass(frozen=True, slots=True)
+class FitConfig:
+    """Options of the fitting stage.
+
+    Attributes:
+        ratio: accept a formula when ``true_score / random_score <= ratio`` (paper: two orders of magnitude).
+        window: cut every sequence into consecutive windows of this many points (``None``: whole sequences).
+        n_starts: random starts per formula with parameters (the first start sets every parameter to 1).
+        steps: Newton iterations.
+        lr: size of the fallback gradient step, relative to ``1 + |theta|``.
+        jobs: worker processes (joblib); 1 runs in this process.
+        backend: ``"loky"`` (local processes) or ``"dask"`` (an existing Dask cluster, see ``scheduler``).
+        scheduler: address of the Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"`` (``backend="dask"``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        seed: seed of the random starts and of the random sequences.
+        chunk_size: formulas per chunk (the unit of parallel work and of checkpoints).
+        max_fit_points: points used while fitting (each sequence is subsampled evenly); scores always use all.
+        fit_random: also fit the parameters on the random sequences (the paper's protocol) instead of scoring
+            the random sequences with the parameters fitted on the true ones.
+        smooth: moving-average width (points) applied to ``g`` along each sequence before scoring, which
+            averages out measurement noise (1: none).
+    """
+
+    ratio: float = 0.01
+    window: int | None = None
+    n_starts: int = 4
+    steps: int = 30
+    lr: float = 0.1
+    jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    chunk_size: int = 2048
+    max_fit_points: int = 200
+    fit_random: bool = False
+    smooth: int = 1
+
+    def __post_init__(self) -> None:
+        if not (self.ratio > 0):
+            raise InputError(f"--ratio must be positive, got {self.ratio}")
+        if self.window is not None and self.window < 2:
+            raise InputError(f"--window must be at least 2 points, got {self.window}")
+        for name in ("n_starts", "jobs", "chunk_size", "smooth"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise InputError(f"steps must be >= 0, got {self.steps}")
+        if self.max_fit_points < 4:
+            raise InputError(f"max_fit_points must be at least 4, got {self.max_fit_points}")
+        if self.backend not in ("loky", "dask"):
+            raise InputError(f"unknown backend {self.backend!r}; use loky or dask")
+        if self.backend == "dask" and not self.scheduler:
+            raise InputError("--backend dask needs --scheduler tcp://HOST:PORT")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise InputError(f"unknown device {self.device!r}; use auto, cpu or cuda")
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The sequences a formula is fitted on.
+
+    Attributes:
+        var_names: variable names, in column order.
+        sequences: one ``(T, n_vars)`` float64 array per sequence (trajectory).
+        variables: the variables with units (optional; used to report parameter units).
+    """
+
+    var_names: tuple[str, ...]
+    sequences: tuple[np.ndarray, ...]
+    variables: tuple[dsl.Variable, ...] | None = field(default=None)
+
+    @classmethod
+    def from_dataset(cls, dataset, split: str = "train") -> FitData:
+        """The ``split`` trajectories of a :class:`formula_search.data.Dataset`."""
+        trajs = dataset.trajectories(split)
+        return cls(tuple(dataset.var_names), tuple(tr.x for tr in trajs), tuple(dataset.variables))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sequences, windows and the measure
+
+
+def _segments(lengths: Sequence[int], window: int | None) -> list[np.ndarray]:
+    """Index arrays of the scoring segments (windows of each sequence; segments of < 2 points dropped)."""
+    out: list[np.ndarray] = []
+    start = 0
+    for n in lengths:
+        w = n if window is None else window
+        for a in range(0, n, w):
+            b = min(a + w, n)
+            if b - a >= 2:
+                out.append(np.arange(start + a, start + b))
+        start += n
+    return out
+
+
+class _Layout:
+    """Points and segment membership for one scoring problem (true or random sequences).
+
+    ``x``: (n_vars, N) points; ``memb``: (N, M) 0/1 segment membership; ``avg``: (N, M) membership divided
+    by segment sizes. Points not in any segment have all-zero rows and are ignored. ``smooth`` builds a
+    moving average inside segments (``(N, N)`` sparse-ish matrix, applied as a dense matmul).
+    """
+
+    def __init__(self, x: np.ndarray, segments: list[np.ndarray], torch, device, smooth: int):
+        n = x.shape[0]
+        used = np.concatenate(segments) if segments else np.zeros(0, dtype=int)
+        self.n = len(used)
+        memb = np.zeros((n, len(segments)))
+        for m, idx in enumerate(segments):
+            memb[idx, m] = 1.0
+        sizes = memb.sum(0)
+        self.x = torch.as_tensor(x[used].T.copy(), dtype=torch.float64, device=device)
+        memb = memb[used]
+        self.memb = torch.as_tensor(memb, dtype=torch.float64, device=device)
+        self.avg = torch.as_tensor(memb / np.maximum(sizes, 1), dtype=torch.float64, device=device)
+        self.smooth = None
+        if smooth > 1:
+            # moving average over `smooth` neighbours inside the same segment (fewer at the ends)
+            pos = {int(p): k for k, p in enumerate(used)}
+            s = np.zeros((len(used), len(used)))
+            h = smooth // 2
+            for idx in segments:
+                k = [pos[int(p)] for p in idx]
+                for j in range(len(k)):
+                    lo, hi = max(0, j - h), min(len(k), j - h + smooth)
+                    s[k[j], k[lo:hi]] = 1.0 / (hi - lo)
+            self.smooth = torch.as_tensor(s.T.copy(), dtype=torch.float64, device=device)
+
+    def within_total(self, g):
+        """Within-segment and total sums of squares of ``g`` (..., N) over the used points."""
+        if self.smooth is not None:
+            g = g @ self.smooth
+        centred = g - (g @ self.avg) @ self.memb.T
+        within = (centred * centred).sum(-1)
+        dev = g - g.mean(-1, keepdim=True)
+        total = (dev * dev).sum(-1)
+        return within, total
+
+
+def _shuffled(layout_x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return layout_x[rng.permutation(layout_x.shape[0])]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batched evaluation of many formulas of one topology
+
+
+@dataclass
+class _Group:
+    """Formulas of one topology: per-node arrays of shape (B,)."""
+
+    arity: tuple[int, ...]
+    rows: list[int]  # positions in the chunk
+    codes: list[np.ndarray]  # per node: op code (unary/binary) or leaf kind (0 input, 1 param, 2 const)
+    leaf_var: dict[int, np.ndarray]
+    leaf_param: dict[int, np.ndarray]
+    leaf_const: dict[int, np.ndarray]
+    n_params: np.ndarray
+    nonlinear: bool = False
+
+
+def _flatten(expr: dsl.Expr, var_index: dict[str, int]):
+    """Pre-order node list ``(arity, code, var, param, const)``, number of parameters, and whether some
+    parameter enters nonlinearly (under a square, sin, cos or in a denominator)."""
+    nodes = []
+    counter = 0
+    nonlinear = False
+    stack: list = [(expr, True)]  # (node, every ancestor keeps the formula affine in this node)
+    while stack:
+        node, affine = stack.pop()
+        if isinstance(node, dsl.Op):
+            kids = [affine and node.name in ("add", "sub", "mul", "div")] * len(node.args)
+            if node.name == "div":
+                kids[1] = False
+            stack.extend(reversed(list(zip(node.args, kids))))
+        elif isinstance(node, dsl.Param) and not affine:
+            nonlinear = True
+        if isinstance(node, dsl.Op):
+            ops = _UNARY if len(node.args) == 1 else _BINARY
+            nodes.append((len(node.args), ops.index(node.name), 0, 0, 0.0))
+        elif isinstance(node, dsl.Input):
+            nodes.append((0, 0, var_index[node.name], 0, 0.0))
+        elif isinstance(node, dsl.Param):
+            nodes.append((0, 1, 0, counter, 0.0))
+            counter += 1
+        else:
+            nodes.append((0, 2, 0, 0, float(node.value)))
+    return nodes, counter, nonlinear
+
+
+def _group(exprs: Sequence[dsl.Expr], var_names: Sequence[str]) -> list[_Group]:
+    var_index = {v: i for i, v in enumerate(var_names)}
+    by_topo: dict[tuple, list] = defaultdict(list)
+    for row, e in enumerate(exprs):
+        nodes, k, nonlin = _flatten(e, var_index)
+        by_topo[(tuple(n[0] for n in nodes), nonlin)].append((row, nodes, k))
+    groups = []
+    for (arity, nonlin), items in by_topo.items():
+        rows = [r for r, _, _ in items]
+        table = np.array([[n[1] for n in nodes] for _, nodes, _ in items], dtype=np.int64)
+        groups.append(
+            _Group(
+                arity=arity,
+                rows=rows,
+                codes=[table[:, j] for j in range(len(arity))],
+                leaf_var={
+                    j: np.array([nodes[j][2] for _, nodes, _ in items])
+                    for j, a in enumerate(arity)
+                    if a == 0
+                },
+                leaf_param={
+                    j: np.array([nodes[j][3] for _, nodes, _ in items])
+                    for j, a in enumerate(arity)
+                    if a == 0
+                },
+                leaf_const={
+                    j: np.array([nodes[j][4] for _, nodes, _ in items])
+                    for j, a in enumerate(arity)
+                    if a == 0
+                },
+                n_params=np.array([k for _, _, k in items]),
+                nonlinear=nonlin,
+            )
+        )
+    return groups
+
+
+class _Program:
+    """One topology group (or a slice of it) compiled to tensors: ``g = program(x, theta)``."""
+
+    def __init__(self, group: _Group, sl: slice, torch, device):
+        self.torch = torch
+        self.arity = group.arity
+        self.steps: list = []
+        t = torch
+        for j, a in enumerate(group.arity):
+            codes = group.codes[j][sl]
+            present = sorted(set(codes.tolist()))
+            entry: dict = {"present": present}
+            entry["masks"] = {
+                c: t.as_tensor(codes == c, device=device).view(-1, 1, 1) for c in present
+            }
+            if a == 0:
+                entry["var"] = t.as_tensor(group.leaf_var[j][sl], device=device)
+                entry["param"] = t.as_tensor(group.leaf_param[j][sl], device=device)
+                entry["const"] = t.as_tensor(
+                    group.leaf_const[j][sl], dtype=t.float64, device=device
+                ).view(-1, 1, 1)
+            self.steps.append(entry)
+        self.b = len(group.codes[0][sl])
+
+    def subset(self, idx) -> _Program:
+        """The program restricted to rows ``idx`` (a LongTensor)."""
+        new = object.__new__(_Program)
+        new.torch, new.arity, new.b = self.torch, self.arity, len(idx)
+        new.steps = []
+        for e in self.steps:
+            f = {"present": e["present"], "masks": {c: m[idx] for c, m in e["masks"].items()}}
+            for key in ("var", "param", "const"):
+                if key in e:
+                    f[key] = e[key][idx]
+            new.steps.append(f)
+        return new
+
+    def __call__(self, x, theta):
+        """Evaluate: ``x`` (n_vars, N), ``theta`` (B, S, P) -> (B, S, N)."""
+        t = self.torch
+        stack: list = []
+        for a, e in zip(reversed(self.arity), reversed(self.steps)):
+            present, masks = e["present"], e["masks"]
+            if a == 0:
+                vals = {}
+                if 0 in present:
+                    vals[0] = x[e["var"]].unsqueeze(1)  # (B, 1, N)
+                if 1 in present:
+                    idx = e["param"].view(-1, 1, 1).expand(theta.shape[0], theta.shape[1], 1)
+                    vals[1] = theta.gather(2, idx)  # (B, S, 1)
+                if 2 in present:
+                    vals[2] = e["const"]
+                stack.append(_select(t, present, masks, vals))
+            elif a == 1:
+                u = stack.pop()
+                fns = {0: lambda v: v * v, 1: t.sin, 2: t.cos}
+                stack.append(_select(t, present, masks, {c: fns[c](u) for c in present}))
+            else:
+                left = stack.pop()
+                right = stack.pop()
+                vals = {}
+                for c in present:
+                    if c == 0:
+                        vals[c] = left + right
+                    elif c == 1:
+                        vals[c] = left - right
+                    elif c == 2:
+                        vals[c] = left * right
+                    else:
+                        den = right if len(present) == 1 else t.where(masks[3], right, 1.0)
+                        vals[c] = left / den
+                stack.append(_select(t, present, masks, vals))
+        (out,) = stack
+        return out
+
+
+def _select(t, present, masks, vals):
+    out = vals[present[-1]]
+    for c in reversed(present[:-1]):
+        out = t.where(masks[c], vals[c], out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batched damped Newton on log(score)
+
+
+def _loss(program, layout, theta):
+    t = program.torch
+    g = program(layout.x, theta)
+    g = g.expand(theta.shape[0], theta.shape[1], g.shape[-1])
+    within, total = layout.within_total(g)
+    # the score itself (not its log): near an exactly conserved formula it is a quadratic in the
+    # parameters, where Newton's method converges in one step; log(score) has negative curvature there
+    loss = within / total
+    return t.where(t.isfinite(loss), loss, t.full_like(loss, math.inf))
+
+
+def _optimise(program, layout, theta, pmask, config: FitConfig):
+    """Minimise the score of every row (B, S) of ``theta`` (B, S, P); ``pmask`` (B, 1, P) marks used slots.
+
+    Each iteration tries a damped Newton step (Hessian by double back-propagation: at most 4 parameters at
+    size 7) at two lengths and a gradient step at three lengths, batched as extra rows, and keeps the best
+    candidate if it lowers the score. A formula leaves the batch once no start has improved for two
+    iterations, so most of the work goes to the formulas that still move.
+    """
+    t = program.torch
+    P = theta.shape[-1]
+    alphas_newton = (1.0, 0.25)
+    alphas_grad = (1.0, 0.1, 0.01)
+    theta = theta.detach().clone()
+    with t.no_grad():
+        best = _loss(program, layout, theta)
+    stall = t.zeros(theta.shape[0], dtype=t.int64, device=theta.device)
+    active = t.arange(theta.shape[0], device=theta.device)
+    prog, n_active = program, theta.shape[0]
+    for _ in range(config.steps):
+        active = (stall < 2).nonzero().squeeze(-1)
+        if len(active) == 0:
+            break
+        if len(active) != n_active:
+            prog, n_active = program.subset(active), len(active)
+        th0, pm, b0 = theta[active], pmask[active], best[active]
+        with t.enable_grad():
+            th = th0.clone().requires_grad_(True)
+            loss = _loss(prog, layout, th)
+            finite = t.isfinite(loss)
+            (grad,) = t.autograd.grad(t.where(finite, loss, 0.0).sum(), th, create_graph=True)
+            rows = []
+            for k in range(P):
+                (h,) = t.autograd.grad(grad[..., k].sum(), th, retain_graph=k < P - 1)
+                rows.append(h)
+        with t.no_grad():
+            grad = t.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0) * pm
+            hess = t.nan_to_num(t.stack(rows, -2), nan=0.0, posinf=0.0, neginf=0.0)
+            hess = hess * pm.unsqueeze(-1) * pm.unsqueeze(-2)
+            eye = t.eye(P, dtype=hess.dtype, device=hess.device)
+            scale = hess.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp_min(1e-300)
+            damped = hess + (1e-10 * scale).unsqueeze(-1) * eye + (1 - pm).unsqueeze(-1) * eye
+            newton = -t.linalg.solve_ex(damped, grad.unsqueeze(-1))[0].squeeze(-1)
+            newton = t.nan_to_num(newton, nan=0.0, posinf=0.0, neginf=0.0) * pm
+            gnorm = grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+            gdir = -grad / gnorm * (1 + th0.abs()) * config.lr * 10
+            cands = [th0 + a * newton for a in alphas_newton]
+            cands += [th0 + a * gdir for a in alphas_grad]
+            stacked = t.cat(cands, 1)  # (b, S*J, P)
+            losses = _loss(prog, layout, stacked).view(th0.shape[0], len(cands), -1)
+            lbest, j = losses.min(1)  # (b, S)
+            improve = lbest < b0
+            picked = stacked.view(th0.shape[0], len(cands), th0.shape[1], P)
+            picked = picked.gather(1, j.view(j.shape[0], 1, j.shape[1], 1).expand(-1, 1, -1, P))
+            theta[active] = t.where(improve.unsqueeze(-1), picked.squeeze(1), th0)
+            nb = t.where(improve, lbest, b0)
+            best[active] = nb
+            gain = ((b0 - nb) > 1e-6 * b0 + 1e-15).any(-1)
+            stall[active] = t.where(gain, 0, stall[active] + 1)
+    return theta
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One chunk
+
+
+def _resolve_device(device: str, torch) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available")
+    return device
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Everything a worker needs to score formulas (picklable)."""
+
+    var_names: tuple[str, ...]
+    x: np.ndarray  # (N, n_vars) all points of the split, sequences concatenated
+    lengths: tuple[int, ...]
+    config: FitConfig
+
+
+def _prepare(problem: _Problem, torch, device):
+    cfg = problem.config
+    rng = np.random.default_rng(cfg.seed)
+    segs = _segments(problem.lengths, cfg.window)
+    if not segs:
+        raise InputError("no sequence (or window) has at least 2 points to measure conservation on")
+    x = problem.x
+    full_true = _Layout(x, segs, torch, device, cfg.smooth)
+    used = np.concatenate(segs)
+    perm = rng.permutation(len(used))
+    # random sequences: the used points shuffled, cut into segments of the same sizes
+    xr = x[used][perm]
+    sizes = [len(s) for s in segs]
+    rsegs, start = [], 0
+    for n in sizes:
+        rsegs.append(np.arange(start, start + n))
+        start += n
+    full_rand = _Layout(xr, rsegs, torch, device, cfg.smooth)
+    # fitting subsample: every k-th point of each segment
+    n_used = len(used)
+    stride = max(1, math.ceil(n_used / cfg.max_fit_points))
+    fsegs = [s[::stride] for s in segs if len(s[::stride]) >= 2]
+    if not fsegs:
+        fsegs = segs
+    fit_true = _Layout(x, fsegs, torch, device, 1 if stride > 1 else cfg.smooth)
+    fr_sizes = [len(s) for s in fsegs]
+    fused = np.concatenate(fsegs)
+    xfr = x[fused][rng.permutation(len(fused))]
+    frsegs, start = [], 0
+    for n in fr_sizes:
+        frsegs.append(np.arange(start, start + n))
+        start += n
+    fit_rand = _Layout(xfr, frsegs, torch, device, 1)
+    return full_true, full_rand, fit_true, fit_rand
+
+
+def _fit_chunk(problem: _Problem, texts: Sequence[str], chunk_id: int) -> pd.DataFrame:
+    """Fit and score one chunk of formula texts; returns the fit table rows for it (no I/O)."""
+    import torch
+
+    cfg = problem.config
+    if cfg.jobs > 1 or cfg.backend == "dask":
+        torch.set_num_threads(1)
+    device = _resolve_device(cfg.device, torch)
+    full_true, full_rand, fit_true, fit_rand = _prepare(problem, torch, device)
+    n = len(texts)
+    params: list = [()] * n
+    true_s = np.full(n, np.nan)
+    rand_s = np.full(n, np.nan)
+    status = ["failed"] * n
+    exprs: list = []
+    good: list[int] = []
+    for i, text in enumerate(texts):
+        try:
+            exprs.append(dsl.parse(text, problem.var_names))
+            good.append(i)
+        except InputError:
+            status[i] = "unparsable"
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + chunk_id)
+    budget = 4_000_000  # elements of one (B, S, N) tensor during the line search
+    for group in _group(exprs, problem.var_names):
+        pmax = int(group.n_params.max())
+        starts = cfg.n_starts if group.nonlinear else min(2, cfg.n_starts) if pmax else 1
+        per = max(1, budget // max(1, starts * 7 * fit_true.n))
+        for lo in range(0, len(group.rows), per):
+            sl = slice(lo, lo + per)
+            prog = _Program(group, sl, torch, device)
+            k = group.n_params[sl]
+            b = len(k)
+            pdim = max(1, pmax)
+            pmask = torch.as_tensor(
+                (np.arange(pdim)[None, :] < k[:, None]).astype(np.float64), device=device
+            ).view(b, 1, pdim)
+            theta = _starts(b, starts, pdim, gen).to(device) * pmask
+            with torch.no_grad():
+                if pmax and cfg.steps:
+                    theta = _optimise(prog, fit_true, theta, pmask, cfg)
+                theta_r = theta
+                if pmax and cfg.steps and cfg.fit_random:
+                    theta_r = _optimise(prog, fit_rand, theta, pmask, cfg)
+                ts, tt, tr, finite, trivial, best = _score(prog, full_true, full_rand, theta)
+                if cfg.fit_random:
+                    _, _, tr2, _, _, _ = _score(prog, full_true, full_rand, theta_r)
+                    tr = torch.minimum(tr, tr2)
+            ts, tr = ts.cpu().numpy(), tr.cpu().numpy()
+            finite, trivial = finite.cpu().numpy(), trivial.cpu().numpy()
+            thb = best.cpu().numpy()
+            for r in range(b):
+                i = good[group.rows[lo + r]]
+                params[i] = tuple(float(v) for v in thb[r, : k[r]])
+                if not finite[r]:
+                    status[i] = "failed"
+                    continue
+                true_s[i], rand_s[i] = ts[r], tr[r]
+                status[i] = "trivial" if trivial[r] else "ok"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(rand_s > 0, true_s / rand_s, np.nan)
+    st = np.array(status)
+    accepted = (st == "ok") & (ratio <= cfg.ratio)
+    return pd.DataFrame(
+        {
+            "formula": list(texts),
+            "params": ["; ".join(f"{v:.8g}" for v in p) for p in params],
+            "true_score": true_s,
+            "random_score": rand_s,
+            "ratio": ratio,
+            "accepted": accepted,
+            "status": st,
+        }
+    )
+
+
+def _starts(b: int, s: int, p: int, gen):
+    import torch
+
+    # first start: every parameter 1; others: random sign, magnitude log-uniform in [0.1, 10]
+    mag = torch.exp((torch.rand(b, s, p, generator=gen, dtype=torch.float64) * 2 - 1) * math.log(10))
+    sign = torch.where(torch.rand(b, s, p, generator=gen) < 0.5, -1.0, 1.0).double()
+    th = mag * sign
+    th[:, 0, :] = 1.0
+    return th
+
+
+def _score(prog, full_true, full_rand, theta):
+    """Scores on all points for every start; returns the best start's scores per formula."""
+    t = prog.torch
+    g = prog(full_true.x, theta).expand(theta.shape[0], theta.shape[1], full_true.x.shape[-1])
+    finite = t.isfinite(g).all(-1)
+    w, tot = full_true.within_total(g)
+    mean_sq = (g * g).mean(-1)
+    trivial = finite & (tot / full_true.n <= TRIVIAL * mean_sq)
+    score = t.where(trivial, t.ones_like(w), w / tot)
+    ok = finite & t.isfinite(score) & ~trivial
+    key = t.where(ok, score, t.where(finite & t.isfinite(score), 2.0 + score, 10.0))
+    key = t.where(t.isfinite(key), key, t.full_like(key, 20.0))
+    j = key.argmin(1)  # (B,)
+    ar = t.arange(theta.shape[0], device=theta.device)
+    best = theta[ar, j]
+    gb = prog(full_rand.x, best.unsqueeze(1)).expand(theta.shape[0], 1, full_rand.x.shape[-1])
+    wr, totr = full_rand.within_total(gb)
+    rscore = (wr / totr).squeeze(1)
+    triv = trivial[ar, j]
+    rscore = t.where(triv, t.ones_like(rscore), rscore)
+    fin = finite[ar, j] & t.isfinite(score[ar, j]) & t.isfinite(rscore)
+    return score[ar, j], tot[ar, j], rscore, fin, trivial[ar, j], best
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Public entry point and orchestration
+
+
+def _texts(formulas) -> tuple[list[str], pd.DataFrame]:
+    """Formula texts and the descriptive columns (size, n_params, param_units) of the input."""
+    if isinstance(formulas, pd.DataFrame):
+        if "formula" not in formulas.columns:
+            raise InputError("the formula table has no 'formula' column")
+        meta = formulas.reset_index(drop=True)
+        return [str(s) for s in meta["formula"]], meta
+    rows = []
+    for f in formulas:
+        if isinstance(f, str):
+            rows.append({"formula": f})
+        elif hasattr(f, "formula"):
+            rows.append(
+                {
+                    "formula": f.formula,
+                    "size": f.size,
+                    "n_params": f.n_params,
+                    "param_units": f.param_units,
+                }
+            )
+        else:  # an expression tree
+            rows.append({"formula": dsl.to_text(f)})
+    meta = pd.DataFrame(rows, columns=["formula"] if not rows else None)
+    return [r["formula"] for r in rows], meta
+
+
+def _fill_meta(meta: pd.DataFrame, data: FitData) -> pd.DataFrame:
+    meta = meta.copy()
+    need = [c for c in ("size", "n_params", "param_units") if c not in meta.columns]
+    if not need:
+        return meta
+    sizes, nps, units = [], [], []
+    for text in meta["formula"]:
+        try:
+            e = dsl.parse(str(text), data.var_names)
+            size, k, unit = dsl.size(e), dsl.n_params(e), ""
+            if data.variables is not None and k:
+                try:
+                    unit = "; ".join(d.to_units() for d in dsl.param_units(e, data.variables))
+                except dsl.UnitError:
+                    unit = "invalid"
+        except InputError:
+            size, k, unit = 0, 0, ""
+        sizes.append(size)
+        nps.append(k)
+        units.append(unit)
+    for name, vals in (("size", sizes), ("n_params", nps), ("param_units", units)):
+        if name in need:
+            meta[name] = vals
+    return meta
+
+
+def _as_fitdata(data) -> FitData:
+    if isinstance(data, FitData):
+        return data
+    if hasattr(data, "trajectories") and hasattr(data, "var_names"):
+        return FitData.from_dataset(data, "train")
+    raise InputError(f"cannot fit on {type(data).__name__}: pass a Dataset or a FitData")
+
+
+def _problem(data: FitData, config: FitConfig) -> _Problem:
+    seqs = [np.asarray(s, dtype=np.float64) for s in data.sequences]
+    if not seqs:
+        raise InputError("no sequences to fit on")
+    for s in seqs:
+        if s.ndim != 2 or s.shape[1] != len(data.var_names):
+            raise InputError(f"a sequence has shape {s.shape}; expected (T, {len(data.var_names)})")
+    return _Problem(
+        tuple(data.var_names), np.concatenate(seqs, 0), tuple(len(s) for s in seqs), config
+    )
+
+
+def fit_formulas(
+    formulas: Iterable | pd.DataFrame,
+    data,
+    *,
+    config: FitConfig = FitConfig(),
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Fit every formula's parameters on true sequences and apply the variance-ratio filter.
+
+    Args:
+        formulas: :class:`~formula_search._enumerate.Formula` rows, formula texts, trees, or a table with a
+            ``formula`` column (e.g. written by ``fsearch enumerate``).
+        data: a :class:`formula_search.data.Dataset` (its training split is used) or a :class:`FitData`.
+        config: the options.
+        checkpoint_dir: when given, every finished chunk is written there (atomically) as it is produced.
+        resume: reuse the chunks already in ``checkpoint_dir`` (written with the same formulas and options).
+        progress: called with the number of formulas of each finished chunk.
+
+    Returns:
+        One row per formula, in input order, with columns :data:`COLUMNS`: ``formula`` (text), ``size``
+        (tokens), ``n_params``, ``params`` (fitted values of ``c_0; c_1; ...``), ``param_units`` (their SI
+        units), ``true_score`` (within-sequence share of the variance on true sequences, in [0, 1]),
+        ``random_score`` (the same on random sequences), ``ratio`` (true / random), ``accepted``
+        (``ratio <= config.ratio`` and status ok) and ``status`` (``ok``, ``trivial``: constant on all data,
+        ``failed``: not finite, ``unparsable``).
+    """
+    data = _as_fitdata(data)
+    texts, meta = _texts(formulas)
+    problem = _problem(data, config)
+    chunks = [texts[i : i + config.chunk_size] for i in range(0, len(texts), config.chunk_size)]
+    results: dict[int, pd.DataFrame] = {}
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = _Checkpoints(Path(checkpoint_dir), texts, problem)
+        if resume:
+            results.update(ckpt.load())
+        else:
+            ckpt.clear()
+        for i in results:
+            if progress is not None:
+                progress(len(chunks[i]))
+    todo = [i for i in range(len(chunks)) if i not in results]
+    for i, df in _run_chunks(problem, chunks, todo, config):
+        results[i] = df
+        if ckpt is not None:
+            ckpt.save(i, df)
+        if progress is not None:
+            progress(len(df))
+    parts = [results[i] for i in range(len(chunks))]
+    body = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(
+            columns=["formula", "params", "true_score", "random_score", "ratio", "accepted", "status"]
+        )
+    )
+    meta = _fill_meta(meta, data)
+    out = body.drop(columns=["formula"]).join(meta[["formula", "size", "n_params", "param_units"]])
+    out["accepted"] = out["accepted"].astype(bool)
+    return out[list(COLUMNS)]
+
+
+def _run_chunks(problem: _Problem, chunks, todo: list[int], config: FitConfig):
+    """Yield ``(chunk index, table)`` as chunks finish (in order)."""
+    if not todo:
+        return
+    if config.jobs == 1 and config.backend == "loky":
+        for i in todo:
+            yield i, _fit_chunk(problem, chunks[i], i)
+        return
+    yield from _parallel_chunks(problem, chunks, todo, config)
+
+
+def survivors(table: pd.DataFrame) -> pd.DataFrame:
+    """Accepted formulas, best ratio first (a pure ``df -> df`` view of the fit table)."""
+    return table[table["accepted"]].sort_values("ratio", kind="stable").reset_index(drop=True)
+
+
+def with_config(config: FitConfig, **changes) -> FitConfig:
+    """A copy of ``config`` with ``changes`` (validated)."""
+    return replace(config, **changes)
+
+
+class _Checkpoints:
+    """Finished chunks of one run, one Parquet file each, written atomically.
+
+    A fingerprint of the formulas, the data and the options is stored beside them; chunks written under
+    another fingerprint are never reused.
+    """
+
+    def __init__(self, root: Path, texts: Sequence[str], problem: _Problem):
+        import hashlib
+
+        self.root = root
+        h = hashlib.sha256()
+        h.update("\n".join(texts).encode())
+        h.update(np.ascontiguousarray(problem.x).tobytes())
+        h.update(repr((problem.lengths, problem.var_names, problem.config)).encode())
+        self.key = h.hexdigest()[:16]
+
+    def _path(self, i: int) -> Path:
+        return self.root / f"chunk-{i:06d}.parquet"
+
+    def clear(self) -> None:
+        if self.root.exists():
+            for f in self.root.glob("chunk-*.parquet"):
+                f.unlink()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "fingerprint").write_text(self.key)
+
+    def load(self) -> dict[int, pd.DataFrame]:
+        fp = self.root / "fingerprint"
+        if not fp.exists() or fp.read_text().strip() != self.key:
+            self.clear()
+            return {}
+        out = {}
+        for f in sorted(self.root.glob("chunk-*.parquet")):
+            out[int(f.stem.split("-")[1])] = pd.read_parquet(f)
+        return out
+
+    def save(self, i: int, df: pd.DataFrame) -> None:
+        from formula_search.io import atomic_path
+
+        with atomic_path(self._path(i)) as tmp:
+            df.to_parquet(tmp, index=False)
+
+
+def _parallel_chunks(problem: _Problem, chunks, todo: list[int], config: FitConfig):
+    from joblib import Parallel, delayed, parallel_config
+
+    tasks = (delayed(_fit_chunk)(problem, chunks[i], i) for i in todo)
+    if config.backend == "dask":
+        try:
+            from dask.distributed import Client
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise InputError("--backend dask needs the 'distributed' package") from exc
+        try:
+            client = Client(config.scheduler, timeout="10s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {config.scheduler}: {exc}") from None
+        try:
+            with parallel_config(backend="dask", scheduler_host=config.scheduler):
+                runner = Parallel(n_jobs=-1, return_as="generator")
+                for i, df in zip(todo, runner(tasks)):
+                    yield i, df
+        finally:
+            client.close()
+        return
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        runner = Parallel(n_jobs=config.jobs, return_as="generator")
+        for i, df in zip(todo, runner(tasks)):
+            yield i, df
