@@ -1,0 +1,66 @@
+"""The ``fsearch`` learning commands: bad input is one line with exit code 2; export of a hand-made run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from formula_search.cli import main
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_export_missing_run_is_one_line_error(tmp_path, capsys):
+    code, _, err = run_cli(["export", str(tmp_path / "nope")], capsys)
+    assert code == 2
+    assert err.startswith("Error:") and err.count("\n") == 1
+
+
+def test_load_foreign_model_file_is_input_error(tmp_path):
+    from formula_search.errors import InputError
+    from meta_tailor import load_mlp
+
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(InputError):
+        load_mlp(bad)
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    meta = {"dataset": "ideal_pendulum", "variables": [{"name": "q", "unit": "rad"}, {"name": "p", "unit": "kg*m^2/s"}]}
+    (run / "meta.json").write_text(json.dumps(meta))
+    pd.DataFrame(
+        {
+            "formula": ["p^2 - c_0*cos(q)", "p^2 + c_0*q^2"],
+            "fitted_params": ["[3.0]", "[1.0]"],
+            "params": ["[2.391]", "[1.2]"],
+            "inner_lr": [0.1, 0.1],
+            "inner_steps": [1, 1],
+            "screen_loss": [0.1, 0.2],
+            "train_rollout_mse": [0.01, 0.02],
+            "test_rmse": [0.04, 0.05],
+            "rank": [1.0, 2.0],
+        }
+    ).to_csv(run / "ranking.csv", index=False)
+    return run
+
+
+def test_export_latex_and_json(fake_run, capsys):
+    code, out, _ = run_cli(["export", str(fake_run), "--format", "latex"], capsys)
+    assert code == 0
+    assert r"p^{2} - 2.39 \cos{\left(q \right)}" in out
+    # p^2 - c cos q: c carries the unit of p^2
+    assert "kg ** 2" in out
+    code, out, _ = run_cli(["export", str(fake_run), "--format", "json", "--top", "2"], capsys)
+    payload = json.loads(out)
+    assert [law["params"] for law in payload["laws"]] == [[2.391], [1.2]]
