@@ -115,9 +115,7 @@ class _Split:
 
 
 def _prepare(trajectories: Sequence, device: str, dtype=torch.float32) -> _Split:
-    x = torch.cat([torch.as_tensor(np.array(tr.x), dtype=dtype) for tr in trajectories]).to(
-        device
-    )
+    x = torch.cat([torch.as_tensor(np.array(tr.x), dtype=dtype) for tr in trajectories]).to(device)
     dxdt = torch.cat([torch.as_tensor(np.array(tr.dxdt), dtype=dtype) for tr in trajectories]).to(
         device
     )

@@ -37,7 +37,10 @@ def test_load_foreign_model_file_is_input_error(tmp_path):
 def fake_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    meta = {"dataset": "ideal_pendulum", "variables": [{"name": "q", "unit": "rad"}, {"name": "p", "unit": "kg*m^2/s"}]}
+    meta = {
+        "dataset": "ideal_pendulum",
+        "variables": [{"name": "q", "unit": "rad"}, {"name": "p", "unit": "kg*m^2/s"}],
+    }
     (run / "meta.json").write_text(json.dumps(meta))
     pd.DataFrame(
         {
