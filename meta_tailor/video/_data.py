@@ -276,7 +276,7 @@ def gather_windows(
     return frames, torch.from_numpy(np.ascontiguousarray(ac)).to(device).float()
 
 
-def test_windows(
+def eval_windows(
     data: VideoData, length: int, *, max_per_episode: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping evaluation windows over all episodes of ``data``: (episodes, starts) int arrays."""

@@ -148,8 +148,10 @@ class LSTMPredictor(nn.Module):
         self.out = nn.Linear(hidden, n_out)
         self.hidden = hidden
 
-    def init_state(self, batch: int, device: torch.device) -> list[tuple[Tensor, Tensor]]:
-        z = torch.zeros(batch, self.hidden, device=device)
+    def init_state(
+        self, batch: int, device: torch.device, dtype: torch.dtype
+    ) -> list[tuple[Tensor, Tensor]]:
+        z = torch.zeros(batch, self.hidden, device=device, dtype=dtype)
         return [(z, z) for _ in self.cells]
 
     def forward(
@@ -210,7 +212,11 @@ class SVGPredictor(nn.Module):
         return cn[:n], cn[n:]
 
     def decode(self, outputs: Tensor, skips: list[Tensor], cn: CNParams | None = None) -> Tensor:
-        """Decode LSTM outputs (B, T, g_dim) into frames (B, T, C, S, S) with fixed skips."""
+        """Decode LSTM outputs (B, T, g_dim) into frames (B, T, C, S, S) with fixed skips.
+
+        ``cn`` is the full list of CN parameters (encoder and decoder), as for :meth:`rollout`.
+        """
+        cn = self._split_cn(cn)[1]
         b, t = outputs.shape[:2]
         sk = [
             s.unsqueeze(1).expand(-1, t, *s.shape[1:]).reshape(b * t, *s.shape[1:]) for s in skips
@@ -244,7 +250,7 @@ class SVGPredictor(nn.Module):
         """
         cn_enc, cn_dec = self._split_cn(cn)
         b = frames.shape[0]
-        state = self.lstm.init_state(b, frames.device)
+        state = self.lstm.init_state(b, frames.device, frames.dtype)
         outputs, preds = [], []
         x = frames[:, 0]
         skips: list[Tensor] = []

@@ -20,7 +20,7 @@ import torch
 
 from formula_search.errors import InputError
 from formula_search.io import atomic_path
-from meta_tailor.video._data import VideoData, gather_windows, test_windows
+from meta_tailor.video._data import VideoData, eval_windows, gather_windows
 from meta_tailor.video._metrics import frame_metrics
 from meta_tailor.video._models import FrameEmbedding, LatentEmbedding, ModelConfig, SVGPredictor
 from meta_tailor.video._noether import NoetherConfig, predict_sequence, task_loss
@@ -367,7 +367,7 @@ def evaluate(
     model.to(device).eval()
     if embedding is not None:
         embedding.to(device).eval()
-    eps, starts = test_windows(data, length, max_per_episode=max_windows_per_episode)
+    eps, starts = eval_windows(data, length, max_per_episode=max_windows_per_episode)
     acc: dict[str, list[np.ndarray]] = {"mse": [], "psnr": [], "ssim": []}
     inner_before, inner_after = [], []
     for i in range(0, len(eps), batch_size):

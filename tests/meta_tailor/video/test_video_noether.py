@@ -1,0 +1,256 @@
+"""Models and Algorithm 1: shapes, the inner step against a hand-unrolled step, and that learning works."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from formula_search.errors import InputError
+from meta_tailor.video import (
+    FrameEmbedding,
+    LatentEmbedding,
+    ModelConfig,
+    NoetherConfig,
+    SVGPredictor,
+    VideoConfig,
+    conservation_loss,
+    frame_metrics,
+    predict_sequence,
+    task_loss,
+)
+from meta_tailor.video._train import build_models
+
+TINY = ModelConfig(
+    channels=3,
+    size=16,
+    nf=4,
+    g_dim=6,
+    rnn_size=8,
+    rnn_layers=2,
+    action_dim=1,
+    emb_hidden=16,
+    emb_out=5,
+)
+TINY_CN = dataclasses.replace(TINY, norm="layer", cn=True, action_dim=0, emb_conv_out=4)
+
+
+def _batch(b=3, t=7, action_dim=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.rand(b, t, 3, 16, 16, generator=g)
+    actions = torch.randn(b, t, action_dim, generator=g)
+    return frames, actions
+
+
+def test_shapes_of_every_network():
+    torch.manual_seed(0)
+    for cfg in (TINY, dataclasses.replace(TINY, size=64, nf=2), TINY_CN):
+        model = SVGPredictor(
+            cfg
+        ).eval()  # batch norm uses running statistics, the same for any batching
+        frames, actions = _batch(action_dim=cfg.action_dim)
+        if cfg.size != 16:
+            frames = torch.rand(3, 7, 3, 64, 64)
+        cn = model.identity_cn(3) if cfg.cn else None
+        with torch.no_grad():
+            r = model.rollout(frames, actions, n_past=3, n_future=4, cn=cn)
+        assert r.outputs.shape == (3, 6, cfg.g_dim)
+        assert r.preds.shape == (3, 4, 3, cfg.size, cfg.size)
+        assert float(r.preds.min()) >= 0 and float(r.preds.max()) <= 1
+        # decoding the prediction outputs again gives the same frames
+        with torch.no_grad():
+            torch.testing.assert_close(model.decode(r.outputs[:, 2:], r.skips, cn), r.preds)
+    assert LatentEmbedding(TINY)(torch.randn(2, 4, 2 * 6 + 1)).shape == (2, 4, 5)
+    assert FrameEmbedding(TINY_CN)(torch.randn(5, 6, 16, 16)).shape == (5, 4)
+
+
+def test_identity_cn_changes_nothing():
+    torch.manual_seed(1)
+    model = SVGPredictor(TINY_CN).eval()
+    frames, actions = _batch(action_dim=0)
+    a = model.rollout(frames, actions, n_past=2, n_future=3).preds
+    b = model.rollout(frames, actions, n_past=2, n_future=3, cn=model.identity_cn(3)).preds
+    torch.testing.assert_close(a, b)
+
+
+def test_conservation_loss_forms_by_hand():
+    ref = torch.tensor([[0.0, 1.0]])
+    emb = torch.tensor([[[1.0, 1.0], [1.0, 3.0]]])
+    # (a): |(1,0)|^2 + |(1,2)|^2 = 1 + 5;  (b): |(1,0)|^2 + |(0,2)|^2 = 1 + 4
+    assert conservation_loss(ref, emb, "a").item() == pytest.approx(6.0)
+    assert conservation_loss(ref, emb, "b").item() == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("form", ["a", "b"])
+def test_latent_inner_step_equals_hand_unrolled_step(form):
+    # With a linear embedding e = W z, z_k = [o_{k-1}, o_k, a_k], the gradient of the loss with respect to the
+    # predicted outputs is written out by hand in numpy and compared with one inner step of predict_sequence.
+    torch.manual_seed(2)
+    model = SVGPredictor(TINY).double().eval()
+    emb = nn.Linear(2 * 6 + 1, 4, bias=False).double()
+    frames, actions = (t.double() for t in _batch())
+    n_past, n_future, lr = 4, 3, 0.3
+    cfg = NoetherConfig(tailor="latent", loss_form=form, inner_lr=lr, inner_steps=1)
+    out = predict_sequence(
+        model,
+        emb,
+        frames,
+        actions,
+        config=cfg,
+        n_past=n_past,
+        n_future=n_future,
+        create_graph=False,
+    )
+    r = model.rollout(frames, actions, n_past=n_past, n_future=n_future)
+    o = r.outputs.detach().numpy()
+    a = actions.numpy()
+    w = emb.weight.detach().numpy()
+    g = o.shape[2]
+    grad = np.zeros_like(o)
+    for b in range(o.shape[0]):
+        # embeddings for output indices k = n_past-2 (reference) .. n_past+n_future-2
+        ks = list(range(n_past - 2, n_past + n_future - 1))
+        e = {k: w @ np.concatenate([o[b, k - 1], o[b, k], a[b, k]]) for k in ks}
+        for i, k in enumerate(ks[1:]):
+            other = ks[0] if form == "a" else ks[i]
+            d = 2 * (e[k] - e[other])  # d loss / d e_k, and minus it for e_other
+            for kk, sign in ((k, 1.0), (other, -1.0)):
+                dz = sign * (w.T @ d)
+                grad[b, kk - 1] += dz[:g]
+                grad[b, kk] += dz[g : 2 * g]
+    adapted = o - lr * grad
+    # only the predicted outputs are adapted
+    expect = model.decode(torch.from_numpy(adapted[:, n_past - 1 :]), r.skips)
+    torch.testing.assert_close(out.preds, expect)
+    assert not np.allclose(adapted[:, n_past - 1 :], o[:, n_past - 1 :])
+
+
+@pytest.mark.slow
+def test_cn_inner_step_matches_finite_differences():
+    torch.manual_seed(3)
+    small = dataclasses.replace(TINY_CN, nf=2, g_dim=3, rnn_size=4, rnn_layers=1)
+    model = SVGPredictor(small).double().eval()
+    emb = FrameEmbedding(small).double()
+    frames, actions = (t.double() for t in _batch(b=2, action_dim=0))
+    cfg = NoetherConfig(tailor="cn", loss_form="b", inner_lr=0.05, inner_steps=1)
+    out = predict_sequence(
+        model, emb, frames, actions, config=cfg, n_past=2, n_future=3, create_graph=False
+    )
+
+    def noether(cn):
+        from meta_tailor.video import frame_noether_loss
+
+        p = model.rollout(frames, actions, n_past=2, n_future=3, cn=cn).preds
+        return frame_noether_loss(emb, frames[:, :2], p, form="b").sum()
+
+    # central finite differences for the gradient of every CN parameter
+    base = model.identity_cn(2)
+    base = [(g.double(), b.double()) for g, b in base]
+    adapted = []
+    eps = 1e-6
+    with torch.no_grad():
+        for li, (gam, bet) in enumerate(base):
+            new_pair = []
+            for which, t in enumerate((gam, bet)):
+                grad = torch.zeros_like(t)
+                for idx in np.ndindex(*t.shape):
+                    for sgn in (1, -1):
+                        pert = [(x.clone(), y.clone()) for x, y in base]
+                        pert[li][which][idx] += sgn * eps
+                        grad[idx] += sgn * noether(pert) / (2 * eps)
+                new_pair.append(t - 0.05 * grad)
+            adapted.append(tuple(new_pair))
+        expect = model.rollout(frames, actions, n_past=2, n_future=3, cn=adapted).preds
+    torch.testing.assert_close(out.preds, expect, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("tailor", ["latent", "cn"])
+def test_inner_step_lowers_the_noether_loss(tailor):
+    torch.manual_seed(4)
+    mcfg = TINY if tailor == "latent" else TINY_CN
+    model = SVGPredictor(mcfg).eval()
+    emb = LatentEmbedding(mcfg) if tailor == "latent" else FrameEmbedding(mcfg)
+    frames, actions = _batch(action_dim=mcfg.action_dim)
+    cfg = NoetherConfig(tailor=tailor, loss_form="a", inner_lr=1e-2, inner_steps=3)
+    out = predict_sequence(
+        model, emb, frames, actions, config=cfg, n_past=4, n_future=3, create_graph=False
+    )
+    losses = out.inner_losses.numpy()
+    assert losses.shape == (4, 3)
+    assert np.all(np.diff(losses, axis=0) < 0), (
+        f"Noether loss did not decrease along the inner steps: {losses}"
+    )
+
+
+@pytest.mark.parametrize("tailor", ["latent", "cn"])
+def test_meta_training_lowers_the_task_loss_on_a_fixed_batch(tailor):
+    base = TINY if tailor == "latent" else TINY_CN
+    cfg = VideoConfig(
+        model=base,
+        noether=NoetherConfig(tailor=tailor, inner_lr=0.1 if tailor == "latent" else 1e-2),
+        seed=5,
+    )
+    model, emb = build_models(cfg)
+    # a learnable target: a moving stripe pattern, frames (4, 7, 3, 16, 16)
+    x = torch.linspace(0, 6.28, 16)
+    phase = (
+        torch.arange(4.0)[:, None, None, None, None]
+        + 0.5 * torch.arange(7.0)[None, :, None, None, None]
+    )
+    frames = (
+        (0.5 + 0.4 * torch.sin(x[None, None, None, None, :] + phase))
+        .expand(4, 7, 3, 16, 16)
+        .contiguous()
+    )
+    actions = torch.ones(4, 7, base.action_dim)
+    opt = torch.optim.Adam([*model.parameters(), *emb.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(15):
+        out = predict_sequence(
+            model, emb, frames, actions, config=cfg.noether, n_past=4, n_future=3, create_graph=True
+        )
+        loss = task_loss(out.preds, frames[:, 4:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], (
+        f"task loss did not fall: {losses[0]:.4f} -> {losses[-1]:.4f}"
+    )
+    # and the embedding receives a gradient through the inner step (second order)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in emb.parameters())
+
+
+def test_metrics_against_definitions():
+    t = torch.rand(2, 3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    p = (t + 0.1).clamp(0, 1)
+    m = frame_metrics(p, t)
+    mse = ((p - t) ** 2).mean(dim=(2, 3, 4)).numpy()
+    np.testing.assert_allclose(m["mse"], mse, rtol=1e-6)
+    np.testing.assert_allclose(m["psnr"], -10 * np.log10(mse), rtol=1e-6)
+    same = frame_metrics(t, t)
+    np.testing.assert_allclose(same["ssim"], 1.0)
+    assert np.all(m["ssim"] < 1.0)
+
+
+def test_bad_configs_are_input_errors():
+    with pytest.raises(InputError):
+        ModelConfig(size=48)
+    with pytest.raises(InputError):
+        NoetherConfig(loss_form="c")
+    model = SVGPredictor(TINY)
+    frames, actions = _batch()
+    with pytest.raises(InputError):  # latent tailoring needs 3 history frames
+        predict_sequence(
+            model,
+            LatentEmbedding(TINY),
+            frames,
+            actions,
+            config=NoetherConfig(),
+            n_past=2,
+            n_future=2,
+            create_graph=False,
+        )
