@@ -229,8 +229,9 @@ def is_valid(expr: Expr, dims: Mapping[str, Dim] | Sequence[Variable]) -> bool:
 def param_units(expr: Expr, dims: Mapping[str, Dim] | Sequence[Variable]) -> list[Dim]:
     """Infer the unit of each parameter (in ``c_0, c_1, ...`` order) that makes ``expr`` valid.
 
-    A parameter whose unit is not constrained (``c*q`` alone) is reported dimensionless. A formula whose own
-    dimension is free is taken to be dimensionless overall.
+    A parameter whose unit is not constrained (``c*q`` alone) is reported dimensionless; where several free
+    parts must agree (``c + p*c``) they are made dimensionless, and in a product of two free factors that must
+    have dimension ``T`` the left one is dimensionless and the right one has ``T``.
 
     Raises:
         UnitError: the formula is not unit-valid.
@@ -256,6 +257,10 @@ def param_units(expr: Expr, dims: Mapping[str, Dim] | Sequence[Variable]) -> lis
         elif node.name in ("add", "sub"):
             known = next((k for k in kids if k is not FREE), None)
             t = known if known is not None else target
+            if (
+                t is None
+            ):  # both sides free and unconstrained: they must still agree, choose dimensionless
+                t = DIMENSIONLESS.exps
             for a in node.args:
                 pin(a, t)
         else:  # mul, div: give the whole remaining dimension to the first free operand
@@ -282,14 +287,12 @@ def param_units(expr: Expr, dims: Mapping[str, Dim] | Sequence[Variable]) -> lis
                 )
                 pin(a, da)
                 pin(b, want)
-            else:  # both free: left one dimensionless, right one takes the rest
+            elif target_t is None:  # both free, product unconstrained: each side chooses freely
                 pin(a, None)
-                want = (
-                    None
-                    if target_t is None
-                    else _combine(node.name, target_t, DIMENSIONLESS.exps, False)
-                )
-                pin(b, want)
+                pin(b, None)
+            else:  # both free: the left one dimensionless, the right one takes the rest
+                pin(a, DIMENSIONLESS.exps)
+                pin(b, _combine(node.name, target_t, DIMENSIONLESS.exps, False))
 
     top = _dim_of(expr, table)
     pin(expr, None if top is FREE else top)

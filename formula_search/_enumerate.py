@@ -343,6 +343,8 @@ class Enumerator:
             return units(a, dims.combine("half", target))
         if op == "add" or op == "sub":
             t = a.dim if a.dim != _FREE else (b.dim if b.dim != _FREE else target)
+            if t == _FREE:  # both sides free and unconstrained: they must still agree
+                t = dims.zero
             return _join(units(a, t), units(b, t))
         da, db = a.dim, b.dim
         if da != _FREE and db != _FREE:
@@ -355,9 +357,11 @@ class Enumerator:
                 dims.combine("div", target, da) if op == "mul" else dims.combine("div", da, target)
             )
             return _join(units(a, da), units(b, want))
+        if target == _FREE:  # both free, unconstrained: each side chooses freely
+            return _join(units(a, _FREE), units(b, _FREE))
         # both free: the left one dimensionless, the right one takes the rest
         want = target if op == "mul" else dims.combine("inv", target)
-        return _join(units(a, _FREE), units(b, want))
+        return _join(units(a, dims.zero), units(b, want))
 
 
 def _join(x: str, y: str) -> str:
