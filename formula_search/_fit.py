@@ -214,7 +214,9 @@ class _Group:
 
     arity: tuple[int, ...]
     rows: list[int]  # positions in the chunk
-    codes: list[np.ndarray]  # per node: op code (unary/binary) or leaf kind (0 input, 1 param, 2 const)
+    codes: list[
+        np.ndarray
+    ]  # per node: op code (unary/binary) or leaf kind (0 input, 1 param, 2 const)
     leaf_var: dict[int, np.ndarray]
     leaf_param: dict[int, np.ndarray]
     leaf_const: dict[int, np.ndarray]
@@ -383,6 +385,9 @@ def _loss(program, layout, theta):
     # the score itself (not its log): near an exactly conserved formula it is a quadratic in the
     # parameters, where Newton's method converges in one step; log(score) has negative curvature there
     loss = within / total
+    # where g's spread is below a millionth of its size, float64 keeps too few digits of it for the score to
+    # be trusted (``q + c`` with c = 1e14): such parameters are out of bounds
+    loss = t.where(total / g.shape[-1] > 1e-12 * (g * g).mean(-1), loss, math.inf)
     return t.where(t.isfinite(loss), loss, t.full_like(loss, math.inf))
 
 
@@ -436,7 +441,9 @@ def _optimise(program, layout, theta, pmask, config: FitConfig):
             stacked = t.cat(cands, 1)  # (b, S*J, P)
             losses = _loss(prog, layout, stacked).view(th0.shape[0], len(cands), -1)
             lbest, j = losses.min(1)  # (b, S)
-            improve = lbest < b0
+            # a step must beat rounding noise: otherwise a parameter the score does not depend on
+            # (``q + c``) would drift without bound and make the formula look constant
+            improve = lbest < b0 * (1 - 1e-6)
             picked = stacked.view(th0.shape[0], len(cands), th0.shape[1], P)
             picked = picked.gather(1, j.view(j.shape[0], 1, j.shape[1], 1).expand(-1, 1, -1, P))
             theta[active] = t.where(improve.unsqueeze(-1), picked.squeeze(1), th0)
@@ -585,7 +592,9 @@ def _starts(b: int, s: int, p: int, gen):
     import torch
 
     # first start: every parameter 1; others: random sign, magnitude log-uniform in [0.1, 10]
-    mag = torch.exp((torch.rand(b, s, p, generator=gen, dtype=torch.float64) * 2 - 1) * math.log(10))
+    mag = torch.exp(
+        (torch.rand(b, s, p, generator=gen, dtype=torch.float64) * 2 - 1) * math.log(10)
+    )
     sign = torch.where(torch.rand(b, s, p, generator=gen) < 0.5, -1.0, 1.0).double()
     th = mag * sign
     th[:, 0, :] = 1.0
@@ -747,7 +756,15 @@ def fit_formulas(
         pd.concat(parts, ignore_index=True)
         if parts
         else pd.DataFrame(
-            columns=["formula", "params", "true_score", "random_score", "ratio", "accepted", "status"]
+            columns=[
+                "formula",
+                "params",
+                "true_score",
+                "random_score",
+                "ratio",
+                "accepted",
+                "status",
+            ]
         )
     )
     meta = _fill_meta(meta, data)
@@ -833,7 +850,9 @@ def _parallel_chunks(problem: _Problem, chunks, todo: list[int], config: FitConf
         try:
             client = Client(config.scheduler, timeout="10s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {config.scheduler}: {exc}") from None
+            raise InputError(
+                f"cannot reach the Dask scheduler at {config.scheduler}: {exc}"
+            ) from None
         try:
             with parallel_config(backend="dask", scheduler_host=config.scheduler):
                 runner = Parallel(n_jobs=-1, return_as="generator")
