@@ -57,47 +57,45 @@ def _rank(rows: list[list[Fraction]]) -> int:
     return rank
 
 
+def _exponent(node, dims, axis, n_params, counter, equations) -> list[Fraction]:
+    """Affine form of ``node``'s exponent along ``axis``; appends the equations its units impose."""
+    kind = node[0]
+    if kind == "in":
+        return [Fraction(0)] * n_params + [Fraction(dims[node[1]][axis])]
+    if kind == "c":
+        form = [Fraction(0)] * (n_params + 1)
+        form[next(counter)] = Fraction(1)
+        return form
+    args = [_exponent(a, dims, axis, n_params, counter, equations) for a in node[1:]]
+    if kind in ("add", "sub"):
+        equations.append([x - y for x, y in zip(*args)])
+        return args[0]
+    if kind == "mul":
+        return [x + y for x, y in zip(*args)]
+    if kind == "div":
+        return [x - y for x, y in zip(*args)]
+    if kind == "square":
+        return [2 * x for x in args[0]]
+    equations.append(args[0])  # sin, cos: exponent 0
+    return [Fraction(0)] * (n_params + 1)
+
+
 def _brute_valid(tree, variables) -> bool:
     """Valid iff, for each base dimension, the linear equations on the parameters' exponents are consistent.
 
-    An exponent is an affine form: a list of coefficients, one per parameter, plus a constant at the end.
+    An exponent is an affine form: one coefficient per parameter, then a constant.
     """
     dims = {v.name: v.dim.exps for v in variables}
     n_params = str(tree).count("'c'")
     for axis in range(len(dsl.BASE_DIMENSIONS)):
         equations: list[list[Fraction]] = []
-        counter = iter(range(n_params))
-
-        def go(node):
-            kind = node[0]
-            if kind == "in":
-                return [Fraction(0)] * n_params + [Fraction(dims[node[1]][axis])]
-            if kind == "c":
-                form = [Fraction(0)] * (n_params + 1)
-                form[next(counter)] = Fraction(1)
-                return form
-            args = [go(a) for a in node[1:]]
-            if kind in ("add", "sub"):
-                equations.append([x - y for x, y in zip(*args)])
-                return args[0]
-            if kind == "mul":
-                return [x + y for x, y in zip(*args)]
-            if kind == "div":
-                return [x - y for x, y in zip(*args)]
-            if kind == "square":
-                return [2 * x for x in args[0]]
-            equations.append(args[0])  # sin, cos: exponent 0
-            return [Fraction(0)] * (n_params + 1)
-
-        go(tree)
+        _exponent(tree, dims, axis, n_params, iter(range(n_params)), equations)
         if not equations:
             continue
-        coeffs = [eq[:-1] for eq in equations]
-        augmented = [eq[:-1] + [eq[-1]] for eq in equations]
         if n_params == 0:
             if any(eq[-1] != 0 for eq in equations):
                 return False
-        elif _rank(coeffs) != _rank(augmented):
+        elif _rank([eq[:-1] for eq in equations]) != _rank(equations):
             return False
     return True
 
