@@ -198,7 +198,11 @@ def predict_sequence(
         )
         cond, pred = r.outputs[:, : n_past - 1], r.outputs[:, n_past - 1 :]
         if steps == 0:
-            return Prediction(r.preds, r.preds, torch.zeros(1, b, device=frames.device))
+            if embedding is None:
+                return Prediction(r.preds, r.preds, torch.zeros(1, b, device=frames.device))
+            with torch.no_grad():
+                loss = latent_noether_loss(embedding, cond, pred, actions, form=config.loss_form)
+            return Prediction(r.preds, r.preds, loss[None])
         with torch.enable_grad():
             if not create_graph:
                 cond, pred = cond.detach(), pred.detach().requires_grad_(True)
@@ -248,7 +252,7 @@ def predict_sequence(
         teacher_forcing=teacher_forcing,
         cn=_pair(flat),
     )
-    if steps:
+    if embedding is not None:
         with torch.no_grad():
             losses.append(
                 frame_noether_loss(embedding, frames[:, :n_past], r.preds, form=config.loss_form)

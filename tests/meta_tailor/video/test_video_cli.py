@@ -1,0 +1,101 @@
+"""`fsearch video` end to end at tiny sizes, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from formula_search.cli import main
+
+TINY = ["--nf", "2", "--g-dim", "4", "--rnn-size", "8", "--batch-size", "2", "--svg-epochs", "1",
+        "--meta-epochs", "1", "--steps-per-epoch", "2", "--device", "cpu"]  # fmt: skip
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_pendulum_generate_train_resume_evaluate_plot(tmp_path, capsys):
+    pytest.importorskip("gymnasium")
+    data = [
+        "--episodes",
+        "2",
+        "--steps",
+        "16",
+        "--n-train",
+        "1",
+        "--size",
+        "16",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    code, out, _ = run(["video", "generate", *data], capsys)
+    assert code == 0 and "2 episodes x 16 frames" in out
+    run_dir = tmp_path / "run"
+    code, out, _ = run(
+        ["video", "train", *data, *TINY, "--eval-future", "6", "--out", str(run_dir)], capsys
+    )
+    assert code == 0, out
+    first = torch.load(run_dir / "noether.pt", weights_only=True)
+    assert first["epoch"] == 1 and first["embedding"] is not None
+    # a second call finds every stage finished and trains nothing more
+    code, out, _ = run(
+        ["video", "train", *data, *TINY, "--eval-future", "6", "--out", str(run_dir)], capsys
+    )
+    assert code == 0 and "epoch" not in out
+    again = torch.load(run_dir / "noether.pt", weights_only=True)
+    torch.testing.assert_close(again["model"], first["model"])
+    code, out, _ = run(["video", "evaluate", "--out", str(run_dir), "--study", "0,1"], capsys)
+    assert code == 0, out
+    res = pd.read_csv(run_dir / "results.csv")
+    assert set(res["method"]) == {"svg", "svg_more", "noether"}
+    assert sorted(res["step"].unique()) == list(range(1, 7))
+    # PSNR is averaged per frame: by convexity of -log, mean PSNR >= PSNR of the mean MSE
+    assert (res["psnr"] >= -10 * np.log10(res["mse"]) - 1e-9).all()
+    code, out, _ = run(["video", "plot", str(run_dir / "results.csv"), "--inner-steps-table",
+                        str(run_dir / "inner_steps.csv")], capsys)  # fmt: skip
+    assert (
+        code == 0
+        and (run_dir / "metrics.png").stat().st_size > 1000
+        and (run_dir / "inner_steps.png").is_file()
+    )
+
+
+def test_ramp_experiment_with_cngrad(tmp_path, capsys):
+    out_dir = tmp_path / "exp"
+    code, out, err = run(["video", "experiment", "--dataset", "ramp", "--episodes", "3", "--n-train", "2",
+                          "--size", "16", "--steps", "6", "--train-future", "4", "--eval-future", "4",
+                          "--cache-dir", str(tmp_path / "c"), "--seeds", "2", "--study", "0,1",
+                          "--out", str(out_dir), *TINY], capsys)  # fmt: skip
+    assert code == 0, out + err
+    res = pd.read_csv(out_dir / "results.csv")
+    assert set(res["seed"]) == {0, 1} and len(res) == 2 * 3 * 4
+    overall = pd.read_csv(out_dir / "overall.csv")
+    assert list(overall["seeds"]) == [2, 2, 2]
+    for name in ("summary.csv", "metrics.png", "inner_steps.csv", "inner_steps.png"):
+        assert (out_dir / name).is_file()
+    cfg = (out_dir / "seed0" / "config.json").read_text()
+    assert '"tailor": "cn"' in cfg and '"loss_form": "b"' in cfg
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["video", "train", "--data", "missing.npz"],
+        ["video", "evaluate", "--out", "no-such-run"],
+        ["video", "plot", "missing.csv"],
+        ["video", "generate", "--episodes", "3", "--n-train", "3"],
+        ["video", "experiment", "--seeds", "0"],
+        ["video", "generate", "--dataset", "physics101"],
+    ],
+)
+def test_bad_input_is_one_line_error(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert err.startswith("Error: ") and err.count("\n") == 1, err
