@@ -380,7 +380,7 @@ def _select(t, present, masks, vals):
 def _loss(program, layout, theta):
     t = program.torch
     g = program(layout.x, theta)
-    g = g.expand(theta.shape[0], theta.shape[1], g.shape[-1])
+    g = g.expand(theta.shape[0], theta.shape[1], layout.x.shape[-1])
     within, total = layout.within_total(g)
     # the score itself (not its log): near an exactly conserved formula it is a quadratic in the
     # parameters, where Newton's method converges in one step; log(score) has negative curvature there

@@ -1,0 +1,176 @@
+"""``fsearch fit``: fit every formula's parameters and keep the conserved ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from formula_search.data import dataset_options
+
+
+@click.command("fit")
+@dataset_options
+@click.option(
+    "--formulas",
+    "formulas_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Table written by `fsearch enumerate` (.csv/.parquet) [enumerate here up to --depth].",
+)
+@click.option("--depth", type=int, default=7, show_default=True, help="Largest formula size.")
+@click.option(
+    "--dedup",
+    type=click.Choice(["commutative", "algebraic", "conservation"]),
+    default="commutative",
+    show_default=True,
+    help="Deduplication level when enumerating here (commutative is the paper's).",
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="Format of OUT/fit.<format>.",
+)
+@click.option(
+    "--ratio", type=float, default=0.01, show_default=True, help="Accept if true/random <= this."
+)
+@click.option(
+    "--window",
+    type=int,
+    default=None,
+    help="Measure conservation on windows of this many points [dataset card default].",
+)
+@click.option("--starts", type=int, default=4, show_default=True, help="Random starts.")
+@click.option("--steps", type=int, default=30, show_default=True, help="Newton iterations.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Gradient step scale.")
+@click.option(
+    "--smooth",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Moving-average width applied along sequences before scoring (noisy data).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test", "all"]),
+    default="train",
+    show_default=True,
+    help="Trajectories to fit on.",
+)
+@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--backend",
+    type=click.Choice(["loky", "dask"]),
+    default="loky",
+    show_default=True,
+    help="loky: local processes; dask: an existing Dask cluster (--scheduler).",
+)
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="Dask scheduler.")
+@click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu or cuda (GPU when present)."
+)
+@click.option("--chunk-size", type=int, default=2048, show_default=True, help="Formulas per chunk.")
+@click.option("--resume", is_flag=True, help="Reuse the finished chunks of an interrupted run.")
+@click.option("--top", type=int, default=15, show_default=True, help="Survivors shown.")
+def fit_cmd(**kwargs) -> None:
+    """Fit each formula's parameters and keep the formulas conserved on the data.
+
+    Writes OUT/fit.parquet (every formula, with fitted parameters, scores, ratio, accepted) and
+    OUT/survivors.csv; finished chunks are kept in OUT/fit.chunks/ so that --resume skips them.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from formula_search._fit import FitConfig, FitData, fit_formulas, survivors
+    from formula_search.data import dataset_from_options, pop_dataset_options
+    from formula_search.errors import InputError
+    from formula_search.io import read_table, write_table
+
+    seed = kwargs["seed"]
+    dataset = dataset_from_options(**pop_dataset_options(kwargs))
+    window = kwargs["window"] if kwargs["window"] is not None else dataset.default_window
+    config = FitConfig(
+        ratio=kwargs["ratio"],
+        window=window,
+        n_starts=kwargs["starts"],
+        steps=kwargs["steps"],
+        lr=kwargs["lr"],
+        jobs=kwargs["jobs"],
+        backend=kwargs["backend"],
+        scheduler=kwargs["scheduler"],
+        device=kwargs["device"],
+        seed=seed,
+        chunk_size=kwargs["chunk_size"],
+        smooth=kwargs["smooth"],
+    )
+    console = Console(stderr=True)
+    if kwargs["formulas_path"]:
+        formulas = read_table(kwargs["formulas_path"])
+        if "formula" not in formulas.columns:
+            raise InputError(f"{kwargs['formulas_path']}: no 'formula' column")
+    else:
+        from formula_search._enumerate import enumeration_table
+
+        if kwargs["depth"] < 1:
+            raise InputError(f"--depth must be >= 1, got {kwargs['depth']}")
+        with console.status(f"enumerating formulas up to size {kwargs['depth']}..."):
+            formulas = enumeration_table(
+                dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"]
+            )
+    data = FitData.from_dataset(dataset, kwargs["split"])
+    out = Path(kwargs["out_dir"])
+    with Progress(
+        TextColumn("fitting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("fit", total=len(formulas), rate="")
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            t = progress.tasks[0]
+            if t.speed:
+                progress.update(task, rate=f"{t.speed:,.0f} formulas/s")
+
+        table = fit_formulas(
+            formulas,
+            data,
+            config=config,
+            checkpoint_dir=out / "fit.chunks",
+            resume=kwargs["resume"],
+            progress=advance,
+        )
+    path = write_table(table, out / f"fit.{kwargs['fmt']}")
+    best = survivors(table)
+    write_table(best, out / "survivors.csv")
+    shown = Table(title=f"best survivors on {dataset.name} ({kwargs['split']} split)")
+    for col in ("formula", "params", "param_units", "ratio"):
+        shown.add_column(col, justify="right" if col == "ratio" else "left")
+    for row in best.head(kwargs["top"]).itertuples(index=False):
+        shown.add_row(row.formula, str(row.params), str(row.param_units), f"{row.ratio:.3g}")
+    Console().print(shown)
+    counts = table["status"].value_counts()
+    click.echo(
+        f"{len(best)} of {len(table)} formulas accepted (ratio <= {config.ratio:g}"
+        + (f", window {window}" if window else "")
+        + f"); trivial {int(counts.get('trivial', 0))}, failed {int(counts.get('failed', 0))}."
+    )
+    click.echo(f"wrote {path} and {out / 'survivors.csv'}")
