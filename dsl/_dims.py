@@ -26,6 +26,8 @@ BASE_DIMENSIONS: tuple[str, ...] = (
 )
 #: SI base unit of each base dimension, used to print a dimension as a unit.
 _BASE_UNITS: tuple[str, ...] = ("m", "kg", "s", "A", "K", "mol", "cd")
+#: Order in which units are printed: mass first, as in kg*m^2/s.
+_PRINT_ORDER: tuple[int, ...] = (1, 0, 2, 3, 4, 5, 6)
 
 
 class UnitError(InputError):
@@ -90,7 +92,8 @@ class Dim:
     def to_units(self) -> str:
         """The dimension written in SI base units, e.g. ``"kg * m ** 2 / s"``; ``"1"`` when dimensionless."""
         num, den = [], []
-        for unit, e in zip(_BASE_UNITS, self.exps):
+        for i in _PRINT_ORDER:
+            unit, e = _BASE_UNITS[i], self.exps[i]
             if e == 0:
                 continue
             power = abs(e)
