@@ -10,8 +10,8 @@ Three levels, each coarser than the one before:
     ``*`` (associativity), cancelling ``x - x`` and ``x / x``, writing ``x*x`` as ``x^2``, and collapsing every
     subexpression without inputs into one generic constant (a parameter). Products of sums are not expanded.
 ``conservation``
-    Conserve the same quantity: ``g``, ``c*g``, ``g + c``, ``-g``, ``g / c``, ``1/g`` (and, for a sum, any
-    rescaling: ``c*p^2 + cos(q)`` ~ ``p^2 + c*cos(q)``). Formulas without inputs conserve nothing and are dropped.
+    Conserve the same quantity: ``g``, ``c*g``, ``g + c``, ``-g``, ``g / c``, ``1/g``, ``g^2`` (and, for a sum,
+    any rescaling: ``c*p^2 + cos(q)`` ~ ``p^2 + c*cos(q)``). Formulas without inputs conserve nothing and are dropped.
 
 Algebraic forms are *interned*: every canonical sum gets a small integer id, and the id of an operator applied
 to canonical operands is computed from the operands' ids alone (the form is compositional). This is what lets
@@ -25,6 +25,7 @@ factor. A coefficient is an exact :class:`~fractions.Fraction` or :data:`P` (a f
 from __future__ import annotations
 
 import enum
+import math
 from fractions import Fraction
 
 #: The coefficient "some constant to be fitted".
@@ -260,6 +261,11 @@ class CanonicalForms:
         terms = [(m, c) for m, c in self._sums[sid] if m != ()]  # g + c ~ g
         if len(terms) == 1:
             ((m, _),) = terms  # c*g ~ -g ~ g
+            # g^k ~ g: along a continuous trajectory g^k is constant exactly when g is (|g| constant and g
+            # continuous), so (q*p)^2 ~ q*p and (A + B)^2 ~ A + B
+            k = math.gcd(*(abs(e) for _, e in m))
+            if k > 1:
+                m = tuple((a, e // k) for a, e in m)
             if len(m) == 1 and m[0][1] in (1, -1):
                 atom = self._atoms[m[0][0]]
                 if atom[0] == "sum":  # c*(A + B) and 1/(A + B) conserve what A + B does
