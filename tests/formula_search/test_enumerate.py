@@ -122,6 +122,40 @@ def test_commutative_counts_match_brute_force(system):
     assert count_formulas(variables, max_size=5, dedup="commutative") == expected
 
 
+def _to_expr(tree):
+    if tree[0] == "in":
+        return dsl.Input(tree[1])
+    if tree[0] == "c":
+        return dsl.Param()
+    return dsl.Op(tree[0], tuple(_to_expr(a) for a in tree[1:]))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_algebraic_and_conservation_counts_match_brute_force(system):
+    # every valid tree canonicalised whole (the enumerator only combines representatives of smaller classes)
+    variables = SYSTEMS[system]
+    forms = CanonicalForms()
+    first_size: dict[int, int] = {}
+    for n, ts in _all_trees(5, [v.name for v in variables]).items():
+        for t in ts:
+            if _brute_valid(t, variables):
+                first_size.setdefault(forms.of(_to_expr(t)), n)
+    first_size.pop(CanonicalForms.UNDEFINED, None)
+    algebraic = Counter(first_size.values())
+    assert count_formulas(variables, max_size=5, dedup="algebraic") == {
+        n: algebraic[n] for n in range(1, 6)
+    }
+    key_size: dict = {}
+    for sid, n in sorted(first_size.items(), key=lambda item: item[1]):
+        key = forms.conservation_key(sid)
+        if key is not None:
+            key_size.setdefault(key, n)
+    conservation = Counter(key_size.values())
+    assert count_formulas(variables, max_size=5, dedup="conservation") == {
+        n: conservation[n] for n in range(1, 6)
+    }
+
+
 def test_brute_force_validity_agrees_on_hand_examples():
     assert _brute_valid(("add", ("in", "q"), ("mul", ("c",), ("in", "p"))), SPRING)
     assert not _brute_valid(("add", ("in", "q"), ("in", "p")), SPRING)
