@@ -80,6 +80,9 @@ class FitConfig:
             the random sequences with the parameters fitted on the true ones.
         smooth: moving-average width (points) applied to ``g`` along each sequence before scoring, which
             averages out measurement noise (1: none).
+        detrend: remove a straight-line drift of ``g`` inside each window before measuring, on true and random
+            sequences alike. For dissipative recordings, whose energy decays slowly: a law then counts as
+            conserved up to a slow drift. ``None``: the dataset card's default (off unless it says so).
     """
 
     ratio: float = 0.01
@@ -96,6 +99,7 @@ class FitConfig:
     max_fit_points: int = 200
     fit_random: bool = False
     smooth: int = 1
+    detrend: bool | None = None
 
     def __post_init__(self) -> None:
         if not (self.ratio > 0):
@@ -164,7 +168,15 @@ class _Layout:
     moving average inside segments (``(N, N)`` sparse-ish matrix, applied as a dense matmul).
     """
 
-    def __init__(self, x: np.ndarray, segments: list[np.ndarray], torch, device, smooth: int):
+    def __init__(
+        self,
+        x: np.ndarray,
+        segments: list[np.ndarray],
+        torch,
+        device,
+        smooth: int,
+        detrend: bool = False,
+    ):
         n = x.shape[0]
         used = np.concatenate(segments) if segments else np.zeros(0, dtype=int)
         self.n = len(used)
@@ -176,6 +188,20 @@ class _Layout:
         memb = memb[used]
         self.memb = torch.as_tensor(memb, dtype=torch.float64, device=device)
         self.avg = torch.as_tensor(memb / np.maximum(sizes, 1), dtype=torch.float64, device=device)
+        self.ramp = None
+        if detrend:
+            # per segment, the centred position index scaled to unit norm: orthogonal to the segment's mean,
+            # so removing the projection on it removes the best straight-line drift
+            pos = {int(p): k for k, p in enumerate(used)}
+            ramp = np.zeros((len(used), len(segments)))
+            for m, idx in enumerate(segments):
+                k = [pos[int(p)] for p in idx]
+                r = np.arange(len(k), dtype=np.float64)
+                r -= r.mean()
+                norm = np.linalg.norm(r)
+                if norm > 0:
+                    ramp[k, m] = r / norm
+            self.ramp = torch.as_tensor(ramp, dtype=torch.float64, device=device)
         self.smooth = None
         if smooth > 1:
             # moving average over `smooth` neighbours inside the same segment (fewer at the ends)
@@ -194,6 +220,8 @@ class _Layout:
         if self.smooth is not None:
             g = g @ self.smooth
         centred = g - (g @ self.avg) @ self.memb.T
+        if self.ramp is not None:
+            centred = centred - (centred @ self.ramp) @ self.ramp.T
         within = (centred * centred).sum(-1)
         dev = g - g.mean(-1, keepdim=True)
         total = (dev * dev).sum(-1)
@@ -483,7 +511,7 @@ def _prepare(problem: _Problem, torch, device):
     if not segs:
         raise InputError("no sequence (or window) has at least 2 points to measure conservation on")
     x = problem.x
-    full_true = _Layout(x, segs, torch, device, cfg.smooth)
+    full_true = _Layout(x, segs, torch, device, cfg.smooth, bool(cfg.detrend))
     used = np.concatenate(segs)
     perm = rng.permutation(len(used))
     # random sequences: the used points shuffled, cut into segments of the same sizes
@@ -493,14 +521,14 @@ def _prepare(problem: _Problem, torch, device):
     for n in sizes:
         rsegs.append(np.arange(start, start + n))
         start += n
-    full_rand = _Layout(xr, rsegs, torch, device, cfg.smooth)
+    full_rand = _Layout(xr, rsegs, torch, device, cfg.smooth, bool(cfg.detrend))
     # fitting subsample: every k-th point of each segment
     n_used = len(used)
     stride = max(1, math.ceil(n_used / cfg.max_fit_points))
     fsegs = [s[::stride] for s in segs if len(s[::stride]) >= 2]
     if not fsegs:
         fsegs = segs
-    fit_true = _Layout(x, fsegs, torch, device, 1 if stride > 1 else cfg.smooth)
+    fit_true = _Layout(x, fsegs, torch, device, 1 if stride > 1 else cfg.smooth, bool(cfg.detrend))
     fr_sizes = [len(s) for s in fsegs]
     fused = np.concatenate(fsegs)
     xfr = x[fused][rng.permutation(len(fused))]
@@ -508,7 +536,7 @@ def _prepare(problem: _Problem, torch, device):
     for n in fr_sizes:
         frsegs.append(np.arange(start, start + n))
         start += n
-    fit_rand = _Layout(xfr, frsegs, torch, device, 1)
+    fit_rand = _Layout(xfr, frsegs, torch, device, 1, bool(cfg.detrend))
     return full_true, full_rand, fit_true, fit_rand
 
 
@@ -729,6 +757,7 @@ def fit_formulas(
         (``ratio <= config.ratio`` and status ok) and ``status`` (``ok``, ``trivial``: constant on all data,
         ``failed``: not finite, ``unparsable``).
     """
+    config = resolve_defaults(config, data)
     data = _as_fitdata(data)
     texts, meta = _texts(formulas)
     problem = _problem(data, config)
@@ -782,6 +811,16 @@ def _run_chunks(problem: _Problem, chunks, todo: list[int], config: FitConfig):
             yield i, _fit_chunk(problem, chunks[i], i)
         return
     yield from _parallel_chunks(problem, chunks, todo, config)
+
+
+def resolve_defaults(config: FitConfig, data) -> FitConfig:
+    """Fill the options left unset (``window``, ``detrend``) from the dataset card's defaults."""
+    changes = {}
+    if config.window is None and getattr(data, "default_window", None) is not None:
+        changes["window"] = int(data.default_window)
+    if config.detrend is None:
+        changes["detrend"] = bool(getattr(data, "default_detrend", False))
+    return replace(config, **changes) if changes else config
 
 
 def survivors(table: pd.DataFrame) -> pd.DataFrame:

@@ -57,6 +57,12 @@ from formula_search.data import dataset_options
     help="Moving-average width applied along sequences before scoring (noisy data).",
 )
 @click.option(
+    "--detrend/--no-detrend",
+    default=None,
+    help="Remove a slow linear drift inside each window before measuring (dissipative data) "
+    "[dataset card default].",
+)
+@click.option(
     "--split",
     type=click.Choice(["train", "test", "all"]),
     default="train",
@@ -116,6 +122,7 @@ def fit_cmd(**kwargs) -> None:
         seed=seed,
         chunk_size=kwargs["chunk_size"],
         smooth=kwargs["smooth"],
+        detrend=kwargs["detrend"] if kwargs["detrend"] is not None else dataset.default_detrend,
     )
     console = Console(stderr=True)
     if kwargs["formulas_path"]:

@@ -113,6 +113,7 @@ class Card:
         split: train/test split.
         noise: default observation noise (standard deviation added to every state variable).
         default_window: conservation window in points for dissipative recordings (``None``: whole trajectory).
+        default_detrend: whether the fitter removes a slow linear drift inside each window (dissipative data).
         description, source, license, citation: free text shown by ``fsearch datasets show``.
         path: the card file (``None`` for a card built from command-line options).
         text: the card's text (part of the cache key).
@@ -128,6 +129,7 @@ class Card:
     split: SplitSpec = field(default_factory=SplitSpec)
     noise: float = 0.0
     default_window: int | None = None
+    default_detrend: bool = False
     description: str = ""
     source: str = ""
     license: str = ""
@@ -279,6 +281,8 @@ def parse_card(
             f"{_where(path, text, 'default_window')}: default_window must be at least 2"
         )
 
+    detrend = _get(raw, "default_detrend", bool, where, False)
+
     simulation = file = None
     if kind == "simulated":
         sim = _get(raw, "simulation", dict, where)
@@ -345,6 +349,7 @@ def parse_card(
         split=split,
         noise=noise,
         default_window=window,
+        default_detrend=detrend,
         description=_get(raw, "description", str, where, "").strip(),
         source=_get(raw, "source", str, where, "").strip(),
         license=_get(raw, "license", str, where, "").strip(),

@@ -64,6 +64,7 @@ class Dataset:
         noise: standard deviation of the Gaussian noise added to the states (simulated data; 0 for none).
         seed: random seed the data were generated with.
         default_window: conservation window (points) for dissipative recordings; ``None``: whole trajectories.
+        default_detrend: whether conservation is measured after removing a slow linear drift per window.
         time_step: typical (median) time step.
         kind: ``"simulated"``, ``"recorded"`` (a built-in recording) or ``"user"`` (the user's file).
         reference_hamiltonian: the reference energy as text in the simulator's syntax, which also allows
@@ -84,6 +85,7 @@ class Dataset:
     noise: float = 0.0
     seed: int = 0
     default_window: int | None = None
+    default_detrend: bool = False
     time_step: float = float("nan")
     kind: str = "simulated"
     citation: str = ""
@@ -170,5 +172,6 @@ class Dataset:
             "noise": self.noise,
             "seed": self.seed,
             "default_window": self.default_window,
+            "default_detrend": self.default_detrend,
             "hamiltonian": self.reference_hamiltonian or self.hamiltonian,
         }

@@ -209,6 +209,7 @@ def _simulated_dataset(
         noise=noise,
         seed=seed,
         default_window=card.default_window,
+        default_detrend=card.default_detrend,
         time_step=float((sim.t_end - sim.t_start) / (sim.points - 1)),
         kind="simulated",
         citation=card.citation,

@@ -345,6 +345,7 @@ def load_recorded(
         noise=0.0,
         seed=seed,
         default_window=card.default_window,
+        default_detrend=card.default_detrend,
         time_step=float(np.median(steps)),
         kind=kind,
         citation=card.citation,
