@@ -254,3 +254,31 @@ def test_bad_configs_are_input_errors():
             n_future=2,
             create_graph=False,
         )
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    from meta_tailor.video import VideoData, train_stage
+
+    rng = np.random.default_rng(0)
+    data = VideoData(
+        rng.integers(0, 256, (2, 9, 3, 16, 16), dtype=np.uint8),
+        rng.normal(size=(2, 9, 1)).astype(np.float32),
+        2,
+    )
+    cfg = VideoConfig(
+        model=TINY,
+        n_past=4,
+        train_future=3,
+        batch_size=2,
+        steps_per_epoch=2,
+        svg_epochs=2,
+        device="cpu",
+    )
+    straight = train_stage(data, config=cfg, stage="svg", path=tmp_path / "a.pt")
+    # "interrupt" after one epoch, then run the full length on the same checkpoint
+    train_stage(
+        data, config=dataclasses.replace(cfg, svg_epochs=1), stage="svg", path=tmp_path / "b.pt"
+    )
+    resumed = train_stage(data, config=cfg, stage="svg", path=tmp_path / "b.pt")
+    assert resumed["epoch"] == 2 and len(resumed["losses"]) == 2
+    torch.testing.assert_close(resumed["model"], straight["model"])
