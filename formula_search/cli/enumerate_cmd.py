@@ -194,7 +194,9 @@ def enumerate_cmd(
 
                 def on_size(n: int, count: int) -> None:
                     counts[n] = count
-                    progress.update(task, advance=1, size=min(n + 1, max_size))
+                    progress.update(
+                        task, advance=1, size=min(n + 1, max_size), rows=sum(counts.values())
+                    )
 
                 batch: list[tuple] = []
                 for row in Enumerator(vars_, dedup=level).rows(max_size, on_size=on_size):
