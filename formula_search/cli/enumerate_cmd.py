@@ -195,7 +195,7 @@ def enumerate_cmd(
                 def on_size(n: int, count: int) -> None:
                     counts[n] = count
                     progress.update(
-                        task, advance=1, size=min(n + 1, max_size), rows=sum(counts.values())
+                        task, advance=1, size=min(n + 1, max_size), rows=written + len(batch)
                     )
 
                 batch: list[tuple] = []
