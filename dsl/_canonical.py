@@ -7,8 +7,10 @@ Three levels, each coarser than the one before:
     enumeration by an ordering rule, no key needed.
 ``algebraic``
     Equal as rational expressions in the variables and in ``sin``/``cos`` atoms, after flattening ``+`` and
-    ``*`` (associativity), cancelling ``x - x`` and ``x / x``, writing ``x*x`` as ``x^2``, and collapsing every
-    subexpression without inputs into one generic constant (a parameter). Products of sums are not expanded.
+    ``*`` (associativity), cancelling ``x - x`` and ``x / x``, writing ``x*x`` as ``x^2``, collapsing every
+    subexpression without inputs into one generic constant (a parameter), and taking the sign and rational
+    factor out of a sum used as a factor (``(c - q)^2`` ~ ``(q + c)^2``) or as the argument of ``sin``/``cos``
+    (``cos(c - q)`` ~ ``cos(q + c)``). Products of sums are not expanded.
 ``conservation``
     Conserve the same quantity: ``g``, ``c*g``, ``g + c``, ``-g``, ``g / c``, ``1/g``, ``g^2`` (and, for a sum,
     any rescaling: ``c*p^2 + cos(q)`` ~ ``p^2 + c*cos(q)``). Formulas without inputs conserve nothing and are dropped.
