@@ -285,13 +285,30 @@ def _video_config(
     )
 
 
-def _train_printer() -> Callable[[str, int, int, float], None]:
-    from meta_tailor.video import METHOD_LABELS
+class _TrainBars:
+    """Rich progress bars for the training stages: one bar per stage, the loss in its description."""
 
-    def show(stage: str, epoch: int, total: int, loss: float) -> None:
-        click.echo(f"{METHOD_LABELS[stage]}: epoch {epoch}/{total}, training MSE {loss:.5f}")
+    def __init__(self) -> None:
+        self.bars = _progress()
+        self.tasks: dict[str, object] = {}
 
-    return show
+    def __enter__(self) -> _TrainBars:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int, loss: float) -> None:
+        from meta_tailor.video import METHOD_LABELS
+
+        task = self.tasks.get(stage)
+        if (
+            task is None or self.bars.tasks[task].completed >= done
+        ):  # a new seed starts the stage again
+            task = self.tasks[stage] = self.bars.add_task("", total=total, completed=done - 1)
+        desc = f"{METHOD_LABELS[stage]:<18} train MSE {loss:.5f}"
+        self.bars.update(task, completed=done, description=desc)
 
 
 @click.group(name="video")
@@ -331,7 +348,8 @@ def train_cmd(out: str, seed: int, **kw: object) -> None:
     config = _video_config(data, seed=seed, **kw)
     from meta_tailor.video import train_all
 
-    paths = train_all(data.train, config=config, out_dir=out, progress=_train_printer())
+    with _TrainBars() as bars:
+        paths = train_all(data.train, config=config, out_dir=out, progress=bars)
     with atomic_path(Path(out) / "data.json") as tmp:
         tmp.write_text(json.dumps({"data": str(Path(path).resolve())}))
     for m, p in paths.items():
@@ -518,15 +536,16 @@ def experiment_cmd(seeds: int, out: str, max_windows: int | None, study: str, **
     config = _video_config(data, seed=0, **kw)
     from meta_tailor.video._experiment import overall_table, run_experiment
 
-    results = run_experiment(
-        data,
-        config=config,
-        seeds=tuple(range(seeds)),
-        out_dir=out,
-        max_windows_per_episode=max_windows,
-        inner_steps=ks,
-        progress=click.echo,
-        train_progress=_train_printer(),
-    )
+    with _TrainBars() as bars:
+        results = run_experiment(
+            data,
+            config=config,
+            seeds=tuple(range(seeds)),
+            out_dir=out,
+            max_windows_per_episode=max_windows,
+            inner_steps=ks,
+            progress=bars.bars.console.print,
+            train_progress=bars,
+        )
     click.echo(overall_table(results).to_string(index=False))
     click.echo(f"wrote {out}/results.csv, summary.csv, overall.csv, metrics.png")

@@ -204,7 +204,8 @@ def train_stage(
             ``init_from``) or "noether" (``meta_epochs`` of Algorithm 1 starting from ``init_from``).
         path: checkpoint file, written after every epoch.
         init_from: the SVG checkpoint the second-stage methods start from.
-        progress: called as (stage, epoch, total_epochs, mean training loss) after each epoch.
+        progress: called after every batch as (stage, batches done, total batches, mean training loss of the
+            current epoch so far); a resumed run starts counting at the batches already done.
 
     Returns:
         The final checkpoint dictionary (model, embedding, optimizer, epoch, losses).
@@ -254,7 +255,7 @@ def train_stage(
         rng = np.random.default_rng([config.seed, stage_id, epoch])
         model.train(not (noether and config.freeze_predictor))
         running = 0.0
-        for _ in range(config.steps_per_epoch):
+        for i in range(config.steps_per_epoch):
             frames, actions = _sample_batch(data, rng, config, device)
             out = predict_sequence(
                 model,
@@ -272,6 +273,9 @@ def train_stage(
             loss.backward()
             opt.step()
             running += float(loss.detach())
+            if progress is not None:
+                done = epoch * config.steps_per_epoch + i + 1
+                progress(stage, done, total * config.steps_per_epoch, running / (i + 1))
         losses.append(running / config.steps_per_epoch)
         ckpt = {
             "model": model.state_dict(),
@@ -281,8 +285,6 @@ def train_stage(
             "losses": losses,
         }
         _save(path, ckpt)
-        if progress is not None:
-            progress(stage, epoch + 1, total, losses[-1])
     if not path.is_file():  # zero epochs: still leave a checkpoint for the later stages
         _save(path, ckpt)
     return ckpt
