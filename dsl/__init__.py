@@ -40,7 +40,7 @@ from dsl._expr import (
 )
 from dsl._parse import ParseError, parse
 from dsl._primitives import FREE, PRIMITIVES, Primitive
-from dsl._printing import to_latex, to_sympy, to_text
+from dsl._printing import to_display, to_latex, to_sympy, to_text
 
 __all__ = [
     "BASE_DIMENSIONS",
@@ -75,6 +75,7 @@ __all__ = [
     "size",
     "square",
     "sub",
+    "to_display",
     "to_latex",
     "to_sympy",
     "to_text",

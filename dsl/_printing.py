@@ -116,3 +116,14 @@ def to_latex(expr: Expr, params: Sequence[float] | None = None, *, digits: int =
     if params is not None:
         sym = sym.xreplace({f: sympy.Float(f, digits) for f in sym.atoms(sympy.Float)})
     return sympy.latex(sym, full_prec=False)
+
+
+def to_display(expr: Expr, params: Sequence[float] | None = None, *, digits: int = 4) -> str:
+    """Human-readable text with fitted values folded in by sympy, e.g. ``p^2 - 3.005*cos(q)``.
+
+    Unlike :func:`to_text` it is not meant to be parsed back (sympy may reorder terms).
+    """
+    sym = to_sympy(expr, params)
+    if params is not None:
+        sym = sym.xreplace({f: sympy.Float(f, digits) for f in sym.atoms(sympy.Float)})
+    return sympy.sstr(sym, full_prec=False).replace("**", "^")

@@ -57,10 +57,13 @@ def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
     import torch
 
     import dsl
-    from formula_search.data import load_dataset
+    from formula_search.data import dataset_from_options, load_dataset
     from formula_search.io import atomic_path
 
-    data = load_dataset(meta["dataset"], noise=meta.get("noise"), seed=meta.get("seed", 0))
+    if meta.get("dataset_options"):
+        data = dataset_from_options(**meta["dataset_options"])
+    else:
+        data = load_dataset(meta["dataset"], noise=meta.get("noise"), seed=meta.get("seed", 0))
     g = dsl.compile_torch(law["expr"], list(data.var_names))
     theta = torch.tensor(law["params"], dtype=torch.float64)
     plt = _pyplot()

@@ -76,9 +76,20 @@ def dsl_compiler(var_names: Sequence[str]) -> Compiler:
 
 
 def parse_params(value) -> list[float]:
-    """Formula parameters from a table cell: a list, or JSON text as written in CSV."""
+    """Formula parameters from a table cell.
+
+    Accepts a list, JSON list text (``"[3.0, 1.0]"``), the fitter's ``"c_0; c_1"`` text (``"-3; 1.5"``) or
+    one number.
+    """
     if isinstance(value, str):
-        value = json.loads(value) if value.strip() else []
+        text = value.strip()
+        if not text:
+            return []
+        value = (
+            json.loads(text) if text.startswith("[") else [v for v in text.split(";") if v.strip()]
+        )
+    elif isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        value = [value]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
     return [float(v) for v in value]
