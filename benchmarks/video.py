@@ -15,7 +15,14 @@ import dataclasses
 import numpy as np
 import torch
 
-from meta_tailor.video import ModelConfig, VideoData, pendulum_config, ramp_config, time_meta_epoch
+from meta_tailor.video import (
+    ModelConfig,
+    VideoData,
+    pendulum_config,
+    ramp_config,
+    resolve_device,
+    time_meta_epoch,
+)
 
 
 def _data(cfg, episodes: int = 4, steps: int = 40) -> VideoData:
@@ -32,42 +39,44 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="paper sizes instead of the quick default")
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument(
+        "--setup", choices=["all", "pendulum", "ramp"], default="all", help="set-ups to time"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.full:
         setups = {
-            "pendulum (paper)": pendulum_config(),
-            "ramp CNGRAD (128x128, batch 2)": ramp_config(
-                model=dataclasses.replace(ramp_config().model, nf=64)
-            ),
+            "pendulum (paper: 64x64, batch 32)": pendulum_config(),
+            "ramp CNGRAD (paper: 128x128, batch 2)": ramp_config(),
         }
     else:
         small = ModelConfig(size=32, nf=16, g_dim=64, rnn_size=128)
+        ramp_small = dataclasses.replace(ramp_config().model, size=32, nf=16, g_dim=64)
         setups = {
             "pendulum (quick: 32x32, nf 16, batch 8)": pendulum_config(
                 model=small, batch_size=8, steps_per_epoch=100
             ),
-            "ramp CNGRAD (quick: 32x32, nf 16)": ramp_config(
-                model=dataclasses.replace(ramp_config().model, size=32, nf=16, g_dim=64),
-                steps_per_epoch=100,
-            ),
+            "ramp CNGRAD (quick: 32x32, nf 16)": ramp_config(model=ramp_small, steps_per_epoch=100),
         }
-    rows = []
-    for name, cfg in setups.items():
-        cfg = dataclasses.replace(cfg, device=args.device)
-        data = _data(cfg, steps=cfg.n_past + cfg.train_future + 2)
-        for stage in ("svg", "noether"):
-            per_step, per_epoch = time_meta_epoch(data, config=cfg, stage=stage, n_steps=args.steps)
-            rows.append((name, stage, str(torch.device("cuda" if args.device == "cuda" else args.device)),
-                         cfg.batch_size, cfg.steps_per_epoch, per_step, per_epoch))  # fmt: skip
     head = f"{'set-up':<40} {'method':<8} {'device':<6} {'batch':>5} {'steps/ep':>8} {'s/step':>8} {'s/epoch':>9}"
     print(head)
-    print("-" * len(head))
-    for name, stage, dev, b, spe, ps, pe in rows:
-        print(f"{name:<40} {stage:<8} {dev:<6} {b:>5} {spe:>8} {ps:>8.3f} {pe:>9.1f}")
+    print("-" * len(head), flush=True)
+    for name, cfg in setups.items():
+        if args.setup != "all" and not name.startswith(args.setup):
+            continue
+        cfg = dataclasses.replace(cfg, device=args.device)
+        data = _data(cfg, steps=cfg.n_past + cfg.train_future + 2)
+        dev = str(resolve_device(args.device))
+        for stage in ("svg", "noether"):
+            ps, pe = time_meta_epoch(data, config=cfg, stage=stage, n_steps=args.steps)
+            b, spe = cfg.batch_size, cfg.steps_per_epoch
+            print(
+                f"{name:<40} {stage:<8} {dev:<6} {b:>5} {spe:>8} {ps:>8.3f} {pe:>9.1f}", flush=True
+            )
+    threads = torch.get_num_threads()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; epochs extrapolated from {args.steps} steps"
+        f"torch {torch.__version__}, {threads} CPU threads; epochs extrapolated from {args.steps} timed steps"
     )
 
 

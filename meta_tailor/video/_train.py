@@ -308,7 +308,9 @@ def train_all(
     cfg_path = out / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        if old != json.loads(json.dumps(config.to_dict())):
+        new = json.loads(json.dumps(config.to_dict()))
+        old.pop("device", None), new.pop("device", None)  # a run may resume on another device
+        if old != new:
             raise InputError(
                 f"{out}: holds a run with a different configuration; use another --out"
             )
