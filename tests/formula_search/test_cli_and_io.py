@@ -63,3 +63,14 @@ def test_atomic_path_leaves_no_file_when_the_block_fails(tmp_path):
             raise RuntimeError("crash while writing")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("done")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
