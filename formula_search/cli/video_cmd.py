@@ -507,7 +507,14 @@ def plot_cmd(results: str, output: str | None, inner_steps_table: str | None) ->
 @video_group.command("experiment")
 @_data_options
 @_model_options
-@click.option("--seeds", type=int, default=3, show_default=True, help="Model seeds 0..N-1.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Number of model seeds.")
+@click.option(
+    "--first-seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seeds are FIRST..FIRST+N-1 (run seeds in parallel processes, then `fsearch video plot`).",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -523,7 +530,9 @@ def plot_cmd(results: str, output: str | None, inner_steps_table: str | None) ->
     show_default=True,
     help="Inner-step counts for the figure-6 study.",
 )
-def experiment_cmd(seeds: int, out: str, max_windows: int | None, study: str, **kw: object) -> None:
+def experiment_cmd(
+    seeds: int, first_seed: int, out: str, max_windows: int | None, study: str, **kw: object
+) -> None:
     """The acceptance protocol: per seed train SVG, SVG (more steps), Noether Network; evaluate; tables + plots."""
     if seeds < 1:
         raise InputError("--seeds must be at least 1")
@@ -540,7 +549,7 @@ def experiment_cmd(seeds: int, out: str, max_windows: int | None, study: str, **
         results = run_experiment(
             data,
             config=config,
-            seeds=tuple(range(seeds)),
+            seeds=tuple(range(first_seed, first_seed + seeds)),
             out_dir=out,
             max_windows_per_episode=max_windows,
             inner_steps=ks,
