@@ -69,8 +69,9 @@ def main(dataset, noises, smooths, dedup, depth, device):
                 str(int(out["accepted"].sum())),
                 f"{secs:.1f}",
             )
-    Console().print(table)
-    Console().print(
+    console = Console(width=160)
+    console.print(table)
+    console.print(
         "rank: position of the true law by ratio among the candidates with status ok (1 = best); "
         "a threshold of at least its ratio keeps it."
     )
