@@ -27,7 +27,11 @@ from formula_search.data import dataset_options
     help="Deduplication level when enumerating here (commutative is the paper's).",
 )
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder."
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder [default: fsearch-out/fit-DATASET].",
 )
 @click.option(
     "--format",
@@ -139,7 +143,7 @@ def fit_cmd(**kwargs) -> None:
                 dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"]
             )
     data = FitData.from_dataset(dataset, kwargs["split"])
-    out = Path(kwargs["out_dir"])
+    out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
     with Progress(
         TextColumn("fitting"),
         BarColumn(),
