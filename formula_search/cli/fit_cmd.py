@@ -22,7 +22,7 @@ from formula_search.data import dataset_options
 @click.option(
     "--dedup",
     type=click.Choice(["commutative", "algebraic", "conservation"]),
-    default="commutative",
+    default="conservation",
     show_default=True,
     help="Deduplication level when enumerating here (commutative is the paper's).",
 )
