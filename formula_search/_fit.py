@@ -96,7 +96,7 @@ class FitConfig:
     device: str = "auto"
     seed: int = 0
     chunk_size: int = 2048
-    max_fit_points: int = 200
+    max_fit_points: int = 100
     fit_random: bool = False
     smooth: int = 1
     detrend: bool | None = None
