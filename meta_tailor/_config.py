@@ -49,6 +49,14 @@ class TailorConfig:
         param_lr: Adam learning rate of the formula's parameters in the outer loop.
         weight_decay: Adam weight decay of the MLP weights in the outer loop.
         learn_params: whether the formula's parameters are meta-learned.
+        mode: ``"state"`` (tailor per query state: one set of weights per evaluated state, eq. 2 with
+            T = 1) or ``"trajectory"`` (Algorithm 1: tailor once per query sequence from its true first
+            state on the Noether loss of the model's own ``horizon``-step explicit-Euler rollout, then
+            predict the whole sequence with the tailored weights).
+        loss_form: trajectory mode's Noether loss: ``"a"`` (eq. 2(a), ``g(x_0)`` against every predicted
+            state) or ``"b"`` (eq. 2(b), consecutive predicted states).
+        horizon: trajectory mode's inner rollout length T in steps of ``dt`` (None: the trajectory's own
+            number of steps, its length minus one).
     """
 
     inner_lr: float = 0.1
@@ -58,10 +66,19 @@ class TailorConfig:
     param_lr: float = 1e-3
     weight_decay: float = 1e-4
     learn_params: bool = True
+    mode: str = "state"
+    loss_form: str = "a"
+    horizon: int | None = None
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
             raise ValueError(f"invalid TailorConfig {self}")
+        if self.mode not in ("state", "trajectory"):
+            raise ValueError(f"mode must be 'state' or 'trajectory', not {self.mode!r}")
+        if self.loss_form not in ("a", "b"):
+            raise ValueError(f"loss_form must be 'a' or 'b', not {self.loss_form!r}")
+        if self.horizon is not None and self.horizon < 1:
+            raise ValueError("horizon must be a positive number of steps or None")
 
 
 @dataclass(frozen=True, slots=True)

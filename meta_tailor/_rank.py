@@ -27,12 +27,19 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from meta_tailor._config import MLPConfig, RankConfig, resolve_device
+from meta_tailor._config import MLPConfig, RankConfig, TailorConfig, resolve_device
 from meta_tailor._hnn import HNN
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
 from meta_tailor._mlp import make_mlp, train_mlp
-from meta_tailor._rollout import rk4_rollout, rollout_trajectories
-from meta_tailor._tailor import ConservedFn, meta_tailor, tailored_field, tailored_predict
+from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_trajectories
+from meta_tailor._tailor import (
+    ConservedFn,
+    meta_tailor,
+    tailored_field,
+    tailored_predict,
+    trajectory_predictor,
+    trajectory_rollout,
+)
 
 #: Columns of the table returned by :func:`rank`.
 RANK_COLUMNS = [
@@ -150,8 +157,14 @@ def _screen_losses(
     lrs: Tensor,
     steps: int,
     dt: float,
+    model: nn.Module | None = None,
+    tailor: TailorConfig = TailorConfig(),
 ) -> Tensor:
-    """Training rollout MSE of the tailored pretrained model for every learning rate at once, shape (L,)."""
+    """Training rollout MSE of the tailored pretrained model for every learning rate at once, shape (L,).
+
+    ``tailor.mode`` chooses per-state tailoring (the field is tailored at every RK4 stage) or per-trajectory
+    tailoring (Algorithm 1; needs ``model``); ``tailor.loss_form``/``tailor.horizon`` apply to the latter.
+    """
     lr = lrs[:, None, None]
 
     def field(x: Tensor) -> Tensor:
@@ -160,8 +173,24 @@ def _screen_losses(
     total = torch.zeros(len(lrs), device=lrs.device, dtype=lrs.dtype)
     count = 0
     for t, xs, _ in split.groups:
-        x0 = xs[:, 0].expand(len(lrs), -1, -1)
-        pred = rk4_rollout(field, x0, t)  # (L, B, T, n)
+        if tailor.mode == "trajectory":
+            with torch.no_grad():
+                pred = trajectory_rollout(
+                    model,
+                    params,
+                    g,
+                    theta,
+                    xs[:, 0],
+                    t,
+                    lrs=lrs,
+                    steps=steps,
+                    dt=dt,
+                    horizon=tailor.horizon,
+                    form=tailor.loss_form,
+                )
+        else:
+            x0 = xs[:, 0].expand(len(lrs), -1, -1)
+            pred = rk4_rollout(field, x0, t)  # (L, B, T, n)
         total = total + ((pred - xs) ** 2).sum(dim=(1, 2, 3))
         count += xs.numel()
     loss = total / count
@@ -192,11 +221,52 @@ class RankResult:
 
 
 def evaluate_field(
-    fieldfn: Callable[[Tensor], Tensor], trajectories: Sequence, *, device: str, method: str
+    fieldfn: Callable[[Tensor], Tensor] | Predictor,
+    trajectories: Sequence,
+    *,
+    device: str,
+    method: str,
 ) -> tuple[float, float, pd.DataFrame]:
-    """Rollouts of a field: (rollout MSE, rollout RMSE, per-horizon table)."""
-    rolls = rollout_trajectories(fieldfn, trajectories, device=device)
+    """Rollouts of a field, or predictions of a :class:`Predictor`: (MSE, RMSE, per-horizon table)."""
+    if isinstance(fieldfn, Predictor):
+        rolls = predict_trajectories(fieldfn.predict, trajectories, device=device)
+    else:
+        rolls = rollout_trajectories(fieldfn, trajectories, device=device)
     return rollout_mse(rolls), rollout_rmse(rolls), horizon_errors(rolls, method=method)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A sequence predictor ``predict(x0 (B, n), t (B, T)) -> (B, T, n)`` (per-trajectory tailoring)."""
+
+    predict: Callable[[Tensor, Tensor], Tensor]
+
+
+def tailored_model(
+    model: nn.Module,
+    g: ConservedFn | None,
+    theta: Tensor | None,
+    *,
+    lr: float,
+    steps: int,
+    dt: float,
+    tailor: TailorConfig = TailorConfig(),
+) -> Callable[[Tensor], Tensor] | Predictor:
+    """The tailored model to evaluate: a vector field (state mode) or a :class:`Predictor` (trajectory)."""
+    if tailor.mode == "trajectory" and g is not None and steps > 0:
+        return Predictor(
+            trajectory_predictor(
+                model,
+                g,
+                theta,
+                lr=lr,
+                steps=steps,
+                dt=dt,
+                horizon=tailor.horizon,
+                form=tailor.loss_form,
+            )
+        )
+    return tailored_field(model, g, theta, lr=lr, steps=steps, dt=dt)
 
 
 def rank(
@@ -254,7 +324,17 @@ def rank(
                 raise ValueError(f"{n} parameters in the formula, {len(fitted)} given")
             theta = torch.tensor(fitted, dtype=torch.float32, device=device)
             losses = {
-                s: _screen_losses(params, g, theta, train, lrs=lrs, steps=s, dt=dt).cpu()
+                s: _screen_losses(
+                    params,
+                    g,
+                    theta,
+                    train,
+                    lrs=lrs,
+                    steps=s,
+                    dt=dt,
+                    model=model,
+                    tailor=config.tailor,
+                ).cpu()
                 for s in config.inner_steps
             }
         except (
@@ -297,9 +377,24 @@ def rank(
     for n_done, j in enumerate(top):
         c = candidates[j]
         tcfg = replace(config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"])
-        res = meta_tailor(model, c["_g"], c["_theta"], train.x, train.dxdt, dt=dt, config=tcfg)
-        fieldfn = tailored_field(
-            res.model, c["_g"], res.theta, lr=tcfg.inner_lr, steps=tcfg.inner_steps, dt=dt
+        res = meta_tailor(
+            model,
+            c["_g"],
+            c["_theta"],
+            train.x,
+            train.dxdt,
+            dt=dt,
+            config=tcfg,
+            trajectories=[(t, xs) for t, xs, _ in train.groups],
+        )
+        fieldfn = tailored_model(
+            res.model,
+            c["_g"],
+            res.theta,
+            lr=tcfg.inner_lr,
+            steps=tcfg.inner_steps,
+            dt=dt,
+            tailor=tcfg,
         )
         c["train_rollout_mse"] = evaluate_field(
             fieldfn, train.trajectories, device=device, method=""
@@ -421,7 +516,15 @@ def comparators(
         add(
             "noether",
             winner["formula"],
-            tailored_field(winner_model.to(device), g, theta, lr=lr, steps=steps, dt=dt),
+            tailored_model(
+                winner_model.to(device),
+                g,
+                theta,
+                lr=lr,
+                steps=steps,
+                dt=dt,
+                tailor=rank_config.tailor,
+            ),
             lr,
             steps,
         )
@@ -435,13 +538,14 @@ def comparators(
         row = res.table.iloc[0]
         if res.winner_model is not None:
             g, _ = compiler(oracle)
-            fieldfn = tailored_field(
+            fieldfn = tailored_model(
                 res.winner_model.to(device),
                 g,
                 torch.zeros(0, device=device),
                 lr=float(row["inner_lr"]),
                 steps=int(row["inner_steps"]),
                 dt=dt,
+                tailor=rank_config.tailor,
             )
             add("oracle", oracle, fieldfn, float(row["inner_lr"]), int(row["inner_steps"]))
 

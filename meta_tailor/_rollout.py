@@ -64,6 +64,28 @@ def rollout_trajectories(
         One ``(t, x_true, x_pred)`` triple per trajectory (CPU tensors, shapes (T,), (T, n), (T, n)),
         in the input order.
     """
+    return predict_trajectories(
+        lambda x0, t: rk4_rollout(field, x0, t), trajectories, device=device, dtype=dtype
+    )
+
+
+def predict_trajectories(
+    predict: Callable[[Tensor, Tensor], Tensor],
+    trajectories: Sequence,
+    *,
+    device: str = "cpu",
+    dtype=torch.float32,
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Predict each trajectory from its first state with a sequence predictor, batching equal lengths.
+
+    Args:
+        predict: ``predict(x0 (B, n), t (B, T)) -> (B, T, n)``, e.g. an RK4 rollout of a field, or the
+            per-trajectory tailored model (which adapts its weights to each ``x0`` first).
+        trajectories, device, dtype: as :func:`rollout_trajectories`.
+
+    Returns:
+        As :func:`rollout_trajectories`.
+    """
     ts = [torch.as_tensor(tr.t, dtype=dtype) for tr in trajectories]
     xs = [torch.as_tensor(tr.x, dtype=dtype) for tr in trajectories]
     out: list = [None] * len(trajectories)
@@ -73,7 +95,7 @@ def rollout_trajectories(
     for idx in by_len.values():
         t = torch.stack([ts[i] for i in idx]).to(device)
         x0 = torch.stack([xs[i][0] for i in idx]).to(device)
-        pred = rk4_rollout(field, x0, t).cpu()
+        pred = predict(x0, t).cpu()
         for j, i in enumerate(idx):
             out[i] = (ts[i], xs[i], pred[j])
     return out

@@ -27,7 +27,8 @@ Two implementations compute the same numbers:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from meta_tailor._config import TailorConfig
+from meta_tailor._rollout import rk4_rollout
 
 #: A conservation function: ``g(x (..., n_vars), theta (..., n_params)) -> (...)``, broadcasting.
 ConservedFn = Callable[[Tensor, Tensor], Tensor]
@@ -220,6 +222,216 @@ def tailored_predict(
 
 
 # --------------------------------------------------------------------------------------------------------
+# Per-trajectory tailoring (Algorithm 1)
+# --------------------------------------------------------------------------------------------------------
+
+
+def sequence_noether_loss(g: ConservedFn, theta: Tensor, xs: Tensor, *, form: str = "a") -> Tensor:
+    """Noether loss of a predicted sequence (eq. 2), averaged over its T predicted states.
+
+    Args:
+        g: conservation function.
+        theta: formula parameters, shape (n_params,).
+        xs: the sequence, shape (..., T + 1, n_vars); ``xs[..., 0, :]`` is the true first state x_0.
+        form: ``"a"``: ``mean_t (g(x_0) - g(x~_t))^2``; ``"b"``: ``mean_t (g(x~_{t-1}) - g(x~_t))^2``.
+
+    Returns:
+        The loss, shape (...). (The paper writes a sum over t; the mean only rescales the inner learning
+        rate by 1/T and keeps one rate grid meaningful for every horizon.)
+    """
+    gs = g(xs, theta)
+    ref = gs[..., :1] if form == "a" else gs[..., :-1]
+    return ((gs[..., 1:] - ref) ** 2).mean(-1)
+
+
+def euler_states(fn: Callable[[Tensor], Tensor], x0: Tensor, *, dt: float, horizon: int) -> Tensor:
+    """The model's own finite-difference rollout ``x~_t = x~_{t-1} + f(x~_{t-1}) dt``, t = 1..horizon.
+
+    Args:
+        fn: dx/dt model, states (..., n) -> derivatives (..., n).
+        x0: first states, shape (..., n).
+        dt: time step.
+        horizon: number of steps T.
+
+    Returns:
+        Shape (..., T + 1, n), starting with ``x0``.
+    """
+    xs = [x0]
+    x = x0
+    for _ in range(horizon):
+        x = x + fn(x) * dt
+        xs.append(x)
+    return torch.stack(xs, dim=-2)
+
+
+def tailor_trajectories(
+    model: nn.Module,
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    x0: Tensor,
+    *,
+    lrs: Tensor,
+    steps: int,
+    dt: float,
+    horizon: int,
+    form: str = "a",
+) -> dict[str, Tensor]:
+    """Tailored weights ``theta(x_0)`` of every query sequence and inner learning rate (Algorithm 1, line 3-4).
+
+    For each first state x_0 the model is rolled out ``horizon`` explicit-Euler steps of ``dt``
+    (:func:`euler_states`) and ``steps`` SGD steps are taken on :func:`sequence_noether_loss` of that
+    rollout. ``torch.func``: ``grad`` per sequence, ``functional_call`` with the adapted weights, ``vmap``
+    over sequences and learning rates. The result is differentiable w.r.t. ``params`` and ``theta`` by
+    ordinary autograd (second order, for meta-tailoring).
+
+    Args:
+        model: the dx/dt model (its own parameters are ignored; ``params`` are used).
+        params: parameters by name, shapes ``s_k``.
+        g: conservation function.
+        theta: formula parameters, shape (n_params,).
+        x0: true first states, shape (B, n_vars).
+        lrs: inner learning rates, shape (L,).
+        steps: inner SGD steps (0 gives copies of ``params``).
+        dt: time step of the inner finite-difference rollout.
+        horizon: number of inner rollout steps T.
+        form: ``"a"`` or ``"b"`` (eq. 2).
+
+    Returns:
+        Tailored parameters by name, shapes (L, B, *s_k).
+    """
+    n_l, n_b = lrs.shape[0], x0.shape[0]
+
+    def inner_loss(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+        def fn(x: Tensor) -> Tensor:
+            return functional_call(model, p, (x,))
+
+        return sequence_noether_loss(
+            g, theta, euler_states(fn, xi, dt=dt, horizon=horizon), form=form
+        )
+
+    def lr_view(v: Tensor) -> Tensor:
+        return lrs.reshape(n_l, 1, *([1] * (v.dim() - 2))).to(v)
+
+    p = {k: v.expand(n_l, n_b, *v.shape) for k, v in params.items()}
+    if steps == 0:
+        return p
+    # the first gradient does not depend on the learning rate: one per sequence
+    g1 = vmap(grad(inner_loss), in_dims=(None, 0))(params, x0)
+    p = {k: params[k] - lr_view(p[k]) * g1[k].unsqueeze(0) for k in params}
+    both = vmap(vmap(grad(inner_loss), in_dims=(0, 0)), in_dims=(0, None))
+    for _ in range(steps - 1):
+        gr = both(p, x0)
+        p = {k: p[k] - lr_view(p[k]) * gr[k] for k in p}
+    return p
+
+
+def _is_tanh_mlp(model: nn.Module) -> bool:
+    """Whether ``model`` is Linear, (Tanh, Linear)* as built by :func:`~meta_tailor._mlp.make_mlp`."""
+    if not isinstance(model, nn.Sequential) or len(model) % 2 == 0:
+        return False
+    return all(
+        isinstance(m, nn.Linear) if i % 2 == 0 else isinstance(m, nn.Tanh)
+        for i, m in enumerate(model)
+    )
+
+
+def batched_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """``model`` with one weight set per state: ``params`` (*batch, *s_k), ``x`` (*batch, n) -> (*batch, out).
+
+    The tanh MLP of :func:`~meta_tailor._mlp.make_mlp` is computed directly with batched matrix products
+    (the same numbers as ``vmap(functional_call)``, without its per-call overhead); other models use
+    ``vmap`` of ``functional_call``.
+    """
+    if _is_tanh_mlp(model):
+        layers = mlp_layers(params)
+        h = x
+        for li, (w, b) in enumerate(layers):
+            h = (w @ h.unsqueeze(-1)).squeeze(-1)
+            if b is not None:
+                h = h + b
+            if li < len(layers) - 1:
+                h = torch.tanh(h)
+        return h
+    fn = lambda p, xi: functional_call(model, p, (xi,))  # noqa: E731
+    for _ in range(x.dim() - 1):
+        fn = vmap(fn)
+    return fn(params, x)
+
+
+def trajectory_rollout(
+    model: nn.Module,
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    x0: Tensor,
+    t: Tensor,
+    *,
+    lrs: Tensor,
+    steps: int,
+    dt: float,
+    horizon: int | None = None,
+    form: str = "a",
+) -> Tensor:
+    """Algorithm 1's PREDICTSEQUENCE for a dx/dt model: tailor from x_0, then RK4 with the tailored field.
+
+    Args:
+        model, params, g, theta, lrs, steps, dt, form: as :func:`tailor_trajectories`.
+        x0: true first states, shape (B, n_vars).
+        t: time grid of the prediction, shape (T,) or (B, T) (RK4 on this grid, as
+            :func:`~meta_tailor._rollout.rk4_rollout`).
+        horizon: inner rollout steps (None: ``T - 1``).
+
+    Returns:
+        Predicted sequences, shape (L, B, T, n_vars), ``[:, :, 0]`` equal to ``x0``.
+    """
+    horizon = int(t.shape[-1] - 1) if horizon is None else horizon
+    p = tailor_trajectories(
+        model, params, g, theta, x0, lrs=lrs, steps=steps, dt=dt, horizon=horizon, form=form
+    )
+
+    def field(x: Tensor) -> Tensor:
+        return batched_forward(model, p, x)
+
+    return rk4_rollout(field, x0.expand(lrs.shape[0], *x0.shape), t)
+
+
+def trajectory_predictor(
+    model: nn.Module,
+    g: ConservedFn,
+    theta: Tensor | None,
+    *,
+    lr: float,
+    steps: int,
+    dt: float,
+    horizon: int | None = None,
+    form: str = "a",
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-trajectory tailored model as a sequence predictor ``(x0 (B, n), t (B, T)) -> (B, T, n)``."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    theta_d = theta.detach() if theta is not None else torch.zeros(0)
+
+    def predict(x0: Tensor, t: Tensor) -> Tensor:
+        lrs = torch.tensor([lr], dtype=x0.dtype, device=x0.device)
+        with torch.no_grad():
+            return trajectory_rollout(
+                model,
+                params,
+                g,
+                theta_d.to(x0.device),
+                x0,
+                t,
+                lrs=lrs,
+                steps=steps,
+                dt=dt,
+                horizon=horizon,
+                form=form,
+            )[0]
+
+    return predict
+
+
+# --------------------------------------------------------------------------------------------------------
 # Meta-tailoring
 # --------------------------------------------------------------------------------------------------------
 
@@ -248,12 +460,14 @@ def meta_tailor(
     *,
     dt: float,
     config: TailorConfig = TailorConfig(),
+    trajectories: Sequence[tuple[Tensor, Tensor]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> MetaTailorResult:
     """Meta-tailor a copy of ``model`` (tanh MLP) with the conservation function ``g``.
 
     Each outer step is one full-batch Adam step on the MSE between the *tailored* prediction
-    (:func:`tailored_predict`, ``config.inner_steps`` steps at ``config.inner_lr``) and the true dx/dt, with
+    (:func:`tailored_predict`, ``config.inner_steps`` steps at ``config.inner_lr``) and the true dx/dt (state
+    mode) or between the tailored predicted sequences and the true ones (trajectory mode), with
     gradients through the inner step(s) into the MLP weights and, if ``config.learn_params``, into the formula
     parameters ``theta``.
 
@@ -265,8 +479,15 @@ def meta_tailor(
         dxdt: training targets, shape (N, n_vars).
         dt: time step of the data.
         config: inner and outer settings.
+        trajectories: training sequences for ``config.mode == "trajectory"``: ``(t, x)`` pairs of shapes
+            (B, T) and (B, T, n_vars), one pair per length. In that mode the outer loss is the MSE between
+            :func:`trajectory_rollout` (tailored from each true first state, RK4 on the data grid) and the
+            true sequences, differentiated through the inner step(s); ``x``/``dxdt`` are then unused.
         progress: optional callable ``progress(epoch)``.
     """
+    trajectory_mode = config.mode == "trajectory"
+    if trajectory_mode and not trajectories:
+        raise ValueError("trajectory mode needs the training trajectories")
     model = copy.deepcopy(model)
     params = dict(model.named_parameters())
     theta = theta.detach().clone().to(x)
@@ -284,17 +505,43 @@ def meta_tailor(
     losses = []
     for epoch in range(config.epochs):
         opt.zero_grad(set_to_none=True)
-        pred = tailored_predict(
-            params,
-            g,
-            theta,
-            x,
-            lr=config.inner_lr,
-            steps=config.inner_steps,
-            dt=dt,
-            create_graph=True,
-        )
-        loss = torch.mean((pred - dxdt) ** 2)
+        if trajectory_mode:
+            lrs = torch.tensor([config.inner_lr], dtype=x.dtype, device=x.device)
+            total, count = 0.0, 0
+            for t, xs in trajectories:
+                pred = trajectory_rollout(
+                    model,
+                    params,
+                    g,
+                    theta,
+                    xs[:, 0],
+                    t,
+                    lrs=lrs,
+                    steps=config.inner_steps,
+                    dt=dt,
+                    horizon=config.horizon,
+                    form=config.loss_form,
+                )[0]
+                total = total + ((pred - xs) ** 2).sum()
+                count += xs.numel()
+            loss = total / count
+        else:
+            pred = tailored_predict(
+                params,
+                g,
+                theta,
+                x,
+                lr=config.inner_lr,
+                steps=config.inner_steps,
+                dt=dt,
+                create_graph=True,
+            )
+            loss = torch.mean((pred - dxdt) ** 2)
+        if trajectory_mode and not torch.isfinite(loss):  # diverged rollout: no NaN/inf step
+            losses.append(math.inf)
+            if progress is not None:
+                progress(epoch)
+            continue
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))

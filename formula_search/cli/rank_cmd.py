@@ -33,6 +33,15 @@ DEVICE = click.option(
 )
 
 
+TAILOR = click.option(
+    "--tailor",
+    "tailor",
+    type=click.Choice(["state", "trajectory"]),
+    default=None,
+    help="Tailoring per query state or per trajectory (Algorithm 1) [default: the dataset's paper setting].",
+)
+
+
 def _run_dir(run: str | None, dataset: str) -> Path:
     return Path(run) if run else Path("runs") / Path(dataset).stem
 
@@ -181,6 +190,7 @@ def _execute(
     comparators: bool,
     hnn: bool,
     device: str,
+    tailor: str | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
@@ -214,6 +224,8 @@ def _execute(
         cfg = replace(cfg, top_k=top_k)
     if epochs is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, epochs=epochs))
+    if tailor is not None:
+        cfg = replace(cfg, tailor=replace(cfg.tailor, mode=tailor))
 
     stamps = {"start": time.perf_counter()}
     with _progress() as bar:
@@ -269,6 +281,7 @@ def _execute(
         "depth": depth,
         "dedup": dedup,
         "device": device,
+        "tailor_mode": cfg.tailor.mode,
         "rank_config": asdict(cfg),
         "mlp_config": asdict(mlp_cfg),
         "timings": timings,
@@ -334,6 +347,7 @@ def _stage_options(f):
             default=None,
             help="Steps if the MLP must be trained [2000].",
         ),
+        TAILOR,
         DEVICE,
     ]
     for d in reversed(decorators):
@@ -706,8 +720,9 @@ def _normalised_constant(law: dict, names: list[str]) -> float | None:
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="[100]")
 @click.option("--pretrain-steps", type=click.IntRange(min=0), default=None, help="[2000]")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
+@TAILOR
 @DEVICE
-def reproduce_cmd(out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, device):
+def reproduce_cmd(out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, tailor, device):
     """Reproduce the paper's three scientific experiments and write OUT/report.md beside the paper's numbers."""
     from rich.console import Console
 
@@ -746,6 +761,7 @@ def reproduce_cmd(out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, dev
             comparators=True,
             hnn=True,
             device=device,
+            tailor=tailor,
         )
         meta["timings"]["total_s"] = time.perf_counter() - t0
         _write_json(meta, run_dir / "meta.json")

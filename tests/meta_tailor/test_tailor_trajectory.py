@@ -1,0 +1,240 @@
+"""Per-trajectory tailoring (Algorithm 1): checked against hand-unrolled autograd computations in float64."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from meta_tailor import TailorConfig, make_mlp, meta_tailor, rk4_rollout, rollout_trajectories
+from meta_tailor._rank import Predictor, evaluate_field, tailored_model
+from meta_tailor._rollout import predict_trajectories
+from meta_tailor._tailor import (
+    batched_forward,
+    sequence_noether_loss,
+    tailor_trajectories,
+    trajectory_rollout,
+)
+
+
+def g_pend(x, theta):
+    """p^2 - c cos q with x = (q, p)."""
+    return x[..., 1] ** 2 - theta[..., 0] * torch.cos(x[..., 0])
+
+
+def tiny(hidden=5, seed=0):
+    return make_mlp(2, hidden=hidden, seed=seed).double()
+
+
+def hand_tailor(model, theta, x0, *, lr, steps, dt, horizon, form):
+    """Explicit Euler rollout and SGD on the Noether loss with plain autograd, one trajectory."""
+    p = {k: v.detach().clone() for k, v in model.named_parameters()}
+    for _ in range(steps):
+        leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+        x = x0
+        gs = [g_pend(x0, theta)]
+        for _ in range(horizon):
+            x = x + functional_call(model, leaves, (x,)) * dt
+            gs.append(g_pend(x, theta))
+        terms = []
+        for t in range(1, horizon + 1):
+            ref = gs[0] if form == "a" else gs[t - 1]
+            terms.append((gs[t] - ref) ** 2)
+        loss = sum(terms) / horizon
+        grads = torch.autograd.grad(loss, list(leaves.values()))
+        p = {k: p[k] - lr * gr for k, gr in zip(p, grads)}
+    return p
+
+
+@pytest.mark.parametrize("form", ["a", "b"])
+def test_one_inner_step_matches_hand_unrolled(form):
+    model = tiny()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    theta = torch.tensor([1.7], dtype=torch.float64)
+    x0 = torch.tensor([[0.8, -0.3]], dtype=torch.float64)
+    lr, dt, horizon = 0.3, 0.1, 4
+    got = tailor_trajectories(
+        model,
+        params,
+        g_pend,
+        theta,
+        x0,
+        lrs=torch.tensor([lr], dtype=torch.float64),
+        steps=1,
+        dt=dt,
+        horizon=horizon,
+        form=form,
+    )
+    want = hand_tailor(model, theta, x0[0], lr=lr, steps=1, dt=dt, horizon=horizon, form=form)
+    for k in params:
+        assert got[k].shape == (1, 1, *params[k].shape)
+        torch.testing.assert_close(got[k][0, 0], want[k], rtol=1e-10, atol=1e-12)
+        assert not torch.allclose(want[k], params[k])  # the step did change the weights
+
+    # the prediction: RK4 with the tailored weights on the given grid
+    t = torch.linspace(0.0, 0.6, 7, dtype=torch.float64)
+    pred = trajectory_rollout(
+        model,
+        params,
+        g_pend,
+        theta,
+        x0,
+        t,
+        lrs=torch.tensor([lr], dtype=torch.float64),
+        steps=1,
+        dt=dt,
+        horizon=horizon,
+        form=form,
+    )
+    ref = rk4_rollout(lambda x: functional_call(model, want, (x,)), x0, t)
+    torch.testing.assert_close(pred[0], ref, rtol=1e-10, atol=1e-12)
+
+
+def test_sequence_loss_forms_by_hand():
+    xs = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 0.0]], dtype=torch.float64)  # g = p^2 - c
+    theta = torch.tensor([0.5], dtype=torch.float64)
+    # g = 0.5, 3.5, -0.5: (a) mean(3^2, 1^2) = 5; (b) mean(3^2, 4^2) = 12.5
+    assert float(sequence_noether_loss(g_pend, theta, xs, form="a")) == pytest.approx(5.0)
+    assert float(sequence_noether_loss(g_pend, theta, xs, form="b")) == pytest.approx(12.5)
+
+
+def test_batching_over_trajectories_and_rates_equals_single_runs():
+    model = tiny(seed=1)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    theta = torch.tensor([2.0], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    lrs = torch.tensor([0.05, 0.4], dtype=torch.float64)
+    t = torch.linspace(0.0, 0.5, 6, dtype=torch.float64).expand(3, -1)
+    kw = dict(steps=2, dt=0.1, horizon=5, form="a")
+    both = trajectory_rollout(model, params, g_pend, theta, x0, t, lrs=lrs, **kw)
+    assert both.shape == (2, 3, 6, 2)
+    for i in range(2):
+        for b in range(3):
+            one = trajectory_rollout(
+                model, params, g_pend, theta, x0[b : b + 1], t[b : b + 1], lrs=lrs[i : i + 1], **kw
+            )
+            torch.testing.assert_close(both[i, b], one[0, 0], rtol=1e-10, atol=1e-12)
+            p = hand_tailor(model, theta, x0[b], lr=float(lrs[i]), **kw)
+            ref = rk4_rollout(lambda x, p=p: functional_call(model, p, (x,)), x0[b : b + 1], t[b])
+            torch.testing.assert_close(both[i, b], ref[0], rtol=1e-9, atol=1e-11)
+
+
+def test_batched_forward_fast_path_equals_functional_call():
+    model = tiny(seed=2)
+    gen = torch.Generator().manual_seed(1)
+    p = {
+        k: v.detach() + 0.1 * torch.randn(2, 3, *v.shape, generator=gen, dtype=torch.float64)
+        for k, v in model.named_parameters()
+    }
+    x = torch.randn(2, 3, 2, generator=gen, dtype=torch.float64)
+    got = batched_forward(model, p, x)
+    for i in range(2):
+        for b in range(3):
+            pi = {k: v[i, b] for k, v in p.items()}
+            torch.testing.assert_close(got[i, b], functional_call(model, pi, (x[i, b],)))
+
+
+def test_meta_gradient_gradcheck_and_gradgradcheck():
+    model = make_mlp(2, hidden=3, seed=0).double()
+    names = [k for k, _ in model.named_parameters()]
+    init = [v.detach().clone().requires_grad_(True) for _, v in model.named_parameters()]
+    theta = torch.tensor([1.3], dtype=torch.float64, requires_grad=True)
+    x0 = torch.tensor([[0.5, 0.2], [-0.4, 0.6]], dtype=torch.float64)
+    t = torch.linspace(0.0, 0.3, 4, dtype=torch.float64).expand(2, -1)
+    target = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def outer(*args):
+        params = dict(zip(names, args[:-1]))
+        pred = trajectory_rollout(
+            model,
+            params,
+            g_pend,
+            args[-1],
+            x0,
+            t,
+            lrs=torch.tensor([0.5], dtype=torch.float64),
+            steps=1,
+            dt=0.1,
+            horizon=3,
+        )
+        return ((pred[0] - target) ** 2).mean()
+
+    assert torch.autograd.gradcheck(outer, (*init, theta))
+    assert torch.autograd.gradgradcheck(outer, (*init, theta))
+
+
+def test_zero_rate_is_the_plain_model_and_unequal_lengths_are_grouped():
+    model = tiny(seed=4)
+    trajs = [
+        SimpleNamespace(t=torch.linspace(0, 0.4, 5), x=torch.randn(5, 2)),
+        SimpleNamespace(t=torch.linspace(0, 0.6, 7), x=torch.randn(7, 2)),
+        SimpleNamespace(t=torch.linspace(0, 0.4, 5), x=torch.randn(5, 2)),
+    ]
+    model_f = model.float()
+    pred = tailored_model(
+        model_f,
+        g_pend,
+        torch.tensor([1.0]),
+        lr=0.0,
+        steps=1,
+        dt=0.1,
+        tailor=TailorConfig(mode="trajectory"),
+    )
+    assert isinstance(pred, Predictor)
+    got = predict_trajectories(pred.predict, trajs)
+    want = rollout_trajectories(lambda x: model_f(x).detach(), trajs)
+    for (_, _, a), (_, _, b), tr in zip(got, want, trajs):
+        assert a.shape == tr.x.shape
+        torch.testing.assert_close(a, b)
+    # a nonzero rate tailors each trajectory from its own first state
+    pred2 = tailored_model(
+        model_f,
+        g_pend,
+        torch.tensor([1.0]),
+        lr=0.5,
+        steps=1,
+        dt=0.1,
+        tailor=TailorConfig(mode="trajectory"),
+    )
+    mse, rmse, hz = evaluate_field(pred2, trajs, device="cpu", method="x")
+    assert math.isfinite(mse) and rmse == pytest.approx(math.sqrt(mse))
+    assert hz["n_trajectories"].tolist() == [3] * 5 + [1] * 2
+
+
+def test_meta_tailor_trajectory_mode_lowers_the_outer_loss():
+    # harmonic oscillator trajectories, H = q^2 + p^2 (x = (q, p), dq/dt = p, dp/dt = -q)
+    torch.manual_seed(0)
+    t = torch.linspace(0.0, 1.0, 11)
+    phase = torch.tensor([0.0, 1.0, 2.0])[:, None]
+    xs = torch.stack([torch.sin(t + phase), torch.cos(t + phase)], dim=-1)  # (3, 11, 2)
+    model = make_mlp(2, hidden=16, seed=0)
+    g = lambda x, th: th[..., 0] * x[..., 0] ** 2 + x[..., 1] ** 2  # noqa: E731
+    cfg = TailorConfig(mode="trajectory", epochs=15, inner_lr=0.1, outer_lr=1e-2)
+    res = meta_tailor(
+        model,
+        g,
+        torch.tensor([1.2]),
+        xs.reshape(-1, 2),
+        xs.reshape(-1, 2),
+        dt=0.1,
+        config=cfg,
+        trajectories=[(t.expand(3, -1), xs)],
+    )
+    assert len(res.losses) == 15 and all(math.isfinite(v) for v in res.losses)
+    assert res.losses[-1] < 0.5 * res.losses[0]
+    assert float(res.theta[0]) != pytest.approx(1.2, abs=1e-9)  # the parameter was meta-learned
+    with pytest.raises(ValueError):
+        meta_tailor(model, g, torch.tensor([1.0]), xs[0], xs[0], dt=0.1, config=cfg)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        TailorConfig(mode="sequence")
+    with pytest.raises(ValueError):
+        TailorConfig(loss_form="c")
+    with pytest.raises(ValueError):
+        TailorConfig(horizon=0)
