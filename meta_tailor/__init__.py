@@ -4,7 +4,9 @@ The scientific-data part (this package, except :mod:`meta_tailor.video`):
 
 * :func:`make_mlp`, :func:`train_mlp`, :func:`save_mlp`, :func:`load_mlp` — the HNN "vanilla MLP".
 * :func:`noether_loss`, :func:`tailored_predict` (fast, batched), :func:`tailored_predict_func` (torch.func
-  reference), :func:`meta_tailor`, :func:`tailored_field` — tailoring and meta-tailoring.
+  reference), :func:`meta_tailor`, :func:`tailored_field` — tailoring per query state and meta-tailoring.
+* :func:`tailor_trajectories`, :func:`trajectory_rollout`, :func:`trajectory_predictor`,
+  :func:`sequence_noether_loss` — tailoring per query sequence (Algorithm 1, ``TailorConfig(mode="trajectory")``).
 * :func:`rk4_rollout`, :func:`rollout_trajectories` and the metrics — long-term prediction.
 * :func:`rank`, :func:`comparators`, :func:`pretrain` — the paper's ranking protocol and comparators.
 * :class:`HNN` — Hamiltonian Neural Network baseline.
@@ -26,14 +28,19 @@ from meta_tailor._rank import (
     rank,
     segment_trajectories,
 )
-from meta_tailor._rollout import rk4_rollout, rollout_trajectories
+from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_trajectories
 from meta_tailor._tailor import (
     MetaTailorResult,
+    euler_states,
     meta_tailor,
     noether_loss,
+    sequence_noether_loss,
+    tailor_trajectories,
     tailored_field,
     tailored_predict,
     tailored_predict_func,
+    trajectory_predictor,
+    trajectory_rollout,
 )
 
 __all__ = [
@@ -49,12 +56,14 @@ __all__ = [
     "TailorConfig",
     "comparators",
     "dsl_compiler",
+    "euler_states",
     "horizon_errors",
     "load_mlp",
     "make_mlp",
     "meta_tailor",
     "noether_loss",
     "paper_configs",
+    "predict_trajectories",
     "pretrain",
     "rank",
     "resolve_device",
@@ -64,8 +73,12 @@ __all__ = [
     "rollout_trajectories",
     "save_mlp",
     "segment_trajectories",
+    "sequence_noether_loss",
+    "tailor_trajectories",
     "tailored_field",
     "tailored_predict",
     "tailored_predict_func",
     "train_mlp",
+    "trajectory_predictor",
+    "trajectory_rollout",
 ]

@@ -8,6 +8,8 @@ as one tensor program (an adaptive solver would need per-trajectory step control
 slowly varying fields and steps (dt = 1/15 ... 1/6) the RK4 truncation error is far below the model error,
 so the comparison between models is not affected. Each RK4 stage calls the (possibly tailored) field, so
 tailoring happens at every evaluated state, as the prediction function of a tailored model requires.
+:func:`predict_trajectories` takes a sequence predictor instead of a field, for per-trajectory tailoring
+(which adapts the weights to each first state and then integrates the tailored field with RK4).
 """
 
 from __future__ import annotations

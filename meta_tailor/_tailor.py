@@ -11,7 +11,15 @@ derivative is ``f_theta(x_t)(x_t)``. This makes the tailored model an ordinary v
 be integrated, which is how the long-term rollouts are evaluated. Meta-tailoring trains theta and c on the
 task loss (MSE of dx/dt) *after* tailoring, back-propagating through the inner step (second order).
 
-Two implementations compute the same numbers:
+With ``TailorConfig(mode="trajectory")`` tailoring is instead **per query sequence**, as Algorithm 1 writes
+it: from the true first state x_0 the model is rolled out with explicit Euler steps
+``x~_t = x~_{t-1} + f_theta(x~_{t-1}) dt`` (t = 1..T), the weights take SGD step(s) on the Noether loss of that
+predicted sequence (eq. 2(a) or 2(b), :func:`sequence_noether_loss`), and the whole sequence is predicted by
+integrating the tailored field ``f_theta(x_0)`` (RK4 on the data grid). :func:`tailor_trajectories` batches
+this over sequences and inner learning rates with ``torch.func``; meta-tailoring then uses the MSE of the
+predicted sequences as outer loss.
+
+Two implementations of per-state tailoring compute the same numbers:
 
 * :func:`tailored_predict_func` — generic, for any ``nn.Module``: ``torch.func.grad`` of the Noether loss per
   state, ``functional_call`` with the adapted weights, ``vmap`` over states and over inner learning rates.
