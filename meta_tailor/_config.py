@@ -57,6 +57,8 @@ class TailorConfig:
             state) or ``"b"`` (eq. 2(b), consecutive predicted states).
         horizon: trajectory mode's inner rollout length T in steps of ``dt`` (None: the trajectory's own
             number of steps, its length minus one).
+        inner_integrator: trajectory mode's inner rollout: ``"euler"`` (the paper's finite difference
+            ``x + f(x) dt``) or ``"rk4"`` (one RK4 step of ``dt``, the integrator of the evaluation).
     """
 
     inner_lr: float = 0.1
@@ -69,6 +71,7 @@ class TailorConfig:
     mode: str = "state"
     loss_form: str = "a"
     horizon: int | None = None
+    inner_integrator: str = "euler"
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
@@ -77,6 +80,10 @@ class TailorConfig:
             raise ValueError(f"mode must be 'state' or 'trajectory', not {self.mode!r}")
         if self.loss_form not in ("a", "b"):
             raise ValueError(f"loss_form must be 'a' or 'b', not {self.loss_form!r}")
+        if self.inner_integrator not in ("euler", "rk4"):
+            raise ValueError(
+                f"inner_integrator must be 'euler' or 'rk4', not {self.inner_integrator!r}"
+            )
         if self.horizon is not None and self.horizon < 1:
             raise ValueError("horizon must be a positive number of steps or None")
 

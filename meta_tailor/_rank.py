@@ -187,6 +187,7 @@ def _screen_losses(
                     dt=dt,
                     horizon=tailor.horizon,
                     form=tailor.loss_form,
+                    integrator=tailor.inner_integrator,
                 )
         else:
             x0 = xs[:, 0].expand(len(lrs), -1, -1)
@@ -264,6 +265,7 @@ def tailored_model(
                 dt=dt,
                 horizon=tailor.horizon,
                 form=tailor.loss_form,
+                integrator=tailor.inner_integrator,
             )
         )
     return tailored_field(model, g, theta, lr=lr, steps=steps, dt=dt)

@@ -252,7 +252,14 @@ def sequence_noether_loss(g: ConservedFn, theta: Tensor, xs: Tensor, *, form: st
     return ((gs[..., 1:] - ref) ** 2).mean(-1)
 
 
-def euler_states(fn: Callable[[Tensor], Tensor], x0: Tensor, *, dt: float, horizon: int) -> Tensor:
+def euler_states(
+    fn: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    *,
+    dt: float,
+    horizon: int,
+    integrator: str = "euler",
+) -> Tensor:
     """The model's own finite-difference rollout ``x~_t = x~_{t-1} + f(x~_{t-1}) dt``, t = 1..horizon.
 
     Args:
@@ -260,6 +267,7 @@ def euler_states(fn: Callable[[Tensor], Tensor], x0: Tensor, *, dt: float, horiz
         x0: first states, shape (..., n).
         dt: time step.
         horizon: number of steps T.
+        integrator: ``"euler"`` (the step above) or ``"rk4"`` (one classical RK4 step of ``dt`` instead).
 
     Returns:
         Shape (..., T + 1, n), starting with ``x0``.
@@ -267,7 +275,14 @@ def euler_states(fn: Callable[[Tensor], Tensor], x0: Tensor, *, dt: float, horiz
     xs = [x0]
     x = x0
     for _ in range(horizon):
-        x = x + fn(x) * dt
+        if integrator == "rk4":
+            k1 = fn(x)
+            k2 = fn(x + 0.5 * dt * k1)
+            k3 = fn(x + 0.5 * dt * k2)
+            k4 = fn(x + dt * k3)
+            x = x + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        else:
+            x = x + fn(x) * dt
         xs.append(x)
     return torch.stack(xs, dim=-2)
 
@@ -284,6 +299,7 @@ def tailor_trajectories(
     dt: float,
     horizon: int,
     form: str = "a",
+    integrator: str = "euler",
 ) -> dict[str, Tensor]:
     """Tailored weights ``theta(x_0)`` of every query sequence and inner learning rate (Algorithm 1, line 3-4).
 
@@ -304,6 +320,7 @@ def tailor_trajectories(
         dt: time step of the inner finite-difference rollout.
         horizon: number of inner rollout steps T.
         form: ``"a"`` or ``"b"`` (eq. 2).
+        integrator: inner rollout, ``"euler"`` (the paper's finite difference) or ``"rk4"``.
 
     Returns:
         Tailored parameters by name, shapes (L, B, *s_k).
@@ -315,7 +332,10 @@ def tailor_trajectories(
             return functional_call(model, p, (x,))
 
         return sequence_noether_loss(
-            g, theta, euler_states(fn, xi, dt=dt, horizon=horizon), form=form
+            g,
+            theta,
+            euler_states(fn, xi, dt=dt, horizon=horizon, integrator=integrator),
+            form=form,
         )
 
     def lr_view(v: Tensor) -> Tensor:
@@ -380,6 +400,7 @@ def trajectory_rollout(
     dt: float,
     horizon: int | None = None,
     form: str = "a",
+    integrator: str = "euler",
 ) -> Tensor:
     """Algorithm 1's PREDICTSEQUENCE for a dx/dt model: tailor from x_0, then RK4 with the tailored field.
 
@@ -395,7 +416,17 @@ def trajectory_rollout(
     """
     horizon = int(t.shape[-1] - 1) if horizon is None else horizon
     p = tailor_trajectories(
-        model, params, g, theta, x0, lrs=lrs, steps=steps, dt=dt, horizon=horizon, form=form
+        model,
+        params,
+        g,
+        theta,
+        x0,
+        lrs=lrs,
+        steps=steps,
+        dt=dt,
+        horizon=horizon,
+        form=form,
+        integrator=integrator,
     )
 
     def field(x: Tensor) -> Tensor:
@@ -414,6 +445,7 @@ def trajectory_predictor(
     dt: float,
     horizon: int | None = None,
     form: str = "a",
+    integrator: str = "euler",
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """The per-trajectory tailored model as a sequence predictor ``(x0 (B, n), t (B, T)) -> (B, T, n)``."""
     params = {k: v.detach() for k, v in model.named_parameters()}
@@ -434,6 +466,7 @@ def trajectory_predictor(
                 dt=dt,
                 horizon=horizon,
                 form=form,
+                integrator=integrator,
             )[0]
 
     return predict
@@ -529,6 +562,7 @@ def meta_tailor(
                     dt=dt,
                     horizon=config.horizon,
                     form=config.loss_form,
+                    integrator=config.inner_integrator,
                 )[0]
                 total = total + ((pred - xs) ** 2).sum()
                 count += xs.numel()

@@ -29,15 +29,23 @@ def tiny(hidden=5, seed=0):
     return make_mlp(2, hidden=hidden, seed=seed).double()
 
 
-def hand_tailor(model, theta, x0, *, lr, steps, dt, horizon, form):
-    """Explicit Euler rollout and SGD on the Noether loss with plain autograd, one trajectory."""
+def hand_tailor(model, theta, x0, *, lr, steps, dt, horizon, form, integrator="euler"):
+    """Explicit Euler (or RK4) rollout and SGD on the Noether loss with plain autograd, one trajectory."""
     p = {k: v.detach().clone() for k, v in model.named_parameters()}
     for _ in range(steps):
         leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
         x = x0
         gs = [g_pend(x0, theta)]
         for _ in range(horizon):
-            x = x + functional_call(model, leaves, (x,)) * dt
+            f = lambda y, q=leaves: functional_call(model, q, (y,))  # noqa: E731
+            if integrator == "rk4":
+                k1 = f(x)
+                k2 = f(x + dt / 2 * k1)
+                k3 = f(x + dt / 2 * k2)
+                k4 = f(x + dt * k3)
+                x = x + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+            else:
+                x = x + f(x) * dt
             gs.append(g_pend(x, theta))
         terms = []
         for t in range(1, horizon + 1):
@@ -49,8 +57,8 @@ def hand_tailor(model, theta, x0, *, lr, steps, dt, horizon, form):
     return p
 
 
-@pytest.mark.parametrize("form", ["a", "b"])
-def test_one_inner_step_matches_hand_unrolled(form):
+@pytest.mark.parametrize("form,integrator", [("a", "euler"), ("b", "euler"), ("a", "rk4")])
+def test_one_inner_step_matches_hand_unrolled(form, integrator):
     model = tiny()
     params = {k: v.detach() for k, v in model.named_parameters()}
     theta = torch.tensor([1.7], dtype=torch.float64)
@@ -67,8 +75,19 @@ def test_one_inner_step_matches_hand_unrolled(form):
         dt=dt,
         horizon=horizon,
         form=form,
+        integrator=integrator,
     )
-    want = hand_tailor(model, theta, x0[0], lr=lr, steps=1, dt=dt, horizon=horizon, form=form)
+    want = hand_tailor(
+        model,
+        theta,
+        x0[0],
+        lr=lr,
+        steps=1,
+        dt=dt,
+        horizon=horizon,
+        form=form,
+        integrator=integrator,
+    )
     for k in params:
         assert got[k].shape == (1, 1, *params[k].shape)
         torch.testing.assert_close(got[k][0, 0], want[k], rtol=1e-10, atol=1e-12)
@@ -88,6 +107,7 @@ def test_one_inner_step_matches_hand_unrolled(form):
         dt=dt,
         horizon=horizon,
         form=form,
+        integrator=integrator,
     )
     ref = rk4_rollout(lambda x: functional_call(model, want, (x,)), x0, t)
     torch.testing.assert_close(pred[0], ref, rtol=1e-10, atol=1e-12)
@@ -238,3 +258,5 @@ def test_config_validation():
         TailorConfig(loss_form="c")
     with pytest.raises(ValueError):
         TailorConfig(horizon=0)
+    with pytest.raises(ValueError):
+        TailorConfig(inner_integrator="midpoint")
