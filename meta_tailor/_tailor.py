@@ -523,7 +523,9 @@ def meta_tailor(
         trajectories: training sequences for ``config.mode == "trajectory"``: ``(t, x)`` pairs of shapes
             (B, T) and (B, T, n_vars), one pair per length. In that mode the outer loss is the MSE between
             :func:`trajectory_rollout` (tailored from each true first state, RK4 on the data grid) and the
-            true sequences, differentiated through the inner step(s); ``x``/``dxdt`` are then unused.
+            true sequences, differentiated through the inner step(s); ``x``/``dxdt`` are then unused. The
+            weights (and parameters) with the lowest outer loss over the epochs are returned (the loss of
+            the last step's weights is computed too), since Adam on this loss can end on worse weights.
         progress: optional callable ``progress(epoch)``.
     """
     trajectory_mode = config.mode == "trajectory"
@@ -544,7 +546,8 @@ def meta_tailor(
         groups.append({"params": [theta], "lr": config.param_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
     losses = []
-    for epoch in range(config.epochs):
+    best: tuple[float, dict[str, Tensor], Tensor] | None = None
+    for epoch in range(config.epochs + (1 if trajectory_mode else 0)):
         opt.zero_grad(set_to_none=True)
         if trajectory_mode:
             lrs = torch.tensor([config.inner_lr], dtype=x.dtype, device=x.device)
@@ -579,16 +582,33 @@ def meta_tailor(
                 create_graph=True,
             )
             loss = torch.mean((pred - dxdt) ** 2)
-        if trajectory_mode and not torch.isfinite(loss):  # diverged rollout: no NaN/inf step
-            losses.append(math.inf)
-            if progress is not None:
-                progress(epoch)
-            continue
+        if trajectory_mode:
+            value = float(loss.detach())
+            if math.isfinite(value) and (best is None or value < best[0]):
+                best = (
+                    value,
+                    {k: v.detach().clone() for k, v in params.items()},
+                    theta.detach().clone(),
+                )
+            if epoch == config.epochs:  # the extra pass only scores the last step's weights
+                break
+            if not math.isfinite(value):  # diverged rollout: no NaN/inf step
+                losses.append(math.inf)
+                if progress is not None:
+                    progress(epoch)
+                continue
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
         if progress is not None:
             progress(epoch)
+    if best is not None:
+        # trajectory mode keeps the weights with the lowest outer (training rollout) loss: Adam on a rollout
+        # loss through the inner step can jump to much worse weights
+        with torch.no_grad():
+            for k, v in params.items():
+                v.copy_(best[1][k])
+        theta = best[2]
     return MetaTailorResult(model=model, theta=theta.detach(), losses=losses)
 
 
