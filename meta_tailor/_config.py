@@ -59,6 +59,9 @@ class TailorConfig:
             number of steps, its length minus one).
         inner_integrator: trajectory mode's inner rollout: ``"euler"`` (the paper's finite difference
             ``x + f(x) dt``) or ``"rk4"`` (one RK4 step of ``dt``, the integrator of the evaluation).
+        outer_loss: trajectory mode's meta-tailoring loss: ``"rollout"`` (MSE of the tailored model's
+            predicted sequences, Algorithm 1) or ``"derivative"`` (MSE of the per-trajectory tailored dx/dt
+            at the trajectory's true states).
     """
 
     inner_lr: float = 0.1
@@ -71,7 +74,8 @@ class TailorConfig:
     mode: str = "state"
     loss_form: str = "a"
     horizon: int | None = None
-    inner_integrator: str = "euler"
+    inner_integrator: str = "rk4"
+    outer_loss: str = "derivative"
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
@@ -83,6 +87,10 @@ class TailorConfig:
         if self.inner_integrator not in ("euler", "rk4"):
             raise ValueError(
                 f"inner_integrator must be 'euler' or 'rk4', not {self.inner_integrator!r}"
+            )
+        if self.outer_loss not in ("rollout", "derivative"):
+            raise ValueError(
+                f"outer_loss must be 'rollout' or 'derivative', not {self.outer_loss!r}"
             )
         if self.horizon is not None and self.horizon < 1:
             raise ValueError("horizon must be a positive number of steps or None")

@@ -129,7 +129,7 @@ class _Split:
     x: Tensor
     dxdt: Tensor
     trajectories: list
-    groups: list[tuple[Tensor, Tensor, Tensor]]  # per equal length: t (B, T), x (B, T, n)
+    groups: list[tuple[Tensor, Tensor, Tensor]]  # per equal length: t (B, T), x and dx/dt (B, T, n)
 
 
 def _prepare(trajectories: Sequence, device: str, dtype=torch.float32) -> _Split:
@@ -144,7 +144,8 @@ def _prepare(trajectories: Sequence, device: str, dtype=torch.float32) -> _Split
     for trs in by_len.values():
         t = torch.stack([torch.as_tensor(np.array(tr.t), dtype=dtype) for tr in trs]).to(device)
         xs = torch.stack([torch.as_tensor(np.array(tr.x), dtype=dtype) for tr in trs]).to(device)
-        groups.append((t, xs, torch.tensor(len(trs))))
+        dx = torch.stack([torch.as_tensor(np.array(tr.dxdt), dtype=dtype) for tr in trs]).to(device)
+        groups.append((t, xs, dx))
     return _Split(x=x, dxdt=dxdt, trajectories=list(trajectories), groups=groups)
 
 
@@ -387,7 +388,7 @@ def rank(
             train.dxdt,
             dt=dt,
             config=tcfg,
-            trajectories=[(t, xs) for t, xs, _ in train.groups],
+            trajectories=train.groups,
         )
         fieldfn = tailored_model(
             res.model,

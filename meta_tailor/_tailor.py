@@ -364,6 +364,21 @@ def _is_tanh_mlp(model: nn.Module) -> bool:
     )
 
 
+def per_sequence_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """``model`` with one weight set per sequence: ``params`` (B, *s_k), ``x`` (B, T, n) -> (B, T, out)."""
+    if _is_tanh_mlp(model):
+        layers = mlp_layers(params)
+        h = x
+        for li, (w, b) in enumerate(layers):
+            h = torch.bmm(h, w.transpose(1, 2))
+            if b is not None:
+                h = h + b[:, None, :]
+            if li < len(layers) - 1:
+                h = torch.tanh(h)
+        return h
+    return vmap(lambda p, xi: functional_call(model, p, (xi,)))(params, x)
+
+
 def batched_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor) -> Tensor:
     """``model`` with one weight set per state: ``params`` (*batch, *s_k), ``x`` (*batch, n) -> (*batch, out).
 
@@ -501,7 +516,7 @@ def meta_tailor(
     *,
     dt: float,
     config: TailorConfig = TailorConfig(),
-    trajectories: Sequence[tuple[Tensor, Tensor]] | None = None,
+    trajectories: Sequence[tuple[Tensor, ...]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> MetaTailorResult:
     """Meta-tailor a copy of ``model`` (tanh MLP) with the conservation function ``g``.
@@ -520,8 +535,10 @@ def meta_tailor(
         dxdt: training targets, shape (N, n_vars).
         dt: time step of the data.
         config: inner and outer settings.
-        trajectories: training sequences for ``config.mode == "trajectory"``: ``(t, x)`` pairs of shapes
-            (B, T) and (B, T, n_vars), one pair per length. In that mode the outer loss is the MSE between
+        trajectories: training sequences for ``config.mode == "trajectory"``: ``(t, x)`` or
+            ``(t, x, dxdt)`` of shapes (B, T), (B, T, n_vars), (B, T, n_vars), one tuple per length
+            (``dxdt`` is needed by ``config.outer_loss == "derivative"``, which instead takes the MSE of the
+            per-trajectory tailored dx/dt at the true states). In that mode the outer loss is the MSE between
             :func:`trajectory_rollout` (tailored from each true first state, RK4 on the data grid) and the
             true sequences, differentiated through the inner step(s); ``x``/``dxdt`` are then unused. The
             weights (and parameters) with the lowest outer loss over the epochs are returned (the loss of
@@ -531,6 +548,12 @@ def meta_tailor(
     trajectory_mode = config.mode == "trajectory"
     if trajectory_mode and not trajectories:
         raise ValueError("trajectory mode needs the training trajectories")
+    if (
+        trajectory_mode
+        and config.outer_loss == "derivative"
+        and any(len(tr) < 3 for tr in trajectories)
+    ):
+        raise ValueError("the derivative outer loss needs (t, x, dxdt) for every trajectory group")
     model = copy.deepcopy(model)
     params = dict(model.named_parameters())
     theta = theta.detach().clone().to(x)
@@ -552,7 +575,25 @@ def meta_tailor(
         if trajectory_mode:
             lrs = torch.tensor([config.inner_lr], dtype=x.dtype, device=x.device)
             total, count = 0.0, 0
-            for t, xs in trajectories:
+            for t, xs, *rest in trajectories:
+                if config.outer_loss == "derivative":
+                    p = tailor_trajectories(
+                        model,
+                        params,
+                        g,
+                        theta,
+                        xs[:, 0],
+                        lrs=lrs,
+                        steps=config.inner_steps,
+                        dt=dt,
+                        horizon=config.horizon or xs.shape[1] - 1,
+                        form=config.loss_form,
+                        integrator=config.inner_integrator,
+                    )
+                    pred_dx = per_sequence_forward(model, {k: v[0] for k, v in p.items()}, xs)
+                    total = total + ((pred_dx - rest[0]) ** 2).sum()
+                    count += xs.numel()
+                    continue
                 pred = trajectory_rollout(
                     model,
                     params,

@@ -225,15 +225,17 @@ def test_zero_rate_is_the_plain_model_and_unequal_lengths_are_grouped():
     assert hz["n_trajectories"].tolist() == [3] * 5 + [1] * 2
 
 
-def test_meta_tailor_trajectory_mode_lowers_the_outer_loss():
+@pytest.mark.parametrize("outer", ["rollout", "derivative"])
+def test_meta_tailor_trajectory_mode_lowers_the_outer_loss(outer):
     # harmonic oscillator trajectories, H = q^2 + p^2 (x = (q, p), dq/dt = p, dp/dt = -q)
     torch.manual_seed(0)
     t = torch.linspace(0.0, 1.0, 11)
     phase = torch.tensor([0.0, 1.0, 2.0])[:, None]
     xs = torch.stack([torch.sin(t + phase), torch.cos(t + phase)], dim=-1)  # (3, 11, 2)
+    dx = torch.stack([torch.cos(t + phase), -torch.sin(t + phase)], dim=-1)
     model = make_mlp(2, hidden=16, seed=0)
     g = lambda x, th: th[..., 0] * x[..., 0] ** 2 + x[..., 1] ** 2  # noqa: E731
-    cfg = TailorConfig(mode="trajectory", epochs=15, inner_lr=0.1, outer_lr=1e-2)
+    cfg = TailorConfig(mode="trajectory", epochs=15, inner_lr=0.1, outer_lr=1e-2, outer_loss=outer)
     res = meta_tailor(
         model,
         g,
@@ -242,7 +244,7 @@ def test_meta_tailor_trajectory_mode_lowers_the_outer_loss():
         xs.reshape(-1, 2),
         dt=0.1,
         config=cfg,
-        trajectories=[(t.expand(3, -1), xs)],
+        trajectories=[(t.expand(3, -1), xs, dx)],
     )
     assert len(res.losses) == 15 and all(math.isfinite(v) for v in res.losses)
     assert res.losses[-1] < 0.5 * res.losses[0]
