@@ -38,7 +38,7 @@ TAILOR = click.option(
     "tailor",
     type=click.Choice(["state", "trajectory"]),
     default=None,
-    help="Tailoring per query state or per trajectory (Algorithm 1) [default: the dataset's paper setting].",
+    help="Tailoring per trajectory (Algorithm 1, the default) or per query state.",
 )
 
 
@@ -644,9 +644,7 @@ def _finish(out: Path, meta: dict, console) -> None:
     console.print(table)
     if laws:
         law = laws[0]
-        console.print(
-            f"discovered law: [bold]{dsl.to_text(law['expr'], law['params'], digits=4)}[/bold]"
-        )
+        console.print(f"discovered law: [bold]{dsl.to_display(law['expr'], law['params'])}[/bold]")
         console.print(f"LaTeX: {dsl.to_latex(law['expr'], law['params'])}")
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text(json.dumps(meta["timings"], indent=2))
