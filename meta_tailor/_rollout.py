@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -88,8 +89,8 @@ def predict_trajectories(
     Returns:
         As :func:`rollout_trajectories`.
     """
-    ts = [torch.as_tensor(tr.t, dtype=dtype) for tr in trajectories]
-    xs = [torch.as_tensor(tr.x, dtype=dtype) for tr in trajectories]
+    ts = [torch.tensor(np.asarray(tr.t), dtype=dtype) for tr in trajectories]
+    xs = [torch.tensor(np.asarray(tr.x), dtype=dtype) for tr in trajectories]
     out: list = [None] * len(trajectories)
     by_len: dict[int, list[int]] = {}
     for i, t in enumerate(ts):
