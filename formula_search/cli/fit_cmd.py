@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from formula_search.cli._options import dedup_option
 from formula_search.data import dataset_options
 
 
@@ -19,13 +20,7 @@ from formula_search.data import dataset_options
     help="Table written by `fsearch enumerate` (.csv/.parquet) [enumerate here up to --depth].",
 )
 @click.option("--depth", type=int, default=7, show_default=True, help="Largest formula size.")
-@click.option(
-    "--dedup",
-    type=click.Choice(["commutative", "algebraic", "conservation"]),
-    default="conservation",
-    show_default=True,
-    help="Deduplication level when enumerating here (commutative is the paper's).",
-)
+@dedup_option("Deduplication level when enumerating here (commutative is the paper's).")
 @click.option(
     "--out",
     "out_dir",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from formula_search.cli._options import dedup_option
 from formula_search.errors import InputError
 
 DEVICE = click.option(
@@ -311,13 +312,7 @@ def _stage_options(f):
             show_default=True,
             help="Largest formula size in tokens (tree nodes) for the search.",
         ),
-        click.option(
-            "--dedup",
-            type=click.Choice(["commutative", "algebraic", "conservation"]),
-            default="conservation",
-            show_default=True,
-            help="Duplicate removal of the search (commutative is the paper's).",
-        ),
+        dedup_option(),
         click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
         ),
@@ -707,13 +702,7 @@ def _normalised_constant(law: dict, names: list[str]) -> float | None:
     show_default=True,
     help="Comma-separated built-in datasets to run.",
 )
-@click.option(
-    "--dedup",
-    type=click.Choice(["commutative", "algebraic", "conservation"]),
-    default="conservation",
-    show_default=True,
-    help="Duplicate removal of the search (commutative is the paper's).",
-)
+@dedup_option()
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="[20]")
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="[100]")
 @click.option("--pretrain-steps", type=click.IntRange(min=0), default=None, help="[2000]")
