@@ -593,16 +593,19 @@ PAPER = {
     "ideal_pendulum": {
         "law": "p^2 - 2.99*cos(q)",
         "constant": 3.0,
+        "unit_term": "p^2",
         "rmse": {"vanilla_mlp": 0.0563, "noether": 0.0423, "oracle": 0.0422},
     },
     "ideal_spring": {
         "law": "q^2 + 1.002*p^2",
         "constant": 1.0,
+        "unit_term": "q^2",
         "rmse": {"vanilla_mlp": 0.0174, "noether": 0.0165, "oracle": 0.0166},
     },
     "real_pendulum": {
         "law": "p^2 - 2.39*cos(q)",
         "constant": 2.39,
+        "unit_term": "p^2",
         "rmse": {},
     },
 }
@@ -668,10 +671,12 @@ def run_cmd(**kwargs):
     console.print(f"run directory: {out} ({meta['timings']['total_s']:.0f} s)")
 
 
-def _normalised_constant(law: dict, names: list[str]) -> float | None:
-    """The law written as ``A + k*B`` with the coefficient of the squared momentum/first term set to 1.
+def _normalised_constant(law: dict, names: list[str], unit_term: str) -> float | None:
+    """The constant of a two-term law written as the paper writes it: ``unit_term`` with coefficient 1.
 
-    Returns ``|k|`` for a two-term law (e.g. ``c*p^2 - cos(q)`` -> 1/c), else ``None``.
+    ``c*p^2 - cos(q)`` with ``unit_term="p^2"`` gives ``1/c`` (the paper's ``p^2 - 3 cos q``: 3);
+    ``q^2 + c*p^2`` with ``unit_term="q^2"`` gives ``c``. Returns ``None`` unless the law has exactly two
+    terms with inputs, one of them ``unit_term``.
     """
     import sympy
 
@@ -679,13 +684,12 @@ def _normalised_constant(law: dict, names: list[str]) -> float | None:
 
     expr = sympy.expand(dsl.to_sympy(law["expr"], law["params"]))
     terms = [t for t in sympy.Add.make_args(expr) if t.free_symbols]
-    if len(terms) != 2:
+    unit = dsl.to_sympy(dsl.parse(unit_term, names))
+    coeffs = [t.as_coeff_Mul() for t in terms]
+    if len(terms) != 2 or not any(rest == unit for _, rest in coeffs):
         return None
-    coeffs = [t.as_coeff_Mul()[0] for t in terms]
-    # order: the term with a momentum squared first (p^2 in both systems of the paper)
-    p = sympy.Symbol(names[-1], real=True)
-    first = 0 if terms[0].has(p**2) else 1
-    return float(abs(coeffs[1 - first] / coeffs[first]))
+    first = 0 if coeffs[0][1] == unit else 1
+    return float(abs(coeffs[1 - first][0] / coeffs[first][0]))
 
 
 @click.command("reproduce")
@@ -758,7 +762,8 @@ def reproduce_cmd(out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, tai
         import dsl
 
         law_text = dsl.to_display(laws[0]["expr"], laws[0]["params"]) if laws else "none"
-        k = _normalised_constant(laws[0], [v["name"] for v in meta["variables"]]) if laws else None
+        names_ = [v["name"] for v in meta["variables"]]
+        k = _normalised_constant(laws[0], names_, paper["unit_term"]) if laws and paper else None
         const = f"{k:.4g} / {paper.get('constant', float('nan')):.4g}" if k is not None else "n/a"
         comp = read_table(run_dir / "comparators.csv")
         for i, (_, c) in enumerate(comp.iterrows()):
