@@ -19,7 +19,9 @@ LAWS = {"ideal_pendulum": "p^2 - c*cos(q)", "ideal_spring": "q^2 + c*p^2"}
 
 
 @click.command()
-@click.option("--dataset", default="ideal_pendulum", show_default=True, type=click.Choice(sorted(LAWS)))
+@click.option(
+    "--dataset", default="ideal_pendulum", show_default=True, type=click.Choice(sorted(LAWS))
+)
 @click.option("--noise", "noises", multiple=True, type=float, default=(0.0, 0.1), show_default=True)
 @click.option("--smooth", "smooths", multiple=True, type=int, default=(1, 9), show_default=True)
 @click.option("--dedup", default="conservation", show_default=True)
@@ -37,7 +39,17 @@ def main(dataset, noises, smooths, dedup, depth, device):
 
     torch.set_num_threads(1)
     table = Table(title=f"true law among all depth-{depth} candidates ({dataset}, dedup {dedup})")
-    for col in ("noise", "smooth", "kept form", "params", "ratio", "rank", "of", "survivors", "seconds"):
+    for col in (
+        "noise",
+        "smooth",
+        "kept form",
+        "params",
+        "ratio",
+        "rank",
+        "of",
+        "survivors",
+        "seconds",
+    ):
         table.add_column(col, justify="left" if col == "kept form" else "right")
     for noise in noises:
         data = load_dataset(dataset, noise=noise or None)
