@@ -186,6 +186,29 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
 ProgressFn = Callable[[str, int, int, float], None]
 
 
+def _train_step(model, emb, opt, frames, actions, config: VideoConfig):
+    """One outer step of Algorithm 1 (or of plain SVG when ``emb`` is None); returns the task loss.
+
+    Shared by training and by :func:`time_meta_epoch`, so the benchmark times exactly what training runs.
+    """
+    out = predict_sequence(
+        model,
+        emb,
+        frames,
+        actions,
+        config=config.noether,
+        n_past=config.n_past,
+        n_future=config.train_future,
+        create_graph=True,
+        teacher_forcing=config.teacher_forcing,
+    )
+    loss = task_loss(out.preds, frames[:, config.n_past :])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_stage(
     data: VideoData,
     *,
@@ -257,21 +280,7 @@ def train_stage(
         running = 0.0
         for i in range(config.steps_per_epoch):
             frames, actions = _sample_batch(data, rng, config, device)
-            out = predict_sequence(
-                model,
-                emb if noether else None,
-                frames,
-                actions,
-                config=config.noether,
-                n_past=config.n_past,
-                n_future=config.train_future,
-                create_graph=True,
-                teacher_forcing=config.teacher_forcing,
-            )
-            loss = task_loss(out.preds, frames[:, config.n_past :])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = _train_step(model, emb if noether else None, opt, frames, actions, config)
             running += float(loss.detach())
             if progress is not None:
                 done = epoch * config.steps_per_epoch + i + 1
@@ -468,21 +477,7 @@ def time_meta_epoch(
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = predict_sequence(
-            model,
-            emb if stage == "noether" else None,
-            frames,
-            actions,
-            config=config.noether,
-            n_past=config.n_past,
-            n_future=config.train_future,
-            create_graph=True,
-            teacher_forcing=config.teacher_forcing,
-        )
-        loss = task_loss(out.preds, frames[:, config.n_past :])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _train_step(model, emb if stage == "noether" else None, opt, frames, actions, config)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i:
