@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._options import dedup_option
+from formula_search.cli._common import dedup_option, progress_bar
 from formula_search.data import dataset_options
 
 
@@ -90,14 +90,6 @@ def fit_cmd(**kwargs) -> None:
     OUT/survivors.csv; finished chunks are kept in OUT/fit.chunks/ so that --resume skips them.
     """
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
     from rich.table import Table
 
     from formula_search._fit import FitConfig, FitData, fit_formulas, survivors
@@ -139,16 +131,8 @@ def fit_cmd(**kwargs) -> None:
             )
     data = FitData.from_dataset(dataset, kwargs["split"])
     out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
-    with Progress(
-        TextColumn("fitting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("fit", total=len(formulas), rate="")
+    with progress_bar("{task.fields[rate]}", console=console) as progress:
+        task = progress.add_task("fitting", total=len(formulas), rate="")
 
         def advance(n: int) -> None:
             progress.advance(task, n)

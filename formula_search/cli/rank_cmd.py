@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._options import dedup_option
+from formula_search.cli._common import dedup_option, progress_bar
 from formula_search.errors import InputError
 
 DEVICE = click.option(
@@ -70,25 +70,6 @@ def _read_meta(run: Path) -> dict:
         raise InputError(f"{path}: broken JSON ({exc.msg})") from exc
 
 
-def _progress():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-
-
 def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
     """What a saved model must match to be reused: the data it was trained on and its settings."""
     return {
@@ -122,7 +103,7 @@ def _pretrain(
         if all(saved.get(k) == v for k, v in fingerprint.items()):
             return 0.0, False
     t0 = time.perf_counter()
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("pretrain MLP", total=mlp_cfg.steps)
         model = pretrain(
             data,
@@ -154,7 +135,7 @@ def _search(data, *, depth: int, dedup: str, ratio: float, jobs: int, device: st
         depth=depth, dedup=dedup, fit=FitConfig(ratio=ratio, jobs=jobs, device=device, seed=seed)
     )
     console = Console(stderr=True)
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"enumerate depth {depth} ({dedup})", total=None)
 
         def enumerated(n: int) -> None:
@@ -229,7 +210,7 @@ def _execute(
         cfg = replace(cfg, tailor=replace(cfg.tailor, mode=tailor))
 
     stamps = {"start": time.perf_counter()}
-    with _progress() as bar:
+    with progress_bar() as bar:
         tasks = {}
 
         def progress(stage, done, total):
@@ -616,7 +597,7 @@ def _finish(out: Path, meta: dict, console) -> None:
     from rich.table import Table
 
     import dsl
-    from formula_search.io import atomic_path, read_table
+    from formula_search.io import read_table
 
     laws = _law_rows(out, meta, 1)
     written = []
@@ -644,8 +625,6 @@ def _finish(out: Path, meta: dict, console) -> None:
         law = laws[0]
         console.print(f"discovered law: [bold]{dsl.to_display(law['expr'], law['params'])}[/bold]")
         console.print(f"LaTeX: {dsl.to_latex(law['expr'], law['params'])}")
-    with atomic_path(out / "summary.txt") as tmp:
-        tmp.write_text(json.dumps(meta["timings"], indent=2))
 
 
 @click.command("run")

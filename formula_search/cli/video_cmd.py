@@ -11,24 +11,11 @@ from pathlib import Path
 
 import click
 
+from formula_search.cli._common import progress_bar
 from formula_search.errors import InputError
 from formula_search.io import atomic_path, read_table, write_table
 
 DEFAULT_ROOT = Path("fsearch-out/video")
-
-
-def _progress():  # noqa: ANN202
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    )
 
 
 def _data_options(f: Callable) -> Callable:
@@ -102,7 +89,7 @@ def _load_data(
     if dataset == "physics101":
         if physics101_root is None:
             raise InputError("--dataset physics101 needs --physics101-root")
-        with _progress() as p:
+        with progress_bar() as p:
             task = p.add_task("reading Physics 101 clips", total=None)
             data = load_physics101_ramp(
                 physics101_root,
@@ -125,7 +112,7 @@ def _load_data(
         cached = Path(cache_dir) / f"pendulum-{config_key(cfg)}.npz"
         if cached.is_file():
             return load_video_data(cached), cached
-        with _progress() as p:
+        with progress_bar() as p:
             task = p.add_task("rendering pendulum episodes", total=cfg.episodes)
             return load_or_generate_pendulum(
                 cfg, cache_dir=cache_dir, progress=lambda n: p.advance(task, n)
@@ -141,7 +128,7 @@ def _load_data(
     path = Path(cache_dir) / f"ramp-{config_key(cfg)}.npz"
     if path.is_file():
         return load_video_data(path), path
-    with _progress() as p:
+    with progress_bar() as p:
         task = p.add_task("rendering ramp videos", total=cfg.sequences)
         data = generate_ramp_video(cfg, progress=lambda n: p.advance(task, n))
     save_video_data(data, path)
@@ -289,7 +276,7 @@ class _TrainBars:
     """Rich progress bars for the training stages: one bar per stage, the loss in its description."""
 
     def __init__(self) -> None:
-        self.bars = _progress()
+        self.bars = progress_bar()
         self.tasks: dict[str, object] = {}
 
     def __enter__(self) -> _TrainBars:
@@ -435,7 +422,7 @@ def evaluate_cmd(
         if not (run / f"{m}.pt").is_file():
             continue
         model, emb = load_models(run / f"{m}.pt", config)
-        with _progress() as p:
+        with progress_bar() as p:
             task = p.add_task(f"evaluating {METHOD_LABELS[m]}", total=None)
             df = evaluate(
                 model,

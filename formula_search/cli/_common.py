@@ -1,0 +1,47 @@
+"""Click options and terminal widgets shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import click
+
+#: Deduplication levels, weakest first (see docs/enumerate.md).
+DEDUP_LEVELS = ("commutative", "algebraic", "conservation")
+
+
+def dedup_option(
+    help: str = "Duplicate removal of the search (commutative is the paper's).",
+) -> click.Option:
+    """``--dedup LEVEL``, default ``conservation``."""
+    return click.option(
+        "--dedup",
+        type=click.Choice(DEDUP_LEVELS),
+        default="conservation",
+        show_default=True,
+        help=help,
+    )
+
+
+def progress_bar(*extra, console=None):
+    """The commands' rich progress bar: description, bar, done/total, ``extra`` columns, elapsed, time left.
+
+    ``extra`` are rich columns or column templates such as ``"{task.fields[rate]}"``.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(c) if isinstance(c, str) else c for c in extra]
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *columns,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
