@@ -112,10 +112,7 @@ def to_latex(expr: Expr, params: Sequence[float] | None = None, *, digits: int =
             parameters print as ``c_{0}, c_{1}, ...``.
         digits: significant digits of fitted values.
     """
-    sym = to_sympy(expr, params)
-    if params is not None:
-        sym = sym.xreplace({f: sympy.Float(f, digits) for f in sym.atoms(sympy.Float)})
-    return sympy.latex(sym, full_prec=False)
+    return sympy.latex(_rounded_sympy(expr, params, digits), full_prec=False)
 
 
 def to_display(expr: Expr, params: Sequence[float] | None = None, *, digits: int = 4) -> str:
@@ -123,7 +120,12 @@ def to_display(expr: Expr, params: Sequence[float] | None = None, *, digits: int
 
     Unlike :func:`to_text` it is not meant to be parsed back (sympy may reorder terms).
     """
+    return sympy.sstr(_rounded_sympy(expr, params, digits), full_prec=False).replace("**", "^")
+
+
+def _rounded_sympy(expr: Expr, params: Sequence[float] | None, digits: int) -> sympy.Expr:
+    """:func:`to_sympy` with fitted values rounded to ``digits`` significant digits."""
     sym = to_sympy(expr, params)
-    if params is not None:
-        sym = sym.xreplace({f: sympy.Float(f, digits) for f in sym.atoms(sympy.Float)})
-    return sympy.sstr(sym, full_prec=False).replace("**", "^")
+    if params is None:
+        return sym
+    return sym.xreplace({f: sympy.Float(f, digits) for f in sym.atoms(sympy.Float)})

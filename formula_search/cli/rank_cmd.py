@@ -600,12 +600,10 @@ def _finish(out: Path, meta: dict, console) -> None:
     from formula_search.io import read_table
 
     laws = _law_rows(out, meta, 1)
-    written = []
     for fmt, name in (("latex", "law.tex"), ("markdown", "report.md")):
         ctx = export_cmd.make_context("export", [str(out), "--format", fmt, "-o", str(out / name)])
         with ctx:
             export_cmd.invoke(ctx)
-        written.append(out / name)
     ctx = plot_cmd.make_context("plot", [str(out)])
     with ctx:
         plot_cmd.invoke(ctx)
