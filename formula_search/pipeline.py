@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,11 +110,7 @@ def search(
         progress=progress,
     )
     write_table(table, path)
-    _remove_tree(path.with_suffix(".chunks"))
+    shutil.rmtree(
+        path.with_suffix(".chunks"), ignore_errors=True
+    )  # the finished table replaces them
     return table, path
-
-
-def _remove_tree(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
