@@ -326,6 +326,19 @@ def tailor_trajectories(
         Tailored parameters by name, shapes (L, B, *s_k).
     """
     n_l, n_b = lrs.shape[0], x0.shape[0]
+    if _is_tanh_mlp(model):
+        return _tailor_mlp_trajectories(
+            params,
+            g,
+            theta,
+            x0,
+            lrs=lrs,
+            steps=steps,
+            dt=dt,
+            horizon=horizon,
+            form=form,
+            integrator=integrator,
+        )
 
     def inner_loss(p: dict[str, Tensor], xi: Tensor) -> Tensor:
         def fn(x: Tensor) -> Tensor:
@@ -351,6 +364,109 @@ def tailor_trajectories(
     for _ in range(steps - 1):
         gr = both(p, x0)
         p = {k: p[k] - lr_view(p[k]) * gr[k] for k in p}
+    return p
+
+
+def _mlp_sequence_grads(
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    x0: Tensor,
+    *,
+    dt: float,
+    horizon: int,
+    form: str,
+    integrator: str,
+) -> dict[str, Tensor]:
+    """Per-sequence gradients of the inner loss of the tanh MLP, without per-evaluation weight gradients.
+
+    The weights of a linear layer are used at every evaluation s of the inner rollout, so the gradient of
+    one sequence's loss is ``sum_s delta_s h_s^T`` (``delta_s`` the adjoint of the layer's pre-activation
+    at evaluation s, ``h_s`` its input). Autograd under ``vmap`` would form and add one (out, in) matrix per
+    sequence and evaluation; here a zero "probe" is added to every pre-activation, one backward pass gives
+    all ``delta_s`` (the gradients w.r.t. the probes), and each layer's gradient is one batched product.
+    Differentiable w.r.t. ``params`` and ``theta`` when grad mode is on (second order, for meta-tailoring).
+
+    Args:
+        params: MLP parameters by name, shared (``s_k``) or one set per sequence (``(N, *s_k)``).
+        g, theta, dt, horizon, form, integrator: as :func:`tailor_trajectories`.
+        x0: first states, shape (N, n_vars).
+
+    Returns:
+        Gradients by name, shapes (N, *s_k).
+    """
+    names = sorted({k.split(".")[0] for k in params}, key=int)
+    layers = mlp_layers(params)
+    inputs: list[list[Tensor]] = [[] for _ in layers]
+    probes: list[list[Tensor]] = [[] for _ in layers]
+    outer = torch.is_grad_enabled()
+
+    def fn(x: Tensor) -> Tensor:
+        h = x
+        for li, (w, b) in enumerate(layers):
+            inputs[li].append(h)
+            z = h @ w.T if w.dim() == 2 else (w @ h.unsqueeze(-1)).squeeze(-1)
+            if b is not None:
+                z = z + b
+            probe = torch.zeros_like(z, requires_grad=True)
+            probes[li].append(probe)
+            z = z + probe
+            h = torch.tanh(z) if li < len(layers) - 1 else z
+        return h
+
+    with torch.enable_grad():
+        xs = euler_states(fn, x0, dt=dt, horizon=horizon, integrator=integrator)
+        loss = sequence_noether_loss(g, theta, xs, form=form).sum()
+        flat = [p for per_layer in probes for p in per_layer]
+        adjoints = torch.autograd.grad(loss, flat, create_graph=outer)
+    out: dict[str, Tensor] = {}
+    pos = 0
+    for li, (name, (_, b)) in enumerate(zip(names, layers)):
+        n_eval = len(probes[li])
+        delta = torch.stack(adjoints[pos : pos + n_eval], dim=1)  # (N, S, out)
+        h = torch.stack(inputs[li], dim=1)  # (N, S, in)
+        if not outer:
+            h = h.detach()
+        pos += n_eval
+        out[f"{name}.weight"] = delta.transpose(1, 2) @ h
+        if b is not None:
+            out[f"{name}.bias"] = delta.sum(1)
+    return out
+
+
+def _tailor_mlp_trajectories(
+    params: dict[str, Tensor],
+    g: ConservedFn,
+    theta: Tensor,
+    x0: Tensor,
+    *,
+    lrs: Tensor,
+    steps: int,
+    dt: float,
+    horizon: int,
+    form: str,
+    integrator: str,
+) -> dict[str, Tensor]:
+    """:func:`tailor_trajectories` for the tanh MLP, with :func:`_mlp_sequence_grads` (same numbers)."""
+    n_l, n_b = lrs.shape[0], x0.shape[0]
+    kw = dict(dt=dt, horizon=horizon, form=form, integrator=integrator)
+    if steps == 0:
+        return {k: v.expand(n_l, n_b, *v.shape) for k, v in params.items()}
+    if not torch.is_grad_enabled():
+        params = {k: v.detach() for k, v in params.items()}
+        theta = theta.detach()
+
+    def lr_view(v: Tensor) -> Tensor:
+        return lrs.reshape(n_l, 1, *([1] * (v.dim() - 2))).to(v)
+
+    # the first gradient does not depend on the learning rate: one per sequence
+    g1 = _mlp_sequence_grads(params, g, theta, x0, **kw)
+    p = {k: params[k] - lr_view(g1[k].unsqueeze(0)) * g1[k].unsqueeze(0) for k in params}
+    x_all = x0.expand(n_l, *x0.shape).reshape(n_l * n_b, -1)
+    for _ in range(steps - 1):
+        flat = {k: v.reshape(n_l * n_b, *v.shape[2:]) for k, v in p.items()}
+        gr = _mlp_sequence_grads(flat, g, theta, x_all, **kw)
+        p = {k: p[k] - lr_view(p[k]) * gr[k].reshape(p[k].shape) for k in p}
     return p
 
 
@@ -430,6 +546,35 @@ def trajectory_rollout(
         Predicted sequences, shape (L, B, T, n_vars), ``[:, :, 0]`` equal to ``x0``.
     """
     horizon = int(t.shape[-1] - 1) if horizon is None else horizon
+    if steps == 1 and _is_tanh_mlp(model):
+        # one step from shared weights: W(lr, b) = W - lr G_b, applied as W h - lr (G_b h), so the rollout
+        # reads each sequence's G_b once for all learning rates instead of L weight copies
+        if not torch.is_grad_enabled():
+            params = {k: v.detach() for k, v in params.items()}
+            theta = theta.detach()
+        grads = _mlp_sequence_grads(
+            params,
+            g,
+            theta,
+            x0,
+            dt=dt,
+            horizon=horizon,
+            form=form,
+            integrator=integrator,
+        )
+        layers, deltas = mlp_layers(params), mlp_layers(grads)
+        lr = lrs.reshape(-1, 1, 1).to(x0)
+
+        def one_step_field(x: Tensor) -> Tensor:
+            h = x
+            for li, ((w, b), (gw, gb)) in enumerate(zip(layers, deltas)):
+                z = h @ w.T - lr * torch.einsum("boi,lbi->lbo", gw, h)
+                if b is not None:
+                    z = z + b - lr * gb
+                h = torch.tanh(z) if li < len(layers) - 1 else z
+            return h
+
+        return rk4_rollout(one_step_field, x0.expand(lrs.shape[0], *x0.shape), t)
     p = tailor_trajectories(
         model,
         params,

@@ -262,3 +262,46 @@ def test_config_validation():
         TailorConfig(horizon=0)
     with pytest.raises(ValueError):
         TailorConfig(inner_integrator="midpoint")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
+    """The tanh-MLP path (probe adjoints, factored one-step rollout) gives the generic torch.func numbers,
+    values and meta-gradients into the weights and the formula parameter."""
+    import meta_tailor._tailor as tailor_mod
+
+    model = tiny(hidden=7, seed=3)
+    params = dict(model.named_parameters())
+    theta = torch.tensor([2.5], dtype=torch.float64, requires_grad=True)
+    x0 = torch.tensor([[0.4, -0.3], [1.1, 0.2], [-0.7, 0.9]], dtype=torch.float64)
+    lrs = torch.tensor([0.01, 0.2], dtype=torch.float64)
+    t = torch.linspace(0.0, 0.6, 7, dtype=torch.float64)
+
+    def run():
+        p = tailor_trajectories(
+            model,
+            params,
+            g_pend,
+            theta,
+            x0,
+            lrs=lrs,
+            steps=steps,
+            dt=0.1,
+            horizon=5,
+            form="b",
+            integrator="rk4",
+        )
+        xs = trajectory_rollout(
+            model, params, g_pend, theta, x0, t, lrs=lrs, steps=steps, dt=0.1, integrator="rk4"
+        )
+        scalar = sum((v**2).sum() for v in p.values()) + (xs**2).sum()
+        return p, xs, torch.autograd.grad(scalar, [*params.values(), theta])
+
+    fast = run()
+    monkeypatch.setattr(tailor_mod, "_is_tanh_mlp", lambda m: False)
+    ref = run()
+    for k in fast[0]:
+        torch.testing.assert_close(fast[0][k], ref[0][k], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast[1], ref[1], rtol=1e-12, atol=1e-12)
+    for a, b in zip(fast[2], ref[2]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
