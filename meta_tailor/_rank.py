@@ -34,7 +34,10 @@ from meta_tailor._mlp import make_mlp, train_mlp
 from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_trajectories
 from meta_tailor._tailor import (
     ConservedFn,
+    MetaTailorResult,
+    _is_tanh_mlp,
     meta_tailor,
+    meta_tailor_many,
     tailored_field,
     tailored_predict,
     trajectory_predictor,
@@ -272,6 +275,76 @@ def tailored_model(
     return tailored_field(model, g, theta, lr=lr, steps=steps, dt=dt)
 
 
+#: Largest number of stacked tailored weights (candidates x training sequences x MLP parameters) that
+#: :func:`_meta_tailor_top` puts in one batch of :func:`meta_tailor_many`.
+STACK_BUDGET = 40_000_000
+
+
+def _meta_tailor_top(
+    model: nn.Module,
+    top: list[dict],
+    train: _Split,
+    *,
+    dt: float,
+    config: RankConfig,
+    progress: Progress | None,
+) -> list[tuple[TailorConfig, MetaTailorResult]]:
+    """The long stage: meta-tailor each candidate of ``top`` with its screened rate and steps.
+
+    In trajectory mode with the tanh MLP, candidates with the same number of inner steps are meta-tailored
+    together (:func:`meta_tailor_many`), in batches that keep the stacked per-sequence weights under
+    :data:`STACK_BUDGET` numbers; otherwise one at a time. Progress is reported in candidate-epochs.
+    """
+    epochs = max(config.tailor.epochs, 1)
+    total, done = len(top) * epochs, 0
+    cfgs = [
+        replace(config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"]) for c in top
+    ]
+    out: list = [None] * len(top)
+    if config.tailor.mode == "trajectory" and _is_tanh_mlp(model):
+        n_seq = sum(xs.shape[0] for _, xs, _ in train.groups)
+        n_par = sum(v.numel() for v in model.parameters())
+        size = max(1, STACK_BUDGET // max(1, n_seq * n_par))
+        for steps in sorted({c.inner_steps for c in cfgs}):
+            idx = [i for i, c in enumerate(cfgs) if c.inner_steps == steps]
+            for start in range(0, len(idx), size):
+                batch = idx[start : start + size]
+
+                def tick(epoch: int, k: int = len(batch), base: int = done) -> None:
+                    if progress:
+                        progress("meta-tailor", base + (epoch + 1) * k, total)
+
+                results = meta_tailor_many(
+                    model,
+                    [(top[i]["_g"], top[i]["_theta"], cfgs[i].inner_lr) for i in batch],
+                    dt=dt,
+                    config=cfgs[batch[0]],
+                    trajectories=train.groups,
+                    progress=tick,
+                )
+                done += len(batch) * epochs
+                for i, res in zip(batch, results):
+                    out[i] = (cfgs[i], res)
+        if progress:
+            progress("meta-tailor", total, total)
+        return out
+    for i, (c, tcfg) in enumerate(zip(top, cfgs)):
+        res = meta_tailor(
+            model,
+            c["_g"],
+            c["_theta"],
+            train.x,
+            train.dxdt,
+            dt=dt,
+            config=tcfg,
+            trajectories=train.groups,
+        )
+        out[i] = (tcfg, res)
+        if progress:
+            progress("meta-tailor", (i + 1) * epochs, total)
+    return out
+
+
 def rank(
     survivors: pd.DataFrame,
     model: nn.Module,
@@ -377,19 +450,11 @@ def rank(
     order = sorted(range(len(candidates)), key=lambda j: candidates[j]["screen_loss"])
     top = [j for j in order[: config.top_k] if math.isfinite(candidates[j]["screen_loss"])]
     models = {}
-    for n_done, j in enumerate(top):
+    trained = _meta_tailor_top(
+        model, [candidates[j] for j in top], train, dt=dt, config=config, progress=progress
+    )
+    for j, (tcfg, res) in zip(top, trained):
         c = candidates[j]
-        tcfg = replace(config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"])
-        res = meta_tailor(
-            model,
-            c["_g"],
-            c["_theta"],
-            train.x,
-            train.dxdt,
-            dt=dt,
-            config=tcfg,
-            trajectories=train.groups,
-        )
         fieldfn = tailored_model(
             res.model,
             c["_g"],
@@ -409,8 +474,6 @@ def rank(
         )
         c["params"] = res.theta.cpu().tolist()
         models[c["formula"]] = (res.model.cpu(), res.theta.cpu())
-        if progress:
-            progress("meta-tailor", n_done + 1, len(top))
 
     # 3. selection on training rollouts
     ranked = sorted(top, key=lambda j: candidates[j]["train_rollout_mse"])

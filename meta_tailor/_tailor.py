@@ -367,6 +367,31 @@ def tailor_trajectories(
     return p
 
 
+def _linear(w: Tensor, b: Tensor | None, h: Tensor) -> Tensor:
+    """``h w^T + b`` with batched weights: ``w`` (*lead, out, in) shared by the rows of ``h`` (*lead, N, in),
+    or one weight matrix per row, ``w`` (*lead, out, in) with ``h`` (*lead, in)."""
+    if w.dim() == h.dim():
+        z = h @ w.mT
+        if b is not None:
+            z = z + (b.unsqueeze(-2) if b.dim() > 1 else b)
+    else:
+        z = (w @ h.unsqueeze(-1)).squeeze(-1)
+        if b is not None:
+            z = z + b
+    return z
+
+
+def _mlp_apply(params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """The tanh MLP with batched weights (see :func:`_linear` for the shapes)."""
+    layers = mlp_layers(params)
+    h = x
+    for li, (w, b) in enumerate(layers):
+        h = _linear(w, b, h)
+        if li < len(layers) - 1:
+            h = torch.tanh(h)
+    return h
+
+
 def _mlp_sequence_grads(
     params: dict[str, Tensor],
     g: ConservedFn,
@@ -388,12 +413,13 @@ def _mlp_sequence_grads(
     Differentiable w.r.t. ``params`` and ``theta`` when grad mode is on (second order, for meta-tailoring).
 
     Args:
-        params: MLP parameters by name, shared (``s_k``) or one set per sequence (``(N, *s_k)``).
+        params: MLP parameters by name, shared by the sequences (``(*lead, *s_k)``) or one set per sequence
+            (``(*lead, N, *s_k)``); ``lead`` are batch dimensions such as candidates (may be empty).
         g, theta, dt, horizon, form, integrator: as :func:`tailor_trajectories`.
-        x0: first states, shape (N, n_vars).
+        x0: first states, shape (*lead, N, n_vars).
 
     Returns:
-        Gradients by name, shapes (N, *s_k).
+        Gradients by name, shapes (*lead, N, *s_k).
     """
     names = sorted({k.split(".")[0] for k in params}, key=int)
     layers = mlp_layers(params)
@@ -405,9 +431,7 @@ def _mlp_sequence_grads(
         h = x
         for li, (w, b) in enumerate(layers):
             inputs[li].append(h)
-            z = h @ w.T if w.dim() == 2 else (w @ h.unsqueeze(-1)).squeeze(-1)
-            if b is not None:
-                z = z + b
+            z = _linear(w, b, h)
             probe = torch.zeros_like(z, requires_grad=True)
             probes[li].append(probe)
             z = z + probe
@@ -423,14 +447,14 @@ def _mlp_sequence_grads(
     pos = 0
     for li, (name, (_, b)) in enumerate(zip(names, layers)):
         n_eval = len(probes[li])
-        delta = torch.stack(adjoints[pos : pos + n_eval], dim=1)  # (N, S, out)
-        h = torch.stack(inputs[li], dim=1)  # (N, S, in)
+        delta = torch.stack(adjoints[pos : pos + n_eval], dim=-2)  # (..., N, S, out)
+        h = torch.stack(inputs[li], dim=-2)  # (..., N, S, in)
         if not outer:
             h = h.detach()
         pos += n_eval
-        out[f"{name}.weight"] = delta.transpose(1, 2) @ h
+        out[f"{name}.weight"] = delta.mT @ h
         if b is not None:
-            out[f"{name}.bias"] = delta.sum(1)
+            out[f"{name}.bias"] = delta.sum(-2)
     return out
 
 
@@ -796,6 +820,151 @@ def meta_tailor(
                 v.copy_(best[1][k])
         theta = best[2]
     return MetaTailorResult(model=model, theta=theta.detach(), losses=losses)
+
+
+def meta_tailor_many(
+    model: nn.Module,
+    candidates: Sequence[tuple[ConservedFn, Tensor, float]],
+    *,
+    dt: float,
+    config: TailorConfig,
+    trajectories: Sequence[tuple[Tensor, ...]],
+    progress: Callable[[int], None] | None = None,
+) -> list[MetaTailorResult]:
+    """:func:`meta_tailor` of several candidates at once (trajectory mode, tanh MLP).
+
+    Candidate ``k`` is ``(g_k, theta_k, inner_lr_k)``; it gets its own copy of ``model`` and the same result
+    as ``meta_tailor(model, g_k, theta_k, ..., config=replace(config, inner_lr=inner_lr_k))``. The copies are
+    stacked along a leading candidate dimension, so that each tensor operation of the inner rollout, the
+    inner gradient and the outer loss serves every candidate: the per-operation overhead, which dominates
+    for a 200-unit MLP, is paid once instead of once per candidate. Adam is elementwise, so it is applied to
+    the stacked tensors, with a per-candidate step count so that a candidate whose outer loss is not finite
+    skips that step as in :func:`meta_tailor`.
+
+    Args:
+        model: pretrained tanh MLP from :func:`~meta_tailor._mlp.make_mlp` (not modified).
+        candidates: ``(g, theta, inner_lr)`` per candidate; ``theta`` of any length (may be empty).
+        dt, trajectories, progress: as :func:`meta_tailor` (``progress(epoch)`` once per epoch of all).
+        config: trajectory-mode settings; ``config.inner_lr`` is replaced by each candidate's rate.
+
+    Returns:
+        One :class:`MetaTailorResult` per candidate, in order.
+
+    Raises:
+        ValueError: not trajectory mode, not a tanh MLP, or no trajectories.
+    """
+    if config.mode != "trajectory" or not _is_tanh_mlp(model) or not trajectories:
+        raise ValueError("meta_tailor_many needs trajectory mode, a tanh MLP and trajectories")
+    if config.outer_loss == "derivative" and any(len(tr) < 3 for tr in trajectories):
+        raise ValueError("the derivative outer loss needs (t, x, dxdt) for every trajectory group")
+    n_c = len(candidates)
+    if n_c == 0:
+        return []
+    ref = next(model.parameters())
+    stacked = {
+        k: v.detach().expand(n_c, *v.shape).clone().requires_grad_(True)
+        for k, v in model.named_parameters()
+    }
+    sizes = [int(th.numel()) for _, th, _ in candidates]
+    offsets = [sum(sizes[:i]) for i in range(n_c)]
+    theta = torch.cat([th.detach().reshape(-1).to(ref) for _, th, _ in candidates])
+    learn = config.learn_params and theta.numel() > 0
+    theta.requires_grad_(learn)
+    owner = torch.repeat_interleave(torch.arange(n_c, device=ref.device), torch.tensor(sizes))
+    gs = [g for g, _, _ in candidates]
+    lr = torch.tensor([lr for _, _, lr in candidates], dtype=ref.dtype, device=ref.device)
+
+    def g_all(x: Tensor, th: Tensor) -> Tensor:
+        return torch.stack(
+            [gk(x[k], th[o : o + n]) for k, (gk, o, n) in enumerate(zip(gs, offsets, sizes))]
+        )
+
+    def per_candidate(v: Tensor, like: Tensor) -> Tensor:
+        return v.reshape(n_c, *([1] * (like.dim() - 1)))
+
+    def outer_losses() -> Tensor:
+        total = torch.zeros(n_c, dtype=ref.dtype, device=ref.device)
+        count = 0
+        for t, xs, *rest in trajectories:
+            x0 = xs[:, 0].expand(n_c, *xs[:, 0].shape)
+            p = stacked if config.inner_steps else {k: v.unsqueeze(1) for k, v in stacked.items()}
+            for step in range(config.inner_steps):
+                gr = _mlp_sequence_grads(
+                    p,
+                    g_all,
+                    theta,
+                    x0,
+                    dt=dt,
+                    horizon=config.horizon or xs.shape[1] - 1,
+                    form=config.loss_form,
+                    integrator=config.inner_integrator,
+                )
+                base = {k: v.unsqueeze(1) for k, v in p.items()} if step == 0 else p
+                p = {k: base[k] - per_candidate(lr, gr[k]) * gr[k] for k in gr}
+            if config.outer_loss == "derivative":
+                pred = _mlp_apply(p, xs.expand(n_c, *xs.shape))
+                target = rest[0]
+            else:
+                pred = rk4_rollout(lambda x, q=p: _mlp_apply(q, x), x0, t)
+                target = xs
+            total = total + ((pred - target) ** 2).flatten(1).sum(1)
+            count += xs.numel()
+        return total / count
+
+    leaves = [*stacked.values(), *([theta] if learn else [])]
+    group_lr = [config.outer_lr] * len(stacked) + [config.param_lr] * learn
+    group_wd = [config.weight_decay] * len(stacked) + [0.0] * learn
+    moments = [(torch.zeros_like(v), torch.zeros_like(v)) for v in leaves]
+    n_steps = torch.zeros(n_c, dtype=torch.float64, device=ref.device)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    best_loss = torch.full((n_c,), math.inf, dtype=torch.float64, device=ref.device)
+    best = [v.detach().clone() for v in (*stacked.values(), theta)]
+    history: list[list[float]] = [[] for _ in range(n_c)]
+    for epoch in range(config.epochs + 1):
+        loss = outer_losses()
+        value = loss.detach().double()
+        finite = torch.isfinite(value)
+        better = finite & (value < best_loss)
+        best_loss = torch.where(better, value, best_loss)
+        with torch.no_grad():
+            for b, v in zip(best[:-1], stacked.values()):
+                b.copy_(torch.where(per_candidate(better, v), v, b))
+            best[-1].copy_(torch.where(better[owner], theta, best[-1]))
+        if epoch == config.epochs:  # the extra pass only scores the last step's weights
+            break
+        for k in range(n_c):
+            history[k].append(float(value[k]) if finite[k] else math.inf)
+        if finite.any():
+            grads = torch.autograd.grad(
+                torch.where(finite, loss, 0.0).sum(), leaves, materialize_grads=True
+            )
+            n_steps += finite.double()
+            bc1 = (1 - beta1 ** n_steps.clamp(min=1)).to(ref.dtype)
+            bc2 = (1 - beta2 ** n_steps.clamp(min=1)).to(ref.dtype)
+            with torch.no_grad():
+                for i, (v, gr, (m, s)) in enumerate(zip(leaves, grads, moments)):
+                    is_theta = learn and i == len(leaves) - 1
+                    pick = (
+                        (lambda u: u[owner]) if is_theta else (lambda u, w=v: per_candidate(u, w))
+                    )
+                    mask = pick(finite)
+                    gr = torch.where(mask, gr, 0.0) + group_wd[i] * v
+                    m.copy_(torch.where(mask, m.lerp(gr, 1 - beta1), m))
+                    s.copy_(torch.where(mask, s * beta2 + (1 - beta2) * gr * gr, s))
+                    denom = s.sqrt() / pick(bc2).sqrt() + eps
+                    v.sub_(torch.where(mask, group_lr[i] / pick(bc1) * m / denom, 0.0))
+        if progress is not None:
+            progress(epoch)
+    results = []
+    for k, (o, n) in enumerate(zip(offsets, sizes)):
+        copy_k = copy.deepcopy(model)
+        with torch.no_grad():
+            for v, b in zip(copy_k.parameters(), best[:-1]):
+                v.copy_(b[k])
+        results.append(
+            MetaTailorResult(model=copy_k, theta=best[-1][o : o + n].clone(), losses=history[k])
+        )
+    return results
 
 
 def tailored_field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.func import functional_call
@@ -305,3 +306,62 @@ def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
     torch.testing.assert_close(fast[1], ref[1], rtol=1e-12, atol=1e-12)
     for a, b in zip(fast[2], ref[2]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("outer", ["derivative", "rollout"])
+@pytest.mark.parametrize("steps", [0, 1, 2])
+def test_meta_tailor_many_equals_one_at_a_time(outer, steps):
+    """Stacked meta-tailoring of several candidates (own formula, parameters and inner rate each, one that
+    gives NaN losses) reproduces meta_tailor run separately on each."""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import meta_tailor_many
+
+    def g_quad(x, th):
+        return x[..., 0] ** 2 + th[..., 0] * x[..., 1] ** 2 + th[..., 1] * x[..., 0]
+
+    def g_free(x, th):
+        return x[..., 1] ** 2 + torch.cos(x[..., 0])
+
+    def g_nan(x, th):
+        return torch.log(x[..., 1]) + th[..., 0]  # p < 0 somewhere: NaN loss, never a step
+
+    f64 = dict(dtype=torch.float64)
+    cands = [
+        (g_pend, torch.tensor([2.0], **f64), 0.05),
+        (g_quad, torch.tensor([0.5, 0.1], **f64), 0.2),
+        (g_free, torch.zeros(0, **f64), 3.0),
+        (g_nan, torch.tensor([1.0], **f64), 0.1),
+    ]
+    model = tiny(hidden=9, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 1, 6, **f64).expand(3, -1)
+    xs = torch.randn(3, 6, 2, generator=gen, **f64)
+    dx = torch.randn(3, 6, 2, generator=gen, **f64)
+    cfg = TailorConfig(
+        mode="trajectory",
+        epochs=5,
+        outer_lr=1e-2,
+        param_lr=1e-2,
+        inner_steps=steps,
+        outer_loss=outer,
+    )
+    many = meta_tailor_many(model, cands, dt=0.2, config=cfg, trajectories=[(t, xs, dx)])
+    for (g, theta, lr), got in zip(cands, many):
+        want = meta_tailor(
+            model,
+            g,
+            theta,
+            xs.reshape(-1, 2),
+            dx.reshape(-1, 2),
+            dt=0.2,
+            config=replace(cfg, inner_lr=lr),
+            trajectories=[(t, xs, dx)],
+        )
+        for a, b in zip(got.model.parameters(), want.model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
+        assert np.allclose(got.losses, want.losses, rtol=1e-7)
+    if steps:  # with no inner step the formula is never evaluated
+        assert all(math.isinf(v) for v in many[-1].losses)
+    assert not all(math.isinf(v) for v in many[0].losses)
