@@ -62,6 +62,10 @@ class TailorConfig:
         outer_loss: trajectory mode's meta-tailoring loss: ``"rollout"`` (MSE of the tailored model's
             predicted sequences, Algorithm 1) or ``"derivative"`` (MSE of the per-trajectory tailored dx/dt
             at the trajectory's true states).
+        select: trajectory mode's choice of the returned epoch: ``"rollout"`` (lowest MSE of the tailored
+            model's RK4 rollouts of the training trajectories, the ranking's own criterion, so meta-tailoring
+            never returns weights that predict the training trajectories worse than the tailored
+            pretrained model) or ``"outer"`` (lowest outer loss).
     """
 
     inner_lr: float = 0.1
@@ -76,6 +80,7 @@ class TailorConfig:
     horizon: int | None = None
     inner_integrator: str = "rk4"
     outer_loss: str = "derivative"
+    select: str = "rollout"
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
@@ -92,6 +97,8 @@ class TailorConfig:
             raise ValueError(
                 f"outer_loss must be 'rollout' or 'derivative', not {self.outer_loss!r}"
             )
+        if self.select not in ("rollout", "outer"):
+            raise ValueError(f"select must be 'rollout' or 'outer', not {self.select!r}")
         if self.horizon is not None and self.horizon < 1:
             raise ValueError("horizon must be a positive number of steps or None")
 

@@ -710,8 +710,9 @@ def meta_tailor(
             per-trajectory tailored dx/dt at the true states). In that mode the outer loss is the MSE between
             :func:`trajectory_rollout` (tailored from each true first state, RK4 on the data grid) and the
             true sequences, differentiated through the inner step(s); ``x``/``dxdt`` are then unused. The
-            weights (and parameters) with the lowest outer loss over the epochs are returned (the loss of
-            the last step's weights is computed too), since Adam on this loss can end on worse weights.
+            weights (and parameters) of the epoch with the lowest ``config.select`` score are returned
+            (training rollout MSE by default, else the outer loss; the last step's weights are scored too),
+            since Adam on these losses can end on worse weights.
         progress: optional callable ``progress(epoch)``.
     """
     trajectory_mode = config.mode == "trajectory"
@@ -793,10 +794,31 @@ def meta_tailor(
             )
             loss = torch.mean((pred - dxdt) ** 2)
         if trajectory_mode:
-            value = float(loss.detach())
-            if math.isfinite(value) and (best is None or value < best[0]):
+            value = score = float(loss.detach())
+            if config.select == "rollout" and config.outer_loss != "rollout":
+                with torch.no_grad():
+                    sq, n_sq = 0.0, 0
+                    for t, xs, *_ in trajectories:
+                        pred = trajectory_rollout(
+                            model,
+                            params,
+                            g,
+                            theta,
+                            xs[:, 0],
+                            t,
+                            lrs=lrs,
+                            steps=config.inner_steps,
+                            dt=dt,
+                            horizon=config.horizon,
+                            form=config.loss_form,
+                            integrator=config.inner_integrator,
+                        )[0]
+                        sq += float(((pred - xs) ** 2).sum())
+                        n_sq += xs.numel()
+                    score = sq / n_sq
+            if math.isfinite(value) and math.isfinite(score) and (best is None or score < best[0]):
                 best = (
-                    value,
+                    score,
                     {k: v.detach().clone() for k, v in params.items()},
                     theta.detach().clone(),
                 )
@@ -813,8 +835,8 @@ def meta_tailor(
         if progress is not None:
             progress(epoch)
     if best is not None:
-        # trajectory mode keeps the weights with the lowest outer (training rollout) loss: Adam on a rollout
-        # loss through the inner step can jump to much worse weights
+        # trajectory mode keeps the weights with the best score (config.select): Adam through the inner
+        # step can jump to much worse weights
         with torch.no_grad():
             for k, v in params.items():
                 v.copy_(best[1][k])
@@ -870,7 +892,9 @@ def meta_tailor_many(
     theta = torch.cat([th.detach().reshape(-1).to(ref) for _, th, _ in candidates])
     learn = config.learn_params and theta.numel() > 0
     theta.requires_grad_(learn)
-    owner = torch.repeat_interleave(torch.arange(n_c, device=ref.device), torch.tensor(sizes))
+    owner = torch.repeat_interleave(
+        torch.arange(n_c, device=ref.device), torch.tensor(sizes, device=ref.device)
+    )
     gs = [g for g, _, _ in candidates]
     lr = torch.tensor([lr for _, _, lr in candidates], dtype=ref.dtype, device=ref.device)
 
@@ -882,7 +906,7 @@ def meta_tailor_many(
     def per_candidate(v: Tensor, like: Tensor) -> Tensor:
         return v.reshape(n_c, *([1] * (like.dim() - 1)))
 
-    def outer_losses() -> Tensor:
+    def outer_losses(kind: str) -> Tensor:
         total = torch.zeros(n_c, dtype=ref.dtype, device=ref.device)
         count = 0
         for t, xs, *rest in trajectories:
@@ -901,7 +925,7 @@ def meta_tailor_many(
                 )
                 base = {k: v.unsqueeze(1) for k, v in p.items()} if step == 0 else p
                 p = {k: base[k] - per_candidate(lr, gr[k]) * gr[k] for k in gr}
-            if config.outer_loss == "derivative":
+            if kind == "derivative":
                 pred = _mlp_apply(p, xs.expand(n_c, *xs.shape))
                 target = rest[0]
             else:
@@ -920,12 +944,18 @@ def meta_tailor_many(
     best_loss = torch.full((n_c,), math.inf, dtype=torch.float64, device=ref.device)
     best = [v.detach().clone() for v in (*stacked.values(), theta)]
     history: list[list[float]] = [[] for _ in range(n_c)]
+    by_rollout = config.select == "rollout" and config.outer_loss != "rollout"
     for epoch in range(config.epochs + 1):
-        loss = outer_losses()
+        loss = outer_losses(config.outer_loss)
         value = loss.detach().double()
         finite = torch.isfinite(value)
-        better = finite & (value < best_loss)
-        best_loss = torch.where(better, value, best_loss)
+        if by_rollout:
+            with torch.no_grad():
+                score = outer_losses("rollout").double()
+        else:
+            score = value
+        better = finite & torch.isfinite(score) & (score < best_loss)
+        best_loss = torch.where(better, score, best_loss)
         with torch.no_grad():
             for b, v in zip(best[:-1], stacked.values()):
                 b.copy_(torch.where(per_candidate(better, v), v, b))

@@ -365,3 +365,71 @@ def test_meta_tailor_many_equals_one_at_a_time(outer, steps):
     if steps:  # with no inner step the formula is never evaluated
         assert all(math.isinf(v) for v in many[-1].losses)
     assert not all(math.isinf(v) for v in many[0].losses)
+
+
+def test_select_by_rollout_never_returns_worse_training_rollouts():
+    """With select="rollout" the returned weights predict the training trajectories at least as well as the
+    tailored starting model (epoch 0 is a candidate), measured by an independent RK4 rollout; with
+    select="outer" that is not guaranteed."""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import meta_tailor_many
+
+    f64 = dict(dtype=torch.float64)
+    model = tiny(hidden=9, seed=2)
+    # rotating states; the outer targets are a wrong field (1.5 times too fast)
+    t = torch.linspace(0, 2, 11, **f64).expand(4, -1)
+    q0 = torch.tensor([0.3, -0.5, 0.8, 1.0], **f64)
+    xs = torch.stack([q0[:, None] * torch.cos(t), -q0[:, None] * torch.sin(t)], -1)
+    dx = torch.stack([xs[..., 1], -xs[..., 0]], -1) * 1.5
+    cfg = TailorConfig(mode="trajectory", epochs=15, outer_lr=3e-2, inner_lr=0.05, select="rollout")
+
+    def rollout_mse(m, theta):
+        pred = trajectory_rollout(
+            m,
+            dict(m.named_parameters()),
+            g_pend,
+            theta,
+            xs[:, 0],
+            t,
+            lrs=torch.tensor([0.05], **f64),
+            steps=1,
+            dt=0.2,
+        )[0]
+        return float(((pred - xs) ** 2).mean())
+
+    # first fit the true field, so that the wrong targets below can only make the rollouts worse
+    true_dx = torch.stack([xs[..., 1], -xs[..., 0]], -1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        ((model(xs) - true_dx) ** 2).mean().backward()
+        opt.step()
+    theta0 = torch.tensor([1.0], **f64)
+    start = rollout_mse(model, theta0)
+    res = meta_tailor(
+        model,
+        g_pend,
+        theta0,
+        xs.reshape(-1, 2),
+        dx.reshape(-1, 2),
+        dt=0.2,
+        config=cfg,
+        trajectories=[(t, xs, dx)],
+    )
+    many = meta_tailor_many(
+        model, [(g_pend, theta0, 0.05)], dt=0.2, config=cfg, trajectories=[(t, xs, dx)]
+    )[0]
+    for r in (res, many):
+        assert rollout_mse(r.model, r.theta) <= start + 1e-12
+    outer = meta_tailor(
+        model,
+        g_pend,
+        theta0,
+        xs.reshape(-1, 2),
+        dx.reshape(-1, 2),
+        dt=0.2,
+        config=replace(cfg, select="outer"),
+        trajectories=[(t, xs, dx)],
+    )
+    assert rollout_mse(outer.model, outer.theta) > start  # the derivative loss alone moved away
