@@ -66,6 +66,8 @@ class TailorConfig:
             model's RK4 rollouts of the training trajectories, the ranking's own criterion, so meta-tailoring
             never returns weights that predict the training trajectories worse than the tailored
             pretrained model) or ``"outer"`` (lowest outer loss).
+        select_every: with ``select="rollout"``, score the weights at epochs 0, k, 2k, ... and after the
+            last step (each score costs about one rollout of every training trajectory) (10).
     """
 
     inner_lr: float = 0.1
@@ -81,6 +83,7 @@ class TailorConfig:
     inner_integrator: str = "rk4"
     outer_loss: str = "derivative"
     select: str = "rollout"
+    select_every: int = 10
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
@@ -97,6 +100,8 @@ class TailorConfig:
             raise ValueError(
                 f"outer_loss must be 'rollout' or 'derivative', not {self.outer_loss!r}"
             )
+        if self.select_every < 1:
+            raise ValueError("select_every must be a positive number of epochs")
         if self.select not in ("rollout", "outer"):
             raise ValueError(f"select must be 'rollout' or 'outer', not {self.select!r}")
         if self.horizon is not None and self.horizon < 1:

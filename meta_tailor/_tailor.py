@@ -795,7 +795,10 @@ def meta_tailor(
             loss = torch.mean((pred - dxdt) ** 2)
         if trajectory_mode:
             value = score = float(loss.detach())
-            if config.select == "rollout" and config.outer_loss != "rollout":
+            by_rollout = config.select == "rollout" and config.outer_loss != "rollout"
+            if by_rollout:
+                score = math.inf
+            if by_rollout and _scored_epoch(epoch, config):
                 with torch.no_grad():
                     sq, n_sq = 0.0, 0
                     for t, xs, *_ in trajectories:
@@ -842,6 +845,11 @@ def meta_tailor(
                 v.copy_(best[1][k])
         theta = best[2]
     return MetaTailorResult(model=model, theta=theta.detach(), losses=losses)
+
+
+def _scored_epoch(epoch: int, config: TailorConfig) -> bool:
+    """Whether ``select="rollout"`` scores the weights before outer step ``epoch`` (or after the last)."""
+    return epoch % config.select_every == 0 or epoch == config.epochs
 
 
 def meta_tailor_many(
@@ -950,8 +958,10 @@ def meta_tailor_many(
         value = loss.detach().double()
         finite = torch.isfinite(value)
         if by_rollout:
-            with torch.no_grad():
-                score = outer_losses("rollout").double()
+            score = torch.full_like(value, math.inf)
+            if _scored_epoch(epoch, config):
+                with torch.no_grad():
+                    score = outer_losses("rollout").double()
         else:
             score = value
         better = finite & torch.isfinite(score) & (score < best_loss)
