@@ -67,7 +67,7 @@ class TailorConfig:
             never returns weights that predict the training trajectories worse than the tailored
             pretrained model) or ``"outer"`` (lowest outer loss).
         select_every: with ``select="rollout"``, score the weights at epochs 0, k, 2k, ... and after the
-            last step (each score costs about one rollout of every training trajectory) (10).
+            last step (each score costs about one rollout of every training trajectory) (1: every epoch).
     """
 
     inner_lr: float = 0.1
@@ -83,7 +83,7 @@ class TailorConfig:
     inner_integrator: str = "rk4"
     outer_loss: str = "derivative"
     select: str = "rollout"
-    select_every: int = 10
+    select_every: int = 1
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
