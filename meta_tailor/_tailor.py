@@ -914,9 +914,9 @@ def meta_tailor_many(
     def per_candidate(v: Tensor, like: Tensor) -> Tensor:
         return v.reshape(n_c, *([1] * (like.dim() - 1)))
 
-    def outer_losses(kind: str) -> Tensor:
-        total = torch.zeros(n_c, dtype=ref.dtype, device=ref.device)
-        count = 0
+    def tailor_groups() -> list[tuple[Tensor, Tensor, list, dict[str, Tensor]]]:
+        """Each trajectory group with the per-(candidate, sequence) tailored weights."""
+        out = []
         for t, xs, *rest in trajectories:
             x0 = xs[:, 0].expand(n_c, *xs[:, 0].shape)
             p = stacked if config.inner_steps else {k: v.unsqueeze(1) for k, v in stacked.items()}
@@ -933,10 +933,18 @@ def meta_tailor_many(
                 )
                 base = {k: v.unsqueeze(1) for k, v in p.items()} if step == 0 else p
                 p = {k: base[k] - per_candidate(lr, gr[k]) * gr[k] for k in gr}
+            out.append((t, xs, rest, p))
+        return out
+
+    def losses(groups, kind: str) -> Tensor:
+        total = torch.zeros(n_c, dtype=ref.dtype, device=ref.device)
+        count = 0
+        for t, xs, rest, p in groups:
             if kind == "derivative":
                 pred = _mlp_apply(p, xs.expand(n_c, *xs.shape))
                 target = rest[0]
             else:
+                x0 = xs[:, 0].expand(n_c, *xs[:, 0].shape)
                 pred = rk4_rollout(lambda x, q=p: _mlp_apply(q, x), x0, t)
                 target = xs
             total = total + ((pred - target) ** 2).flatten(1).sum(1)
@@ -954,14 +962,18 @@ def meta_tailor_many(
     history: list[list[float]] = [[] for _ in range(n_c)]
     by_rollout = config.select == "rollout" and config.outer_loss != "rollout"
     for epoch in range(config.epochs + 1):
-        loss = outer_losses(config.outer_loss)
+        groups = tailor_groups()
+        loss = losses(groups, config.outer_loss)
         value = loss.detach().double()
         finite = torch.isfinite(value)
         if by_rollout:
             score = torch.full_like(value, math.inf)
             if _scored_epoch(epoch, config):
-                with torch.no_grad():
-                    score = outer_losses("rollout").double()
+                with torch.no_grad():  # the same tailored weights, rolled out
+                    detached = [
+                        (t, xs, r, {k: v.detach() for k, v in p.items()}) for t, xs, r, p in groups
+                    ]
+                    score = losses(detached, "rollout").double()
         else:
             score = value
         better = finite & torch.isfinite(score) & (score < best_loss)
