@@ -6,7 +6,8 @@ The scientific-data part (this package, except :mod:`meta_tailor.video`):
 * :func:`noether_loss`, :func:`tailored_predict` (fast, batched), :func:`tailored_predict_func` (torch.func
   reference), :func:`meta_tailor`, :func:`tailored_field` — tailoring per query state and meta-tailoring.
 * :func:`tailor_trajectories`, :func:`trajectory_rollout`, :func:`trajectory_predictor`,
-  :func:`sequence_noether_loss` — tailoring per query sequence (Algorithm 1, ``TailorConfig(mode="trajectory")``).
+  :func:`sequence_noether_loss` — tailoring per query sequence (Algorithm 1, ``TailorConfig(mode="trajectory")``);
+  :func:`meta_tailor_many` meta-tailors several candidates at once in that mode.
 * :func:`rk4_rollout`, :func:`rollout_trajectories` and the metrics — long-term prediction.
 * :func:`rank`, :func:`comparators`, :func:`pretrain` — the paper's ranking protocol and comparators.
 * :class:`HNN` — Hamiltonian Neural Network baseline.
@@ -33,6 +34,7 @@ from meta_tailor._tailor import (
     MetaTailorResult,
     euler_states,
     meta_tailor,
+    meta_tailor_many,
     noether_loss,
     sequence_noether_loss,
     tailor_trajectories,
@@ -61,6 +63,7 @@ __all__ = [
     "load_mlp",
     "make_mlp",
     "meta_tailor",
+    "meta_tailor_many",
     "noether_loss",
     "paper_configs",
     "predict_trajectories",
