@@ -740,45 +740,35 @@ def meta_tailor(
     opt = torch.optim.Adam(groups)
     losses = []
     best: tuple[float, dict[str, Tensor], Tensor] | None = None
+    inner = dict(
+        lrs=torch.tensor([config.inner_lr], dtype=x.dtype, device=x.device),
+        steps=config.inner_steps,
+        dt=dt,
+        form=config.loss_form,
+        integrator=config.inner_integrator,
+    )
+
+    def rollout(t: Tensor, xs: Tensor) -> Tensor:
+        """The tailored model's predictions of the sequences ``xs`` (B, T, n) on the grid ``t``."""
+        return trajectory_rollout(
+            model, params, g, theta, xs[:, 0], t, horizon=config.horizon, **inner
+        )[0]
+
     for epoch in range(config.epochs + (1 if trajectory_mode else 0)):
         opt.zero_grad(set_to_none=True)
         if trajectory_mode:
-            lrs = torch.tensor([config.inner_lr], dtype=x.dtype, device=x.device)
             total, count = 0.0, 0
             for t, xs, *rest in trajectories:
                 if config.outer_loss == "derivative":
+                    horizon = config.horizon or xs.shape[1] - 1
                     p = tailor_trajectories(
-                        model,
-                        params,
-                        g,
-                        theta,
-                        xs[:, 0],
-                        lrs=lrs,
-                        steps=config.inner_steps,
-                        dt=dt,
-                        horizon=config.horizon or xs.shape[1] - 1,
-                        form=config.loss_form,
-                        integrator=config.inner_integrator,
+                        model, params, g, theta, xs[:, 0], horizon=horizon, **inner
                     )
                     pred_dx = per_sequence_forward(model, {k: v[0] for k, v in p.items()}, xs)
                     total = total + ((pred_dx - rest[0]) ** 2).sum()
                     count += xs.numel()
                     continue
-                pred = trajectory_rollout(
-                    model,
-                    params,
-                    g,
-                    theta,
-                    xs[:, 0],
-                    t,
-                    lrs=lrs,
-                    steps=config.inner_steps,
-                    dt=dt,
-                    horizon=config.horizon,
-                    form=config.loss_form,
-                    integrator=config.inner_integrator,
-                )[0]
-                total = total + ((pred - xs) ** 2).sum()
+                total = total + ((rollout(t, xs) - xs) ** 2).sum()
                 count += xs.numel()
             loss = total / count
         else:
@@ -802,21 +792,7 @@ def meta_tailor(
                 with torch.no_grad():
                     sq, n_sq = 0.0, 0
                     for t, xs, *_ in trajectories:
-                        pred = trajectory_rollout(
-                            model,
-                            params,
-                            g,
-                            theta,
-                            xs[:, 0],
-                            t,
-                            lrs=lrs,
-                            steps=config.inner_steps,
-                            dt=dt,
-                            horizon=config.horizon,
-                            form=config.loss_form,
-                            integrator=config.inner_integrator,
-                        )[0]
-                        sq += float(((pred - xs) ** 2).sum())
+                        sq += float(((rollout(t, xs) - xs) ** 2).sum())
                         n_sq += xs.numel()
                     score = sq / n_sq
             if math.isfinite(value) and math.isfinite(score) and (best is None or score < best[0]):

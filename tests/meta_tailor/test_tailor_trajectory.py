@@ -396,7 +396,7 @@ def test_select_by_rollout_never_returns_worse_training_rollouts():
             steps=1,
             dt=0.2,
         )[0]
-        return float(((pred - xs) ** 2).mean())
+        return float(((pred - xs) ** 2).mean().detach())
 
     # first fit the true field, so that the wrong targets below can only make the rollouts worse
     true_dx = torch.stack([xs[..., 1], -xs[..., 0]], -1)
