@@ -120,8 +120,12 @@ def tailored_predict_func(
 
 def mlp_layers(params: dict[str, Tensor]) -> list[tuple[Tensor, Tensor | None]]:
     """The (weight, bias) pairs of a :func:`make_mlp` model from its parameter dict, in order."""
-    indices = sorted({int(k.split(".")[0]) for k in params})
-    return [(params[f"{i}.weight"], params.get(f"{i}.bias")) for i in indices]
+    return [(params[f"{i}.weight"], params.get(f"{i}.bias")) for i in _layer_indices(params)]
+
+
+def _layer_indices(params: dict[str, Tensor]) -> list[int]:
+    """The module indices of a :func:`make_mlp` model's linear layers, in order."""
+    return sorted({int(k.split(".")[0]) for k in params})
 
 
 @dataclass
@@ -326,13 +330,16 @@ def tailor_trajectories(
         Tailored parameters by name, shapes (L, B, *s_k).
     """
     n_l, n_b = lrs.shape[0], x0.shape[0]
-    if _is_tanh_mlp(model):
-        return _tailor_mlp_trajectories(
+    if steps and _is_tanh_mlp(model):  # same numbers, without per-evaluation weight gradients
+        if not torch.is_grad_enabled():
+            params = {k: v.detach() for k, v in params.items()}
+            theta = theta.detach()
+        return _mlp_inner_steps(
             params,
             g,
             theta,
             x0,
-            lrs=lrs,
+            lrs,
             steps=steps,
             dt=dt,
             horizon=horizon,
@@ -421,7 +428,6 @@ def _mlp_sequence_grads(
     Returns:
         Gradients by name, shapes (*lead, N, *s_k).
     """
-    names = sorted({k.split(".")[0] for k in params}, key=int)
     layers = mlp_layers(params)
     inputs: list[list[Tensor]] = [[] for _ in layers]
     probes: list[list[Tensor]] = [[] for _ in layers]
@@ -445,7 +451,7 @@ def _mlp_sequence_grads(
         adjoints = torch.autograd.grad(loss, flat, create_graph=outer)
     out: dict[str, Tensor] = {}
     pos = 0
-    for li, (name, (_, b)) in enumerate(zip(names, layers)):
+    for li, (name, (_, b)) in enumerate(zip(_layer_indices(params), layers)):
         n_eval = len(probes[li])
         delta = torch.stack(adjoints[pos : pos + n_eval], dim=-2)  # (..., N, S, out)
         h = torch.stack(inputs[li], dim=-2)  # (..., N, S, in)
@@ -458,39 +464,47 @@ def _mlp_sequence_grads(
     return out
 
 
-def _tailor_mlp_trajectories(
+def _mlp_inner_steps(
     params: dict[str, Tensor],
     g: ConservedFn,
     theta: Tensor,
     x0: Tensor,
+    lr: Tensor,
     *,
-    lrs: Tensor,
     steps: int,
     dt: float,
     horizon: int,
     form: str,
     integrator: str,
 ) -> dict[str, Tensor]:
-    """:func:`tailor_trajectories` for the tanh MLP, with :func:`_mlp_sequence_grads` (same numbers)."""
-    n_l, n_b = lrs.shape[0], x0.shape[0]
+    """``steps`` (>= 1) SGD steps of the tanh MLP on the inner loss, one weight set per rate and sequence.
+
+    Args:
+        params: MLP parameters by name, either shared (``s_k``) with ``x0`` (N, n_vars), and then the R
+            rates of ``lr`` give R weight sets per sequence; or with a leading dimension of size R
+            (``(R, *s_k)``, e.g. candidates) with ``x0`` (R, N, n_vars), and rate r applies to ``params[r]``.
+        lr: inner learning rates, shape (R,).
+        g, theta, dt, horizon, form, integrator: as :func:`tailor_trajectories`.
+
+    Returns:
+        Tailored parameters by name, shapes (R, N, *s_k). The first gradient is computed once per sequence
+        (it does not depend on the rate).
+    """
     kw = dict(dt=dt, horizon=horizon, form=form, integrator=integrator)
-    if steps == 0:
-        return {k: v.expand(n_l, n_b, *v.shape) for k, v in params.items()}
-    if not torch.is_grad_enabled():
-        params = {k: v.detach() for k, v in params.items()}
-        theta = theta.detach()
+    lead = x0.dim() - 2  # 1 when params carry the rate dimension
 
-    def lr_view(v: Tensor) -> Tensor:
-        return lrs.reshape(n_l, 1, *([1] * (v.dim() - 2))).to(v)
+    def rate(ndim: int) -> Tensor:  # (R, 1, 1, ...) against the (R, N, *s_k) weights of ndim dims
+        return lr.reshape(-1, *([1] * (ndim - 1)))
 
-    # the first gradient does not depend on the learning rate: one per sequence
-    g1 = _mlp_sequence_grads(params, g, theta, x0, **kw)
-    p = {k: params[k] - lr_view(g1[k].unsqueeze(0)) * g1[k].unsqueeze(0) for k in params}
-    x_all = x0.expand(n_l, *x0.shape).reshape(n_l * n_b, -1)
+    lr = lr.to(x0)
+    grads = _mlp_sequence_grads(params, g, theta, x0, **kw)  # (*lead, N, *s_k)
+    p = {
+        k: v.unsqueeze(lead) - rate(grads[k].dim() + 1 - lead) * grads[k] for k, v in params.items()
+    }
+    x_all = x0.expand(lr.shape[0], *x0.shape[-2:])
     for _ in range(steps - 1):
-        flat = {k: v.reshape(n_l * n_b, *v.shape[2:]) for k, v in p.items()}
-        gr = _mlp_sequence_grads(flat, g, theta, x_all, **kw)
-        p = {k: p[k] - lr_view(p[k]) * gr[k].reshape(p[k].shape) for k in p}
+        grads = _mlp_sequence_grads(p, g, theta, x_all, **kw)  # (R, N, *s_k)
+        p = {k: v - rate(v.dim()) * grads[k] for k, v in p.items()}
     return p
 
 
@@ -748,27 +762,27 @@ def meta_tailor(
         integrator=config.inner_integrator,
     )
 
-    def rollout(t: Tensor, xs: Tensor) -> Tensor:
-        """The tailored model's predictions of the sequences ``xs`` (B, T, n) on the grid ``t``."""
-        return trajectory_rollout(
-            model, params, g, theta, xs[:, 0], t, horizon=config.horizon, **inner
-        )[0]
-
     for epoch in range(config.epochs + (1 if trajectory_mode else 0)):
         opt.zero_grad(set_to_none=True)
         if trajectory_mode:
             total, count = 0.0, 0
+            tailored = []  # (t, xs, per-sequence weights) of the derivative loss, reused by the score
             for t, xs, *rest in trajectories:
                 if config.outer_loss == "derivative":
                     horizon = config.horizon or xs.shape[1] - 1
                     p = tailor_trajectories(
                         model, params, g, theta, xs[:, 0], horizon=horizon, **inner
                     )
-                    pred_dx = per_sequence_forward(model, {k: v[0] for k, v in p.items()}, xs)
+                    p = {k: v[0] for k, v in p.items()}
+                    tailored.append((t, xs, p))
+                    pred_dx = per_sequence_forward(model, p, xs)
                     total = total + ((pred_dx - rest[0]) ** 2).sum()
                     count += xs.numel()
                     continue
-                total = total + ((rollout(t, xs) - xs) ** 2).sum()
+                pred = trajectory_rollout(
+                    model, params, g, theta, xs[:, 0], t, horizon=config.horizon, **inner
+                )[0]
+                total = total + ((pred - xs) ** 2).sum()
                 count += xs.numel()
             loss = total / count
         else:
@@ -791,8 +805,12 @@ def meta_tailor(
             if by_rollout and _scored_epoch(epoch, config):
                 with torch.no_grad():
                     sq, n_sq = 0.0, 0
-                    for t, xs, *_ in trajectories:
-                        sq += float(((rollout(t, xs) - xs) ** 2).sum())
+                    for t, xs, p in tailored:
+                        pd = {k: v.detach() for k, v in p.items()}
+                        pred = rk4_rollout(
+                            lambda x, q=pd: batched_forward(model, q, x), xs[:, 0], t
+                        )
+                        sq += float(((pred - xs) ** 2).sum())
                         n_sq += xs.numel()
                     score = sq / n_sq
             if math.isfinite(value) and math.isfinite(score) and (best is None or score < best[0]):
@@ -895,20 +913,21 @@ def meta_tailor_many(
         out = []
         for t, xs, *rest in trajectories:
             x0 = xs[:, 0].expand(n_c, *xs[:, 0].shape)
-            p = stacked if config.inner_steps else {k: v.unsqueeze(1) for k, v in stacked.items()}
-            for step in range(config.inner_steps):
-                gr = _mlp_sequence_grads(
-                    p,
+            if config.inner_steps == 0:
+                p = {k: v.unsqueeze(1) for k, v in stacked.items()}
+            else:
+                p = _mlp_inner_steps(
+                    stacked,
                     g_all,
                     theta,
                     x0,
+                    lr,
+                    steps=config.inner_steps,
                     dt=dt,
                     horizon=config.horizon or xs.shape[1] - 1,
                     form=config.loss_form,
                     integrator=config.inner_integrator,
                 )
-                base = {k: v.unsqueeze(1) for k, v in p.items()} if step == 0 else p
-                p = {k: base[k] - per_candidate(lr, gr[k]) * gr[k] for k in gr}
             out.append((t, xs, rest, p))
         return out
 
