@@ -13,7 +13,14 @@ The scientific-data part (this package, except :mod:`meta_tailor.video`):
 * :class:`HNN` — Hamiltonian Neural Network baseline.
 """
 
-from meta_tailor._config import MLPConfig, RankConfig, TailorConfig, paper_configs, resolve_device
+from meta_tailor._config import (
+    MLPConfig,
+    RankConfig,
+    TailorConfig,
+    default_inner_lrs,
+    paper_configs,
+    resolve_device,
+)
 from meta_tailor._hnn import HNN
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
 from meta_tailor._mlp import load_mlp, make_mlp, save_mlp, train_mlp
@@ -57,6 +64,7 @@ __all__ = [
     "RankResult",
     "TailorConfig",
     "comparators",
+    "default_inner_lrs",
     "dsl_compiler",
     "euler_states",
     "horizon_errors",

@@ -6,7 +6,7 @@ Every stage takes one of these (keyword-only); nothing is read from globals. Use
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,21 @@ def _paper_inner_lrs() -> tuple[float, ...]:
     return tuple(10.0 ** (k / 2) for k in range(-6, 3))
 
 
+def _polyak_inner_lrs() -> tuple[float, ...]:
+    # fractions of the linearised Noether loss one Polyak step removes: 10^k, k in {-1, -0.75, ..., 0}
+    # (above 1 the step overshoots the linearised zero; below 0.1 it barely moves the model)
+    return tuple(10.0 ** (k / 4) for k in range(-4, 1))
+
+
+def default_inner_lrs(rule: str) -> tuple[float, ...]:
+    """The screened inner rates of an inner step rule: the paper's 10^k, k in {-3, -2.5, ..., 1}, for
+    ``"sgd"``; for ``"polyak"`` (where the rate is the fraction of the query's linearised Noether loss that a
+    step removes) 10^k, k in {-1, -0.75, ..., 0}."""
+    if rule == "polyak":
+        return _polyak_inner_lrs()
+    return _paper_inner_lrs()
+
+
 @dataclass(frozen=True, slots=True)
 class TailorConfig:
     """Tailoring and meta-tailoring of a dx/dt model with a Noether (conservation) loss.
@@ -44,6 +59,9 @@ class TailorConfig:
     Attributes:
         inner_lr: SGD learning rate of the inner (tailoring) step(s).
         inner_steps: number of inner steps per query (1; the real pendulum tries 1-3).
+        inner_rule: ``"sgd"`` (the paper's fixed rate ``inner_lr``) or ``"polyak"`` (the rate of each query,
+            state or sequence, is ``inner_lr * L / |grad L|^2`` of its own Noether loss L, so ``inner_lr`` is
+            the fraction of L that one step removes to first order; see :mod:`meta_tailor._tailor`).
         epochs: outer full-batch Adam steps of meta-tailoring (100).
         outer_lr: Adam learning rate of the MLP weights in the outer loop (1e-3, as pretraining).
         param_lr: Adam learning rate of the formula's parameters in the outer loop.
@@ -72,6 +90,7 @@ class TailorConfig:
 
     inner_lr: float = 0.1
     inner_steps: int = 1
+    inner_rule: str = "sgd"
     epochs: int = 100
     outer_lr: float = 1e-3
     param_lr: float = 1e-3
@@ -88,6 +107,8 @@ class TailorConfig:
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
             raise ValueError(f"invalid TailorConfig {self}")
+        if self.inner_rule not in ("sgd", "polyak"):
+            raise ValueError(f"inner_rule must be 'sgd' or 'polyak', not {self.inner_rule!r}")
         if self.mode not in ("state", "trajectory"):
             raise ValueError(f"mode must be 'state' or 'trajectory', not {self.mode!r}")
         if self.loss_form not in ("a", "b"):
@@ -113,7 +134,8 @@ class RankConfig:
     """The ranking protocol of the Noether Networks paper (section 4.2 and appendix C).
 
     Attributes:
-        inner_lrs: inner learning rates screened for every survivor (10^k, k in {-3, -2.5, ..., 1}).
+        inner_lrs: inner learning rates screened for every survivor (None: :func:`default_inner_lrs` of
+            ``tailor.inner_rule``; for ``"sgd"`` the paper's 10^k, k in {-3, -2.5, ..., 1}).
         inner_steps: numbers of inner steps screened ((1,); the real pendulum uses (1, 2, 3)).
         top_k: how many survivors of the screen are meta-tailored for ``tailor.epochs`` epochs (20).
         train_segments: cut each training trajectory into this many equal pieces before use (1; the real
@@ -123,7 +145,7 @@ class RankConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     """
 
-    inner_lrs: tuple[float, ...] = field(default_factory=_paper_inner_lrs)
+    inner_lrs: tuple[float, ...] | None = None
     inner_steps: tuple[int, ...] = (1,)
     top_k: int = 20
     train_segments: int = 1
@@ -131,6 +153,8 @@ class RankConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.inner_lrs is None:
+            object.__setattr__(self, "inner_lrs", default_inner_lrs(self.tailor.inner_rule))
         if not self.inner_lrs or any(lr < 0 for lr in self.inner_lrs):
             raise ValueError("inner_lrs must be a non-empty tuple of non-negative rates")
         if not self.inner_steps or any(s < 1 for s in self.inner_steps):
@@ -141,25 +165,29 @@ class RankConfig:
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
 
 
-def paper_configs(dataset: str) -> tuple[MLPConfig, RankConfig]:
+def paper_configs(dataset: str, *, inner_rule: str = "sgd") -> tuple[MLPConfig, RankConfig]:
     """The paper's settings for a built-in dataset name (real pendulum: appendix C).
 
     Tailoring is per trajectory (Algorithm 1, ``mode="trajectory"``) for every dataset: measured with
     ``fsearch run`` on CPU it recovers p^2 - 2.99 cos q on the ideal pendulum with test RMSE 0.0497 (state
     mode: 0.1071, vanilla MLP 0.1912), q^2 + 1.000 p^2 on the spring (equal to the vanilla MLP), and the true
     law p^2 - c cos q on the real pendulum where state mode picks the small-angle q^2 + c p^2.
+
+    ``inner_rule="polyak"`` swaps the paper's fixed-rate inner step for the per-query Polyak rate and screens
+    :func:`default_inner_lrs` of that rule (the real pendulum keeps its 1-3 inner steps).
     """
+    tailor = TailorConfig(mode="trajectory", inner_rule=inner_rule)
     if dataset == "real_pendulum":
         mlp = MLPConfig(weight_decay=1e-5)
         rank = RankConfig(
-            inner_lrs=(1e-3, 1e-2, 1e-1, 1.0),
+            inner_lrs=(1e-3, 1e-2, 1e-1, 1.0) if inner_rule == "sgd" else None,
             inner_steps=(1, 2, 3),
             # the loader already cuts the training recording into 4 trajectories (appendix C)
             train_segments=1,
-            tailor=TailorConfig(weight_decay=1e-5, mode="trajectory"),
+            tailor=replace(tailor, weight_decay=1e-5),
         )
         return mlp, rank
-    return MLPConfig(), RankConfig(tailor=TailorConfig(mode="trajectory"))
+    return MLPConfig(), RankConfig(tailor=tailor)
 
 
 def resolve_device(device: str) -> str:

@@ -172,7 +172,9 @@ def _screen_losses(
     lr = lrs[:, None, None]
 
     def field(x: Tensor) -> Tensor:
-        return tailored_predict(params, g, theta, x, lr=lr, steps=steps, dt=dt)
+        return tailored_predict(
+            params, g, theta, x, lr=lr, steps=steps, dt=dt, rule=tailor.inner_rule
+        )
 
     total = torch.zeros(len(lrs), device=lrs.device, dtype=lrs.dtype)
     count = 0
@@ -192,6 +194,7 @@ def _screen_losses(
                     horizon=tailor.horizon,
                     form=tailor.loss_form,
                     integrator=tailor.inner_integrator,
+                    rule=tailor.inner_rule,
                 )
         else:
             x0 = xs[:, 0].expand(len(lrs), -1, -1)
@@ -270,9 +273,10 @@ def tailored_model(
                 horizon=tailor.horizon,
                 form=tailor.loss_form,
                 integrator=tailor.inner_integrator,
+                rule=tailor.inner_rule,
             )
         )
-    return tailored_field(model, g, theta, lr=lr, steps=steps, dt=dt)
+    return tailored_field(model, g, theta, lr=lr, steps=steps, dt=dt, rule=tailor.inner_rule)
 
 
 #: Largest number of stacked tailored weights (candidates x training sequences x MLP parameters) that

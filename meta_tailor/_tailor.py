@@ -30,6 +30,13 @@ Two implementations of per-state tailoring compute the same numbers:
   tailored forward pass needs only dot products ``h_i . h`` and never builds per-state weights. It is batched
   over states, inner learning rates and (through broadcasting of ``g``) formula parameters, and it is
   differentiable to any order by ordinary autograd.
+
+Inner step rule (``rule``, :data:`INNER_RULES`): ``"sgd"`` is the paper's step with a fixed rate ``lr``;
+``"polyak"`` scales the rate of every query (state or sequence) by ``L / |grad L|^2`` of that query, the Polyak
+step size, so that ``lr`` is the fraction of the query's Noether loss that the step removes to first order
+(``lr = 1`` removes all of it). The step is then unchanged when ``g`` is multiplied by a constant or when the
+query's loss is larger or smaller, which a fixed rate is not: one rate then fits sequences whose losses differ
+by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -41,13 +48,41 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
 from meta_tailor._config import TailorConfig
 from meta_tailor._rollout import rk4_rollout
 
 #: A conservation function: ``g(x (..., n_vars), theta (..., n_params)) -> (...)``, broadcasting.
 ConservedFn = Callable[[Tensor, Tensor], Tensor]
+
+#: Inner step rules: a fixed rate (``"sgd"``, the paper's) or the per-query Polyak rate (``"polyak"``).
+INNER_RULES = ("sgd", "polyak")
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in INNER_RULES:
+        raise ValueError(f"inner step rule must be one of {', '.join(INNER_RULES)}, not {rule!r}")
+
+
+def _polyak_scale(sq_norm: Tensor, loss: Tensor) -> Tensor:
+    """``loss / sq_norm`` elementwise, 0 where the gradient is zero (there is nothing to step along)."""
+    ok = sq_norm > 0
+    return torch.where(ok, loss / torch.where(ok, sq_norm, torch.ones_like(sq_norm)), 0.0)
+
+
+def _rule_grads(rule: str, grads: dict[str, Tensor], losses: Tensor) -> dict[str, Tensor]:
+    """The inner step direction per query: ``grads`` (``"sgd"``) or ``grads * L / |grads|^2`` (``"polyak"``).
+
+    ``grads`` have shapes (*batch, *s_k) and ``losses`` (*batch): one query per batch element, whose squared
+    gradient norm sums over all parameters.
+    """
+    if rule == "sgd":
+        return grads
+    nb = losses.dim()
+    sq = sum(v.pow(2).flatten(nb).sum(-1) for v in grads.values())
+    scale = _polyak_scale(sq, losses)
+    return {k: v * scale.reshape(*scale.shape, *([1] * (v.dim() - nb))) for k, v in grads.items()}
 
 
 def noether_loss(g: ConservedFn, theta: Tensor, x: Tensor, dxdt: Tensor, dt: float) -> Tensor:
@@ -81,6 +116,7 @@ def tailored_predict_func(
     lrs: Tensor,
     steps: int,
     dt: float,
+    rule: str = "sgd",
 ) -> Tensor:
     """Tailored dx/dt with ``torch.func`` (per-state weights), for any model.
 
@@ -93,10 +129,12 @@ def tailored_predict_func(
         lrs: inner learning rates, shape (L,).
         steps: number of inner SGD steps.
         dt: time step of the finite difference.
+        rule: inner step rule, ``"sgd"`` or ``"polyak"`` (module docstring).
 
     Returns:
         Tailored predictions, shape (L, N, n_vars). Differentiable w.r.t. ``params`` and ``theta``.
     """
+    _check_rule(rule)
 
     def inner_loss(p: dict[str, Tensor], xi: Tensor) -> Tensor:
         f = functional_call(model, p, (xi,))
@@ -105,7 +143,8 @@ def tailored_predict_func(
     def adapt_and_predict(lr: Tensor, xi: Tensor) -> Tensor:
         p = params
         for _ in range(steps):
-            gr = grad(inner_loss)(p, xi)
+            gr, loss = grad_and_value(inner_loss)(p, xi)
+            gr = _rule_grads(rule, gr, loss)
             p = {k: p[k] - lr * gr[k] for k in p}
         return functional_call(model, p, (xi,))
 
@@ -199,6 +238,7 @@ def tailored_predict(
     steps: int,
     dt: float,
     create_graph: bool = False,
+    rule: str = "sgd",
 ) -> Tensor:
     """Tailored dx/dt of the tanh MLP, batched, without per-state weight copies.
 
@@ -213,10 +253,13 @@ def tailored_predict(
         dt: time step of the finite difference.
         create_graph: keep the graph of the inner gradient, for meta-tailoring (second-order gradients).
             When False the result is computed without any outer graph (evaluation).
+        rule: inner step rule, ``"sgd"`` or ``"polyak"`` (module docstring); with ``"polyak"`` a state's
+            squared gradient norm is ``sum_layers |delta|^2 (|h|^2 + 1)`` (the bias adds the 1).
 
     Returns:
         Tailored predictions, shape broadcast of (lr batch dims, theta batch dims, ..., N, n_vars).
     """
+    _check_rule(rule)
     if not create_graph:
         params = {k: v.detach() for k, v in params.items()}
         theta = theta.detach()
@@ -225,10 +268,19 @@ def tailored_predict(
     with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
         for _ in range(steps):
             out, inputs = _forward(layers, x, terms)
-            e = _dloss_dxt(g, theta, x, x + out * dt, create_graph) * dt
+            xt = x + out * dt
+            e = _dloss_dxt(g, theta, x, xt, create_graph) * dt
             deltas = _backward(layers, inputs, terms, e)
+            rate = lr
+            if rule == "polyak":
+                sq = sum(
+                    (d * d).sum(-1) * ((h * h).sum(-1) + (0.0 if b is None else 1.0))
+                    for (_, b), d, h in zip(layers, deltas, inputs)
+                )
+                loss = (g(xt, theta) - g(x, theta)) ** 2
+                rate = lr * _polyak_scale(sq, loss).unsqueeze(-1)
             for li, (d, h) in enumerate(zip(deltas, inputs)):
-                terms[li].append(_Term(a=lr * d, h=h))
+                terms[li].append(_Term(a=rate * d, h=h))
         out, _ = _forward(layers, x, terms)
     return out
 
@@ -304,6 +356,7 @@ def tailor_trajectories(
     horizon: int,
     form: str = "a",
     integrator: str = "euler",
+    rule: str = "sgd",
 ) -> dict[str, Tensor]:
     """Tailored weights ``theta(x_0)`` of every query sequence and inner learning rate (Algorithm 1, line 3-4).
 
@@ -325,10 +378,12 @@ def tailor_trajectories(
         horizon: number of inner rollout steps T.
         form: ``"a"`` or ``"b"`` (eq. 2).
         integrator: inner rollout, ``"euler"`` (the paper's finite difference) or ``"rk4"``.
+        rule: inner step rule, ``"sgd"`` or ``"polyak"`` (a rate per sequence; module docstring).
 
     Returns:
         Tailored parameters by name, shapes (L, B, *s_k).
     """
+    _check_rule(rule)
     n_l, n_b = lrs.shape[0], x0.shape[0]
     if steps and _is_tanh_mlp(model):  # same numbers, without per-evaluation weight gradients
         if not torch.is_grad_enabled():
@@ -345,6 +400,7 @@ def tailor_trajectories(
             horizon=horizon,
             form=form,
             integrator=integrator,
+            rule=rule,
         )
 
     def inner_loss(p: dict[str, Tensor], xi: Tensor) -> Tensor:
@@ -365,11 +421,11 @@ def tailor_trajectories(
     if steps == 0:
         return p
     # the first gradient does not depend on the learning rate: one per sequence
-    g1 = vmap(grad(inner_loss), in_dims=(None, 0))(params, x0)
+    g1 = _rule_grads(rule, *vmap(grad_and_value(inner_loss), in_dims=(None, 0))(params, x0))
     p = {k: params[k] - lr_view(p[k]) * g1[k].unsqueeze(0) for k in params}
-    both = vmap(vmap(grad(inner_loss), in_dims=(0, 0)), in_dims=(0, None))
+    both = vmap(vmap(grad_and_value(inner_loss), in_dims=(0, 0)), in_dims=(0, None))
     for _ in range(steps - 1):
-        gr = both(p, x0)
+        gr = _rule_grads(rule, *both(p, x0))
         p = {k: p[k] - lr_view(p[k]) * gr[k] for k in p}
     return p
 
@@ -409,7 +465,7 @@ def _mlp_sequence_grads(
     horizon: int,
     form: str,
     integrator: str,
-) -> dict[str, Tensor]:
+) -> tuple[dict[str, Tensor], Tensor]:
     """Per-sequence gradients of the inner loss of the tanh MLP, without per-evaluation weight gradients.
 
     The weights of a linear layer are used at every evaluation s of the inner rollout, so the gradient of
@@ -426,7 +482,7 @@ def _mlp_sequence_grads(
         x0: first states, shape (*lead, N, n_vars).
 
     Returns:
-        Gradients by name, shapes (*lead, N, *s_k).
+        Gradients by name, shapes (*lead, N, *s_k), and the per-sequence inner losses, shape (*lead, N).
     """
     layers = mlp_layers(params)
     inputs: list[list[Tensor]] = [[] for _ in layers]
@@ -446,9 +502,9 @@ def _mlp_sequence_grads(
 
     with torch.enable_grad():
         xs = euler_states(fn, x0, dt=dt, horizon=horizon, integrator=integrator)
-        loss = sequence_noether_loss(g, theta, xs, form=form).sum()
+        losses = sequence_noether_loss(g, theta, xs, form=form)
         flat = [p for per_layer in probes for p in per_layer]
-        adjoints = torch.autograd.grad(loss, flat, create_graph=outer)
+        adjoints = torch.autograd.grad(losses.sum(), flat, create_graph=outer)
     out: dict[str, Tensor] = {}
     pos = 0
     for li, (name, (_, b)) in enumerate(zip(_layer_indices(params), layers)):
@@ -461,7 +517,7 @@ def _mlp_sequence_grads(
         out[f"{name}.weight"] = delta.mT @ h
         if b is not None:
             out[f"{name}.bias"] = delta.sum(-2)
-    return out
+    return out, (losses if outer else losses.detach())
 
 
 def _mlp_inner_steps(
@@ -476,6 +532,7 @@ def _mlp_inner_steps(
     horizon: int,
     form: str,
     integrator: str,
+    rule: str = "sgd",
 ) -> dict[str, Tensor]:
     """``steps`` (>= 1) SGD steps of the tanh MLP on the inner loss, one weight set per rate and sequence.
 
@@ -484,7 +541,7 @@ def _mlp_inner_steps(
             rates of ``lr`` give R weight sets per sequence; or with a leading dimension of size R
             (``(R, *s_k)``, e.g. candidates) with ``x0`` (R, N, n_vars), and rate r applies to ``params[r]``.
         lr: inner learning rates, shape (R,).
-        g, theta, dt, horizon, form, integrator: as :func:`tailor_trajectories`.
+        g, theta, dt, horizon, form, integrator, rule: as :func:`tailor_trajectories`.
 
     Returns:
         Tailored parameters by name, shapes (R, N, *s_k). The first gradient is computed once per sequence
@@ -497,13 +554,13 @@ def _mlp_inner_steps(
         return lr.reshape(-1, *([1] * (ndim - 1)))
 
     lr = lr.to(x0)
-    grads = _mlp_sequence_grads(params, g, theta, x0, **kw)  # (*lead, N, *s_k)
+    grads = _rule_grads(rule, *_mlp_sequence_grads(params, g, theta, x0, **kw))  # (*lead, N, *s_k)
     p = {
         k: v.unsqueeze(lead) - rate(grads[k].dim() + 1 - lead) * grads[k] for k, v in params.items()
     }
     x_all = x0.expand(lr.shape[0], *x0.shape[-2:])
     for _ in range(steps - 1):
-        grads = _mlp_sequence_grads(p, g, theta, x_all, **kw)  # (R, N, *s_k)
+        grads = _rule_grads(rule, *_mlp_sequence_grads(p, g, theta, x_all, **kw))  # (R, N, *s_k)
         p = {k: v - rate(v.dim()) * grads[k] for k, v in p.items()}
     return p
 
@@ -570,11 +627,12 @@ def trajectory_rollout(
     horizon: int | None = None,
     form: str = "a",
     integrator: str = "euler",
+    rule: str = "sgd",
 ) -> Tensor:
     """Algorithm 1's PREDICTSEQUENCE for a dx/dt model: tailor from x_0, then RK4 with the tailored field.
 
     Args:
-        model, params, g, theta, lrs, steps, dt, form: as :func:`tailor_trajectories`.
+        model, params, g, theta, lrs, steps, dt, form, integrator, rule: as :func:`tailor_trajectories`.
         x0: true first states, shape (B, n_vars).
         t: time grid of the prediction, shape (T,) or (B, T) (RK4 on this grid, as
             :func:`~meta_tailor._rollout.rk4_rollout`).
@@ -590,15 +648,19 @@ def trajectory_rollout(
         if not torch.is_grad_enabled():
             params = {k: v.detach() for k, v in params.items()}
             theta = theta.detach()
-        grads = _mlp_sequence_grads(
-            params,
-            g,
-            theta,
-            x0,
-            dt=dt,
-            horizon=horizon,
-            form=form,
-            integrator=integrator,
+        _check_rule(rule)
+        grads = _rule_grads(
+            rule,
+            *_mlp_sequence_grads(
+                params,
+                g,
+                theta,
+                x0,
+                dt=dt,
+                horizon=horizon,
+                form=form,
+                integrator=integrator,
+            ),
         )
         layers, deltas = mlp_layers(params), mlp_layers(grads)
         lr = lrs.reshape(-1, 1, 1).to(x0)
@@ -625,6 +687,7 @@ def trajectory_rollout(
         horizon=horizon,
         form=form,
         integrator=integrator,
+        rule=rule,
     )
 
     def field(x: Tensor) -> Tensor:
@@ -644,6 +707,7 @@ def trajectory_predictor(
     horizon: int | None = None,
     form: str = "a",
     integrator: str = "euler",
+    rule: str = "sgd",
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """The per-trajectory tailored model as a sequence predictor ``(x0 (B, n), t (B, T)) -> (B, T, n)``."""
     params = {k: v.detach() for k, v in model.named_parameters()}
@@ -665,6 +729,7 @@ def trajectory_predictor(
                 horizon=horizon,
                 form=form,
                 integrator=integrator,
+                rule=rule,
             )[0]
 
     return predict
@@ -760,6 +825,7 @@ def meta_tailor(
         dt=dt,
         form=config.loss_form,
         integrator=config.inner_integrator,
+        rule=config.inner_rule,
     )
 
     for epoch in range(config.epochs + (1 if trajectory_mode else 0)):
@@ -795,6 +861,7 @@ def meta_tailor(
                 steps=config.inner_steps,
                 dt=dt,
                 create_graph=True,
+                rule=config.inner_rule,
             )
             loss = torch.mean((pred - dxdt) ** 2)
         if trajectory_mode:
@@ -927,6 +994,7 @@ def meta_tailor_many(
                     horizon=config.horizon or xs.shape[1] - 1,
                     form=config.loss_form,
                     integrator=config.inner_integrator,
+                    rule=config.inner_rule,
                 )
             out.append((t, xs, rest, p))
         return out
@@ -1022,10 +1090,11 @@ def tailored_field(
     lr: float | Tensor,
     steps: int,
     dt: float,
+    rule: str = "sgd",
 ) -> Callable[[Tensor], Tensor]:
     """The tailored model as a vector field ``x (..., n_vars) -> dx/dt`` (for rollouts).
 
-    With ``g=None`` or ``steps=0`` it is the plain model.
+    With ``g=None`` or ``steps=0`` it is the plain model. ``rule``: inner step rule (module docstring).
     """
     params = {k: v.detach() for k, v in model.named_parameters()}
     if g is None or steps == 0:
@@ -1039,6 +1108,6 @@ def tailored_field(
 
     def field(x: Tensor) -> Tensor:
         with torch.no_grad():
-            return tailored_predict(params, g, theta_d, x, lr=lr, steps=steps, dt=dt)
+            return tailored_predict(params, g, theta_d, x, lr=lr, steps=steps, dt=dt, rule=rule)
 
     return field

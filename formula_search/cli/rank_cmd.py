@@ -43,6 +43,16 @@ TAILOR = click.option(
 )
 
 
+INNER_RULE = click.option(
+    "--inner-rule",
+    type=click.Choice(["sgd", "polyak"]),
+    default="sgd",
+    show_default=True,
+    help="Inner step: the paper's fixed rate (sgd), or a Polyak rate per sequence (the rate is the "
+    "fraction of the sequence's Noether loss one step removes; screens 0.1 to 1).",
+)
+
+
 def _run_dir(run: str | None, dataset: str) -> Path:
     return Path(run) if run else Path("runs") / Path(dataset).stem
 
@@ -173,6 +183,8 @@ def _execute(
     hnn: bool,
     device: str,
     tailor: str | None = None,
+    inner_rule: str = "sgd",
+    outer_lr: float | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
@@ -200,7 +212,7 @@ def _execute(
     timings["search_s"] = time.perf_counter() - t0
     timings["pretrain_s"], _ = _pretrain(data, options, out, steps=pretrain_steps, device=device)
     model, mlp_cfg, _ = load_mlp(out / "model.pt")
-    _, cfg = paper_configs(data.name)
+    _, cfg = paper_configs(data.name, inner_rule=inner_rule)
     cfg = replace(cfg, device=device)
     if top_k is not None:
         cfg = replace(cfg, top_k=top_k)
@@ -208,6 +220,8 @@ def _execute(
         cfg = replace(cfg, tailor=replace(cfg.tailor, epochs=epochs))
     if tailor is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, mode=tailor))
+    if outer_lr is not None:
+        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=outer_lr))
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -264,6 +278,7 @@ def _execute(
         "dedup": dedup,
         "device": device,
         "tailor_mode": cfg.tailor.mode,
+        "inner_rule": cfg.tailor.inner_rule,
         "rank_config": asdict(cfg),
         "mlp_config": asdict(mlp_cfg),
         "timings": timings,
@@ -324,6 +339,13 @@ def _stage_options(f):
             help="Steps if the MLP must be trained [2000].",
         ),
         TAILOR,
+        INNER_RULE,
+        click.option(
+            "--outer-lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Adam rate of the MLP weights in meta-tailoring [1e-3].",
+        ),
         DEVICE,
     ]
     for d in reversed(decorators):
@@ -689,8 +711,11 @@ def _normalised_constant(law: dict, names: list[str], unit_term: str) -> float |
 @click.option("--pretrain-steps", type=click.IntRange(min=0), default=None, help="[2000]")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
 @TAILOR
+@INNER_RULE
 @DEVICE
-def reproduce_cmd(out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, tailor, device):
+def reproduce_cmd(
+    out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, tailor, inner_rule, device
+):
     """Reproduce the paper's three scientific experiments and write OUT/report.md beside the paper's numbers."""
     from rich.console import Console
 
@@ -730,6 +755,7 @@ def reproduce_cmd(out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, tai
             hnn=True,
             device=device,
             tailor=tailor,
+            inner_rule=inner_rule,
         )
         meta["timings"]["total_s"] = time.perf_counter() - t0
         _write_json(meta, run_dir / "meta.json")

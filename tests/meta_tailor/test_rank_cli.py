@@ -67,3 +67,40 @@ def test_export_latex_and_json(fake_run, capsys):
     code, out, _ = run_cli(["export", str(fake_run), "--format", "json", "--top", "2"], capsys)
     payload = json.loads(out)
     assert [law["params"] for law in payload["laws"]] == [[2.391], [1.2]]
+
+
+def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
+    """`fsearch rank --inner-rule polyak --outer-lr R` screens the Polyak rates and records its settings."""
+    from meta_tailor import default_inner_lrs
+
+    survivors = tmp_path / "survivors.csv"
+    pd.DataFrame({"formula": ["q^2 + c_0*p^2"], "params": ["[1.0]"], "accepted": [True]}).to_csv(
+        survivors, index=False
+    )
+    run = tmp_path / "run"
+    code, out, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
+         "--inner-rule", "polyak", "--outer-lr", "1e-4", "--epochs", "1", "--pretrain-steps", "20",
+         "--no-comparators", "--device", "cpu"],
+        capsys,
+    )  # fmt: skip
+    assert code in (0, None), err
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["inner_rule"] == "polyak"
+    assert meta["rank_config"]["tailor"]["outer_lr"] == 1e-4
+    screen = pd.read_csv(run / "screen.csv")
+    assert sorted(screen["inner_lr"]) == pytest.approx(sorted(default_inner_lrs("polyak")))
+    assert screen["screen_loss"].notna().all()
+    code, _, err = run_cli(
+        [
+            "rank",
+            "--dataset",
+            "ideal_spring",
+            "--survivors",
+            str(survivors),
+            "--inner-rule",
+            "adam",
+        ],
+        capsys,
+    )
+    assert code == 2 and "adam" in err

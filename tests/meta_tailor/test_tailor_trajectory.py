@@ -308,11 +308,14 @@ def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("outer", ["derivative", "rollout"])
-@pytest.mark.parametrize("steps", [0, 1, 2])
-def test_meta_tailor_many_equals_one_at_a_time(outer, steps):
+@pytest.mark.parametrize(
+    "outer,steps,rule",
+    [(o, s, "sgd") for o in ("derivative", "rollout") for s in (0, 1, 2)]
+    + [("derivative", 1, "polyak"), ("derivative", 2, "polyak")],
+)
+def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule):
     """Stacked meta-tailoring of several candidates (own formula, parameters and inner rate each, one that
-    gives NaN losses) reproduces meta_tailor run separately on each."""
+    gives NaN losses) reproduces meta_tailor run separately on each, with either inner step rule."""
     from dataclasses import replace
 
     from meta_tailor._tailor import meta_tailor_many
@@ -345,6 +348,7 @@ def test_meta_tailor_many_equals_one_at_a_time(outer, steps):
         param_lr=1e-2,
         inner_steps=steps,
         outer_loss=outer,
+        inner_rule=rule,
     )
     many = meta_tailor_many(model, cands, dt=0.2, config=cfg, trajectories=[(t, xs, dx)])
     for (g, theta, lr), got in zip(cands, many):
