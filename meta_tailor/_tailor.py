@@ -34,9 +34,10 @@ Two implementations of per-state tailoring compute the same numbers:
 Inner step rule (``rule``, :data:`INNER_RULES`): ``"sgd"`` is the paper's step with a fixed rate ``lr``;
 ``"polyak"`` scales the rate of every query (state or sequence) by ``L / |grad L|^2`` of that query, the Polyak
 step size, so that ``lr`` is the fraction of the query's Noether loss that the step removes to first order
-(``lr = 1`` removes all of it). The step is then unchanged when ``g`` is multiplied by a constant or when the
-query's loss is larger or smaller, which a fixed rate is not: one rate then fits sequences whose losses differ
-by orders of magnitude.
+(``lr = 1`` removes all of it). The step is then unchanged when ``g`` is multiplied by a constant, and one
+``lr`` suits queries whose losses and gradients differ widely (on the real pendulum the full linearised step
+``L / |grad L|^2`` of the pretrained MLP ranges from 0.0029 to 0.0166 over its sequences), which a fixed rate
+does not.
 """
 
 from __future__ import annotations
