@@ -579,15 +579,7 @@ def _is_tanh_mlp(model: nn.Module) -> bool:
 def per_sequence_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor) -> Tensor:
     """``model`` with one weight set per sequence: ``params`` (B, *s_k), ``x`` (B, T, n) -> (B, T, out)."""
     if _is_tanh_mlp(model):
-        layers = mlp_layers(params)
-        h = x
-        for li, (w, b) in enumerate(layers):
-            h = torch.bmm(h, w.transpose(1, 2))
-            if b is not None:
-                h = h + b[:, None, :]
-            if li < len(layers) - 1:
-                h = torch.tanh(h)
-        return h
+        return _mlp_apply(params, x)  # weights (B, out, in) shared by the T rows of each sequence
     return vmap(lambda p, xi: functional_call(model, p, (xi,)))(params, x)
 
 
@@ -599,15 +591,7 @@ def batched_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor) -> T
     ``vmap`` of ``functional_call``.
     """
     if _is_tanh_mlp(model):
-        layers = mlp_layers(params)
-        h = x
-        for li, (w, b) in enumerate(layers):
-            h = (w @ h.unsqueeze(-1)).squeeze(-1)
-            if b is not None:
-                h = h + b
-            if li < len(layers) - 1:
-                h = torch.tanh(h)
-        return h
+        return _mlp_apply(params, x)  # one weight matrix per row
     fn = lambda p, xi: functional_call(model, p, (xi,))  # noqa: E731
     for _ in range(x.dim() - 1):
         fn = vmap(fn)

@@ -411,29 +411,24 @@ def test_select_by_rollout_never_returns_worse_training_rollouts():
         opt.step()
     theta0 = torch.tensor([1.0], **f64)
     start = rollout_mse(model, theta0)
-    res = meta_tailor(
-        model,
-        g_pend,
-        theta0,
-        xs.reshape(-1, 2),
-        dx.reshape(-1, 2),
-        dt=0.2,
-        config=cfg,
-        trajectories=[(t, xs, dx)],
-    )
+
+    def run(config):
+        return meta_tailor(
+            model,
+            g_pend,
+            theta0,
+            xs.reshape(-1, 2),
+            dx.reshape(-1, 2),
+            dt=0.2,
+            config=config,
+            trajectories=[(t, xs, dx)],
+        )
+
+    res = run(cfg)
     many = meta_tailor_many(
         model, [(g_pend, theta0, 0.05)], dt=0.2, config=cfg, trajectories=[(t, xs, dx)]
     )[0]
     for r in (res, many):
         assert rollout_mse(r.model, r.theta) <= start + 1e-12
-    outer = meta_tailor(
-        model,
-        g_pend,
-        theta0,
-        xs.reshape(-1, 2),
-        dx.reshape(-1, 2),
-        dt=0.2,
-        config=replace(cfg, select="outer"),
-        trajectories=[(t, xs, dx)],
-    )
+    outer = run(replace(cfg, select="outer"))
     assert rollout_mse(outer.model, outer.theta) > start  # the derivative loss alone moved away
