@@ -185,6 +185,7 @@ def _execute(
     tailor: str | None = None,
     inner_rule: str = "sgd",
     outer_lr: float | None = None,
+    inner_integrator: str | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
@@ -222,6 +223,8 @@ def _execute(
         cfg = replace(cfg, tailor=replace(cfg.tailor, mode=tailor))
     if outer_lr is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=outer_lr))
+    if inner_integrator is not None:
+        cfg = replace(cfg, tailor=replace(cfg.tailor, inner_integrator=inner_integrator))
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -345,6 +348,13 @@ def _stage_options(f):
             type=click.FloatRange(min=0, min_open=True),
             default=None,
             help="Adam rate of the MLP weights in meta-tailoring [1e-3].",
+        ),
+        click.option(
+            "--inner-integrator",
+            type=click.Choice(["euler", "rk4"]),
+            default=None,
+            help="Trajectory mode's inner rollout: the paper's finite difference x + f(x) dt (euler) "
+            "or one RK4 step per dt, the integrator of the evaluation [rk4].",
         ),
         DEVICE,
     ]

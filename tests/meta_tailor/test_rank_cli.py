@@ -70,7 +70,8 @@ def test_export_latex_and_json(fake_run, capsys):
 
 
 def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
-    """`fsearch rank --inner-rule polyak --outer-lr R` screens the Polyak rates and records its settings."""
+    """`fsearch rank --inner-rule polyak --outer-lr R --inner-integrator euler` screens the Polyak rates and
+    records its settings."""
     from meta_tailor import default_inner_lrs
 
     survivors = tmp_path / "survivors.csv"
@@ -80,7 +81,8 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     run = tmp_path / "run"
     code, out, err = run_cli(
         ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
-         "--inner-rule", "polyak", "--outer-lr", "1e-4", "--epochs", "1", "--pretrain-steps", "20",
+         "--inner-rule", "polyak", "--outer-lr", "1e-4", "--inner-integrator", "euler", "--epochs", "1",
+         "--pretrain-steps", "20",
          "--no-comparators", "--device", "cpu"],
         capsys,
     )  # fmt: skip
@@ -88,6 +90,7 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     meta = json.loads((run / "meta.json").read_text())
     assert meta["inner_rule"] == "polyak"
     assert meta["rank_config"]["tailor"]["outer_lr"] == 1e-4
+    assert meta["rank_config"]["tailor"]["inner_integrator"] == "euler"
     screen = pd.read_csv(run / "screen.csv")
     assert sorted(screen["inner_lr"]) == pytest.approx(sorted(default_inner_lrs("polyak")))
     assert screen["screen_loss"].notna().all()
