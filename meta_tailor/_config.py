@@ -32,6 +32,10 @@ class MLPConfig:
             raise ValueError(f"invalid MLPConfig {self}")
 
 
+#: Inner step rules: a fixed rate (``"sgd"``, the paper's) or the per-query Polyak rate (``"polyak"``).
+INNER_RULES = ("sgd", "polyak")
+
+
 def _paper_inner_lrs() -> tuple[float, ...]:
     # 10^k for k in {-3, -2.5, ..., 1}: nine rates.
     return tuple(10.0 ** (k / 2) for k in range(-6, 3))
@@ -107,8 +111,8 @@ class TailorConfig:
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
             raise ValueError(f"invalid TailorConfig {self}")
-        if self.inner_rule not in ("sgd", "polyak"):
-            raise ValueError(f"inner_rule must be 'sgd' or 'polyak', not {self.inner_rule!r}")
+        if self.inner_rule not in INNER_RULES:
+            raise ValueError(f"inner_rule must be one of {INNER_RULES}, not {self.inner_rule!r}")
         if self.mode not in ("state", "trajectory"):
             raise ValueError(f"mode must be 'state' or 'trajectory', not {self.mode!r}")
         if self.loss_form not in ("a", "b"):

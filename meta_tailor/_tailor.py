@@ -51,14 +51,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from meta_tailor._config import TailorConfig
+from meta_tailor._config import INNER_RULES, TailorConfig
 from meta_tailor._rollout import rk4_rollout
 
 #: A conservation function: ``g(x (..., n_vars), theta (..., n_params)) -> (...)``, broadcasting.
 ConservedFn = Callable[[Tensor, Tensor], Tensor]
-
-#: Inner step rules: a fixed rate (``"sgd"``, the paper's) or the per-query Polyak rate (``"polyak"``).
-INNER_RULES = ("sgd", "polyak")
 
 
 def _check_rule(rule: str) -> None:
@@ -216,8 +213,10 @@ def _backward(
     return deltas[::-1]
 
 
-def _dloss_dxt(g: ConservedFn, theta: Tensor, x: Tensor, xt: Tensor, create_graph: bool) -> Tensor:
-    """Per-state gradient of ``(g(xt) - g(x))^2`` w.r.t. ``xt`` (rows are independent)."""
+def _dloss_dxt(
+    g: ConservedFn, theta: Tensor, x: Tensor, xt: Tensor, create_graph: bool
+) -> tuple[Tensor, Tensor]:
+    """Per-state gradient of ``(g(xt) - g(x))^2`` w.r.t. ``xt`` (rows are independent), and that loss."""
     with torch.enable_grad():
         if not create_graph:
             xt = xt.detach().requires_grad_(True)
@@ -226,7 +225,7 @@ def _dloss_dxt(g: ConservedFn, theta: Tensor, x: Tensor, xt: Tensor, create_grap
             xt = xt.clone().requires_grad_(True)
         loss = (g(xt, theta) - g(x, theta)) ** 2
         (e,) = torch.autograd.grad(loss.sum(), xt, create_graph=create_graph)
-    return e
+    return e, (loss if create_graph else loss.detach())
 
 
 def tailored_predict(
@@ -269,16 +268,14 @@ def tailored_predict(
     with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
         for _ in range(steps):
             out, inputs = _forward(layers, x, terms)
-            xt = x + out * dt
-            e = _dloss_dxt(g, theta, x, xt, create_graph) * dt
-            deltas = _backward(layers, inputs, terms, e)
+            e, loss = _dloss_dxt(g, theta, x, x + out * dt, create_graph)
+            deltas = _backward(layers, inputs, terms, e * dt)
             rate = lr
             if rule == "polyak":
                 sq = sum(
                     (d * d).sum(-1) * ((h * h).sum(-1) + (0.0 if b is None else 1.0))
                     for (_, b), d, h in zip(layers, deltas, inputs)
                 )
-                loss = (g(xt, theta) - g(x, theta)) ** 2
                 rate = lr * _polyak_scale(sq, loss).unsqueeze(-1)
             for li, (d, h) in enumerate(zip(deltas, inputs)):
                 terms[li].append(_Term(a=rate * d, h=h))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mt_helpers import g_pend, hand_states, tiny
 from torch.func import functional_call
 
 from meta_tailor import (
     RankConfig,
     TailorConfig,
     default_inner_lrs,
-    make_mlp,
     paper_configs,
     tailored_predict,
     tailored_predict_func,
@@ -29,31 +29,9 @@ F64 = dict(dtype=torch.float64)
 DT = 0.1
 
 
-def g_pend(x, theta):
-    """p^2 - c cos q with x = (q, p)."""
-    return x[..., 1] ** 2 - theta[..., 0] * torch.cos(x[..., 0])
-
-
-def tiny(hidden=6, seed=2):
-    return make_mlp(2, hidden=hidden, seed=seed).double()
-
-
-def rk4_states(model, p, x0, horizon):
-    f = lambda y: functional_call(model, p, (y,))  # noqa: E731
-    xs, x = [x0], x0
-    for _ in range(horizon):
-        k1 = f(x)
-        k2 = f(x + DT / 2 * k1)
-        k3 = f(x + DT / 2 * k2)
-        k4 = f(x + DT * k3)
-        x = x + DT * (k1 + 2 * k2 + 2 * k3 + k4) / 6
-        xs.append(x)
-    return torch.stack(xs)
-
-
 def seq_loss(model, p, g, theta, x0, horizon):
     """eq. 2(a) of one sequence, written out: mean_t (g(x~_t) - g(x_0))^2."""
-    xs = rk4_states(model, p, x0, horizon)
+    xs = torch.stack(hand_states(model, p, x0, dt=DT, horizon=horizon, integrator="rk4"))
     return ((g(xs[1:], theta) - g(x0, theta)) ** 2).mean()
 
 
@@ -73,7 +51,7 @@ def hand_polyak(model, g, theta, x0, *, lr, steps, horizon):
 def test_trajectory_polyak_matches_hand_unrolled_on_both_paths(steps, monkeypatch):
     import meta_tailor._tailor as tailor_mod
 
-    model = tiny()
+    model = tiny(hidden=6, seed=2)
     params = {k: v.detach() for k, v in model.named_parameters()}
     theta = torch.tensor([1.9], **F64)
     x0 = torch.tensor(
@@ -118,7 +96,7 @@ def test_trajectory_rollout_one_step_polyak_equals_rollout_of_tailored_weights(m
 
 def test_polyak_step_is_invariant_to_the_scale_of_g():
     """g and 7 g give the same Polyak step (L scales by 49, |grad L|^2 by 49^2); a fixed rate does not."""
-    model = tiny()
+    model = tiny(hidden=6, seed=2)
     params = {k: v.detach() for k, v in model.named_parameters()}
     theta = torch.tensor([2.0], **F64)
     x0 = torch.tensor([[0.6, -0.4], [1.0, 0.3]], **F64)
@@ -238,7 +216,7 @@ def test_polyak_meta_gradient_gradcheck():
 
 def test_zero_loss_takes_no_step():
     """A formula every model conserves (identically 0) has L = 0 and grad 0: no NaN, no step."""
-    model = tiny()
+    model = tiny(hidden=6, seed=2)
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def g_const(x, th):
@@ -288,8 +266,8 @@ def test_rule_configuration():
         TailorConfig(inner_rule="adam")
     with pytest.raises(ValueError, match="rule"):
         tailor_trajectories(
-            tiny(),
-            {k: v.detach() for k, v in tiny().named_parameters()},
+            tiny(hidden=6, seed=2),
+            {k: v.detach() for k, v in tiny(hidden=6, seed=2).named_parameters()},
             g_pend,
             torch.tensor([1.0], **F64),
             torch.zeros(1, 2, **F64),

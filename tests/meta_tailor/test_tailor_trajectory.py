@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from mt_helpers import g_pend, hand_states, tiny
 from torch.func import functional_call
 
 from meta_tailor import TailorConfig, make_mlp, meta_tailor, rk4_rollout, rollout_trajectories
@@ -21,33 +22,13 @@ from meta_tailor._tailor import (
 )
 
 
-def g_pend(x, theta):
-    """p^2 - c cos q with x = (q, p)."""
-    return x[..., 1] ** 2 - theta[..., 0] * torch.cos(x[..., 0])
-
-
-def tiny(hidden=5, seed=0):
-    return make_mlp(2, hidden=hidden, seed=seed).double()
-
-
 def hand_tailor(model, theta, x0, *, lr, steps, dt, horizon, form, integrator="euler"):
     """Explicit Euler (or RK4) rollout and SGD on the Noether loss with plain autograd, one trajectory."""
     p = {k: v.detach().clone() for k, v in model.named_parameters()}
     for _ in range(steps):
         leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
-        x = x0
-        gs = [g_pend(x0, theta)]
-        for _ in range(horizon):
-            f = lambda y, q=leaves: functional_call(model, q, (y,))  # noqa: E731
-            if integrator == "rk4":
-                k1 = f(x)
-                k2 = f(x + dt / 2 * k1)
-                k3 = f(x + dt / 2 * k2)
-                k4 = f(x + dt * k3)
-                x = x + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
-            else:
-                x = x + f(x) * dt
-            gs.append(g_pend(x, theta))
+        xs = hand_states(model, leaves, x0, dt=dt, horizon=horizon, integrator=integrator)
+        gs = [g_pend(x, theta) for x in xs]
         terms = []
         for t in range(1, horizon + 1):
             ref = gs[0] if form == "a" else gs[t - 1]
