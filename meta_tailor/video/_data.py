@@ -106,10 +106,10 @@ class VideoData:
 
 
 def save_video_data(data: VideoData, path: str | os.PathLike[str]) -> Path:
-    """Write ``data`` atomically as an uncompressed ``.npz`` archive."""
+    """Write ``data`` atomically as a compressed ``.npz`` archive (rendered frames compress about 40x)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(
+            np.savez_compressed(
                 fh,
                 frames=data.frames,
                 actions=data.actions,
@@ -186,44 +186,85 @@ def pendulum_actions(steps: int, omega: float, phase: float) -> np.ndarray:
     return 2.0 * np.sin(omega * np.arange(steps) + phase)
 
 
+def _render_episodes(
+    params: list[tuple[float, float, int]], steps: int, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Record one episode per (omega, phase, reset seed) with one environment; frames, actions, states."""
+    gym = _import_gym()
+    env = gym.make("Pendulum-v1", render_mode="rgb_array")
+    n = len(params)
+    frames = np.empty((n, steps, 3, size, size), np.uint8)
+    actions = np.empty((n, steps, 1), np.float32)
+    states = np.empty((n, steps, 2), np.float32)
+    try:
+        for i, (omega, phase, seed) in enumerate(params):
+            u = pendulum_actions(steps, omega, phase)
+            env.reset(seed=seed)
+            raw = []
+            for t in range(steps):
+                raw.append(env.render())
+                states[i, t] = env.unwrapped.state
+                env.step(np.array([u[t]], np.float32))
+            frames[i] = resize_frames(np.stack(raw), size)
+            actions[i, :, 0] = u
+    finally:
+        env.close()
+    return frames, actions, states
+
+
 def generate_pendulum_video(
-    config: PendulumVideoConfig, *, progress: Callable[[int], None] | None = None
+    config: PendulumVideoConfig,
+    *,
+    progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> VideoData:
     """Record gymnasium ``Pendulum-v1`` episodes driven by u_t = 2 sin(w t + a), rendered headless.
 
     Frame t is rendered before action t is applied. States are (theta, theta_dot) at each frame, with
-    theta = 0 upright.
+    theta = 0 upright. Each episode depends only on its own (w, a, reset seed), drawn in order from
+    ``config.seed``, so the data do not depend on ``n_jobs``.
 
     Args:
         config: sizes and seed.
-        progress: called with 1 after each episode.
+        progress: called with the number of episodes finished, after each episode (``n_jobs=1``) or each
+            chunk of episodes.
+        n_jobs: processes rendering episodes side by side (joblib; -1 for every core). Rendering is
+            bound by one core per process.
 
     Returns:
         The data set; frames (episodes, steps, 3, size, size), actions (episodes, steps, 1).
     """
-    gym = _import_gym()
+    _import_gym()  # a clear error before any work
     rng = np.random.default_rng(config.seed)
-    env = gym.make("Pendulum-v1", render_mode="rgb_array")
-    frames = np.empty((config.episodes, config.steps, 3, config.size, config.size), np.uint8)
-    actions = np.empty((config.episodes, config.steps, 1), np.float32)
-    states = np.empty((config.episodes, config.steps, 2), np.float32)
-    try:
-        for ep in range(config.episodes):
-            omega = rng.uniform(config.omega_low, config.omega_high)
-            phase = rng.uniform(0.0, 2.0 * np.pi)
-            u = pendulum_actions(config.steps, omega, phase)
-            env.reset(seed=int(rng.integers(2**31)))
-            raw = []
-            for t in range(config.steps):
-                raw.append(env.render())
-                states[ep, t] = env.unwrapped.state
-                env.step(np.array([u[t]], np.float32))
-            frames[ep] = resize_frames(np.stack(raw), config.size)
-            actions[ep, :, 0] = u
+    params = []
+    for _ in range(config.episodes):
+        omega = rng.uniform(config.omega_low, config.omega_high)
+        phase = rng.uniform(0.0, 2.0 * np.pi)
+        params.append((float(omega), float(phase), int(rng.integers(2**31))))
+    from joblib import cpu_count
+
+    workers = min(cpu_count() if n_jobs < 0 else max(n_jobs, 1), len(params))
+    if workers == 1:
+        chunks = [[p] for p in params]
+        parts = []
+        for c in chunks:
+            parts.append(_render_episodes(c, config.steps, config.size))
             if progress is not None:
                 progress(1)
-    finally:
-        env.close()
+    else:
+        from joblib import Parallel, delayed
+
+        per = max(1, -(-len(params) // (4 * workers)))  # about four chunks per worker
+        chunks = [params[i : i + per] for i in range(0, len(params), per)]
+        parts = []
+        results = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(_render_episodes)(c, config.steps, config.size) for c in chunks
+        )
+        for c, part in zip(chunks, results, strict=True):
+            parts.append(part)
+            if progress is not None:
+                progress(len(c))
+    frames, actions, states = (np.concatenate(x) for x in zip(*parts, strict=True))
     return VideoData(frames, actions, config.n_train, states, name="pixel pendulum")
 
 
@@ -232,12 +273,13 @@ def load_or_generate_pendulum(
     *,
     cache_dir: str | os.PathLike[str],
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> tuple[VideoData, Path]:
-    """Return the cached data set for ``config``, generating and caching it first if needed."""
+    """Return the cached data set for ``config``, generating (``n_jobs`` processes) and caching it if needed."""
     path = Path(cache_dir) / f"pendulum-{config_key(config)}.npz"
     if path.is_file():
         return load_video_data(path), path
-    data = generate_pendulum_video(config, progress=progress)
+    data = generate_pendulum_video(config, progress=progress, n_jobs=n_jobs)
     save_video_data(data, path)
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2))

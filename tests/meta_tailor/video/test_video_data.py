@@ -24,6 +24,15 @@ def pend():
     )
 
 
+def test_parallel_rendering_gives_the_same_episodes(pend):
+    # each episode depends only on its own draws, so two processes give the sequential data exactly
+    two = generate_pendulum_video(
+        PendulumVideoConfig(episodes=3, steps=12, n_train=1, size=64, seed=3), n_jobs=2
+    )
+    for name in ("frames", "actions", "states"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(pend, name))
+
+
 def test_pendulum_shapes_and_actions_follow_the_schedule(pend):
     assert pend.frames.shape == (3, 12, 3, 64, 64) and pend.frames.dtype == np.uint8
     assert pend.actions.shape == (3, 12, 1) and pend.states.shape == (3, 12, 2)
