@@ -61,6 +61,13 @@ def _data_options(f: Callable) -> Callable:
             help="Seed of the data generator.",
         ),
         click.option(
+            "--jobs",
+            type=int,
+            default=-1,
+            show_default=True,
+            help="Processes rendering pendulum episodes (-1: every core); the data do not depend on it.",
+        ),
+        click.option(
             "--physics101-root",
             type=click.Path(file_okay=False),
             default=None,
@@ -73,7 +80,7 @@ def _data_options(f: Callable) -> Callable:
 
 
 def _load_data(
-    dataset, data_file, cache_dir, episodes, steps, n_train, size, data_seed, physics101_root
+    dataset, data_file, cache_dir, episodes, steps, n_train, size, data_seed, physics101_root, jobs
 ):  # noqa: ANN001, ANN202
     from meta_tailor.video import (
         PendulumVideoConfig,
@@ -115,7 +122,7 @@ def _load_data(
         with progress_bar() as p:
             task = p.add_task("rendering pendulum episodes", total=cfg.episodes)
             return load_or_generate_pendulum(
-                cfg, cache_dir=cache_dir, progress=lambda n: p.advance(task, n)
+                cfg, cache_dir=cache_dir, progress=lambda n: p.advance(task, n), n_jobs=jobs
             )
     d = RampConfig()
     cfg = RampConfig(
@@ -200,6 +207,13 @@ def _model_options(f: Callable) -> Callable:
         ),
         click.option("--inner-steps", type=int, default=None, help="Inner steps in training (1)."),
         click.option(
+            "--inner-reduction",
+            type=click.Choice(["sum", "mean"]),
+            default=None,
+            help="Noether loss over embedding dimensions: sum (paper's equation 2, default) or mean "
+            "(the authors' released code; a step k times smaller for embedding size k).",
+        ),
+        click.option(
             "--freeze-predictor/--train-predictor",
             default=False,
             show_default=True,
@@ -229,6 +243,7 @@ def _video_config(
     loss_form,
     inner_lr,
     inner_steps,
+    inner_reduction,
     freeze_predictor,
 ):
     from meta_tailor.video import pendulum_config, ramp_config
@@ -250,6 +265,7 @@ def _video_config(
         loss_form=loss_form or base.noether.loss_form,
         inner_lr=base.noether.inner_lr if inner_lr is None else inner_lr,
         inner_steps=base.noether.inner_steps if inner_steps is None else inner_steps,
+        reduction=inner_reduction or base.noether.reduction,
     )
 
     def pick(v, d):  # noqa: ANN001, ANN202
@@ -353,6 +369,7 @@ _DATA_KEYS = {
     "size",
     "data_seed",
     "physics101_root",
+    "jobs",
 }
 
 

@@ -9,7 +9,9 @@ Two ways of tailoring, chosen by ``NoetherConfig.tailor``:
   come from a second rollout with the adapted parameters.
 
 The Noether loss, per example, over the predicted steps t = 1..T with reference e_0 from the ground truth:
-form "a": sum_t |e_0 - e_t|^2;  form "b": sum_t |e_{t-1} - e_t|^2 (equation 2 of the paper).
+form "a": sum_t |e_0 - e_t|^2;  form "b": sum_t |e_{t-1} - e_t|^2 (equation 2 of the paper). With
+``reduction="mean"`` each squared distance is divided by the embedding size k (a mean squared difference, as
+in the authors' released inner criterion); the gradient, and so the inner step, is then k times smaller.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from torch import Tensor, nn
 from formula_search.errors import InputError
 from meta_tailor.video._models import CNParams, SVGPredictor
 
+REDUCTIONS = ("sum", "mean")
+
 
 @dataclass(frozen=True, slots=True)
 class NoetherConfig:
@@ -33,6 +37,11 @@ class NoetherConfig:
         inner_lr: inner learning rate (paper: 0.5 latent, 1e-4 CN).
         inner_steps: inner steps (paper: 1).
         inner_optimizer: "sgd" (training and the paper's results) or "adam" (the many-steps study, figure 6).
+        reduction: "sum" (squared Euclidean distance of embeddings, equation 2 of the paper) or "mean"
+            (mean squared difference over the embedding dimensions, as the authors' released code). The
+            step of each example never depends on the batch size: the inner gradient is that of the sum of
+            the per-example losses. (The released code averages over the batch as well, which for
+            per-example variables equals dividing the inner learning rate by the batch size.)
     """
 
     tailor: str = "latent"
@@ -40,6 +49,7 @@ class NoetherConfig:
     inner_lr: float = 0.5
     inner_steps: int = 1
     inner_optimizer: str = "sgd"
+    reduction: str = "sum"
 
     def __post_init__(self) -> None:
         if self.tailor not in ("latent", "cn"):
@@ -52,29 +62,39 @@ class NoetherConfig:
             raise InputError(
                 f"inner optimizer must be 'sgd' or 'adam', got {self.inner_optimizer!r}"
             )
+        if self.reduction not in REDUCTIONS:
+            raise InputError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
 
 
-def conservation_loss(ref: Tensor, emb: Tensor, form: str) -> Tensor:
+def conservation_loss(ref: Tensor, emb: Tensor, form: str, reduction: str = "sum") -> Tensor:
     """Noether loss per example.
 
     Args:
         ref: (B, k) embedding of the ground-truth input, e_0.
         emb: (B, T, k) embeddings of the predictions e_1..e_T.
         form: "a" or "b".
+        reduction: "sum" (squared Euclidean distances) or "mean" (divided by k).
 
     Returns:
-        (B,) sum over t of squared Euclidean distances.
+        (B,) sum over t of squared Euclidean distances (or of mean squared differences).
     """
     if form == "a":
         diff = emb - ref[:, None]
     else:
         prev = torch.cat([ref[:, None], emb[:, :-1]], 1)
         diff = emb - prev
-    return diff.pow(2).sum(dim=(1, 2))
+    sq = diff.pow(2).sum(dim=(1, 2))
+    return sq / diff.shape[2] if reduction == "mean" else sq
 
 
 def latent_noether_loss(
-    embedding: nn.Module, cond_outputs: Tensor, pred_outputs: Tensor, actions: Tensor, *, form: str
+    embedding: nn.Module,
+    cond_outputs: Tensor,
+    pred_outputs: Tensor,
+    actions: Tensor,
+    *,
+    form: str,
+    reduction: str = "sum",
 ) -> Tensor:
     """Noether loss of predicted LSTM outputs, per example.
 
@@ -83,6 +103,7 @@ def latent_noether_loss(
         cond_outputs: (B, n_past - 1, g_dim) LSTM outputs of the history steps (they predict known frames).
         pred_outputs: (B, T, g_dim) LSTM outputs of the predicted steps.
         actions: (B, >= n_past + T - 1, action_dim).
+        reduction: see :func:`conservation_loss`.
 
     Returns:
         (B,) loss. The reference e_0 = g(o_{n_past-3}, o_{n_past-2}, a_{n_past-2}) depends only on true frames.
@@ -95,11 +116,11 @@ def latent_noether_loss(
     acts = actions[:, n_hist - 1 : n_hist + t]  # a_{n_past-2} .. a_{n_past+T-2}
     pairs = torch.cat([outs[:, :-1], outs[:, 1:], acts], -1)  # (B, T + 1, 2 g + a)
     e = embedding(pairs)
-    return conservation_loss(e[:, 0], e[:, 1:], form)
+    return conservation_loss(e[:, 0], e[:, 1:], form, reduction)
 
 
 def frame_noether_loss(
-    embedding: nn.Module, history: Tensor, preds: Tensor, *, form: str
+    embedding: nn.Module, history: Tensor, preds: Tensor, *, form: str, reduction: str = "sum"
 ) -> Tensor:
     """Noether loss of predicted frames, per example, with a frame-pair embedding.
 
@@ -107,6 +128,7 @@ def frame_noether_loss(
         embedding: maps (N, 2C, S, S) -> (N, k).
         history: (B, n_past, C, S, S) true frames, n_past >= 2.
         preds: (B, T, C, S, S) predicted frames.
+        reduction: see :func:`conservation_loss`.
 
     Returns:
         (B,) loss; e_0 = g(x_{n_past-2}, x_{n_past-1}), e_t = g(x~_{t-1}, x~_t) with x~_0 the last true frame.
@@ -117,7 +139,7 @@ def frame_noether_loss(
     b, t1 = seq.shape[:2]
     pairs = torch.cat([seq[:, :-1], seq[:, 1:]], 2)  # (B, T + 1, 2C, S, S)
     e = embedding(pairs.reshape(b * (t1 - 1), *pairs.shape[2:])).reshape(b, t1 - 1, -1)
-    return conservation_loss(e[:, 0], e[:, 1:], form)
+    return conservation_loss(e[:, 0], e[:, 1:], form, reduction)
 
 
 class _InnerOpt:
@@ -189,6 +211,7 @@ def predict_sequence(
         Final and initial predictions and the Noether loss along the inner loop.
     """
     steps = 0 if embedding is None else config.inner_steps
+    lkw = {"form": config.loss_form, "reduction": config.reduction}
     opt = _InnerOpt(config.inner_optimizer, config.inner_lr)
     losses: list[Tensor] = []
     b = frames.shape[0]
@@ -201,19 +224,19 @@ def predict_sequence(
             if embedding is None:
                 return Prediction(r.preds, r.preds, torch.zeros(1, b, device=frames.device))
             with torch.no_grad():
-                loss = latent_noether_loss(embedding, cond, pred, actions, form=config.loss_form)
+                loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
             return Prediction(r.preds, r.preds, loss[None])
         with torch.enable_grad():
             if not create_graph:
                 cond, pred = cond.detach(), pred.detach().requires_grad_(True)
             for _ in range(steps):
-                loss = latent_noether_loss(embedding, cond, pred, actions, form=config.loss_form)
+                loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
                 losses.append(loss.detach())
                 (grad,) = torch.autograd.grad(loss.sum(), pred, create_graph=create_graph)
                 (pred,) = opt.step([pred], (grad,))
                 if not create_graph:
                     pred = pred.detach().requires_grad_(True)
-            final_loss = latent_noether_loss(embedding, cond, pred, actions, form=config.loss_form)
+            final_loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
             losses.append(final_loss.detach())
         with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
             preds = model.decode(pred if create_graph else pred.detach(), r.skips)
@@ -238,7 +261,7 @@ def predict_sequence(
                 cn=_pair(flat),
             )
             first = r.preds if first is None else first
-            loss = frame_noether_loss(embedding, frames[:, :n_past], r.preds, form=config.loss_form)
+            loss = frame_noether_loss(embedding, frames[:, :n_past], r.preds, **lkw)
             losses.append(loss.detach())
             grads = torch.autograd.grad(loss.sum(), flat, create_graph=create_graph)
             flat = opt.step(flat, grads)
@@ -254,9 +277,7 @@ def predict_sequence(
     )
     if embedding is not None:
         with torch.no_grad():
-            losses.append(
-                frame_noether_loss(embedding, frames[:, :n_past], r.preds, form=config.loss_form)
-            )
+            losses.append(frame_noether_loss(embedding, frames[:, :n_past], r.preds, **lkw))
     first = r.preds if first is None else first
     inner = torch.stack(losses) if losses else torch.zeros(1, b, device=frames.device)
     return Prediction(r.preds, first, inner)

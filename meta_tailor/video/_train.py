@@ -316,7 +316,10 @@ def train_all(
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     if cfg_path.is_file():
-        old = json.loads(cfg_path.read_text())
+        # through from_dict, so that a run written before an option existed compares with its default
+        old = json.loads(
+            json.dumps(VideoConfig.from_dict(json.loads(cfg_path.read_text())).to_dict())
+        )
         new = json.loads(json.dumps(config.to_dict()))
         old.pop("device", None), new.pop("device", None)  # a run may resume on another device
         if old != new:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,6 +45,10 @@ def test_pendulum_generate_train_resume_evaluate_plot(tmp_path, capsys):
     assert code == 0, out
     first = torch.load(run_dir / "noether.pt", weights_only=True)
     assert first["epoch"] == 1 and first["embedding"] is not None
+    # a run written before the option `reduction` existed resumes as its default, "sum"
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["noether"].pop("reduction") == "sum"
+    (run_dir / "config.json").write_text(json.dumps(cfg))
     # a second call finds every stage finished and trains nothing more
     code, out, _ = run(
         ["video", "train", *data, *TINY, "--eval-future", "6", "--out", str(run_dir)], capsys
@@ -71,12 +77,17 @@ def test_ramp_experiment_with_cngrad(tmp_path, capsys):
     code, out, err = run(["video", "experiment", "--dataset", "ramp", "--episodes", "3", "--n-train", "2",
                           "--size", "16", "--steps", "6", "--train-future", "4", "--eval-future", "4",
                           "--cache-dir", str(tmp_path / "c"), "--seeds", "2", "--study", "0,1",
+                          "--inner-reduction", "mean",
                           "--out", str(out_dir), *TINY], capsys)  # fmt: skip
     assert code == 0, out + err
     res = pd.read_csv(out_dir / "results.csv")
     assert set(res["seed"]) == {0, 1} and len(res) == 2 * 3 * 4
     overall = pd.read_csv(out_dir / "overall.csv")
     assert list(overall["seeds"]) == [2, 2, 2]
+    assert (
+        json.loads((out_dir / "seed1" / "config.json").read_text())["noether"]["reduction"]
+        == "mean"
+    )
     for name in ("summary.csv", "metrics.png", "inner_steps.csv", "inner_steps.png"):
         assert (out_dir / name).is_file()
     cfg = (out_dir / "seed0" / "config.json").read_text()

@@ -82,10 +82,13 @@ def test_conservation_loss_forms_by_hand():
     # (a): |(1,0)|^2 + |(1,2)|^2 = 1 + 5;  (b): |(1,0)|^2 + |(0,2)|^2 = 1 + 4
     assert conservation_loss(ref, emb, "a").item() == pytest.approx(6.0)
     assert conservation_loss(ref, emb, "b").item() == pytest.approx(5.0)
+    # mean over the k = 2 embedding dimensions: the same distances halved
+    assert conservation_loss(ref, emb, "a", "mean").item() == pytest.approx(3.0)
+    assert conservation_loss(ref, emb, "b", "mean").item() == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize("form", ["a", "b"])
-def test_latent_inner_step_equals_hand_unrolled_step(form):
+@pytest.mark.parametrize(("form", "reduction"), [("a", "sum"), ("b", "sum"), ("a", "mean")])
+def test_latent_inner_step_equals_hand_unrolled_step(form, reduction):
     # With a linear embedding e = W z, z_k = [o_{k-1}, o_k, a_k], the gradient of the loss with respect to the
     # predicted outputs is written out by hand in numpy and compared with one inner step of predict_sequence.
     torch.manual_seed(2)
@@ -93,7 +96,9 @@ def test_latent_inner_step_equals_hand_unrolled_step(form):
     emb = nn.Linear(2 * 6 + 1, 4, bias=False).double()
     frames, actions = (t.double() for t in _batch())
     n_past, n_future, lr = 4, 3, 0.3
-    cfg = NoetherConfig(tailor="latent", loss_form=form, inner_lr=lr, inner_steps=1)
+    cfg = NoetherConfig(
+        tailor="latent", loss_form=form, inner_lr=lr, inner_steps=1, reduction=reduction
+    )
     out = predict_sequence(
         model,
         emb,
@@ -117,6 +122,8 @@ def test_latent_inner_step_equals_hand_unrolled_step(form):
         for i, k in enumerate(ks[1:]):
             other = ks[0] if form == "a" else ks[i]
             d = 2 * (e[k] - e[other])  # d loss / d e_k, and minus it for e_other
+            if reduction == "mean":  # mean over the embedding dimensions
+                d = d / len(d)
             for kk, sign in ((k, 1.0), (other, -1.0)):
                 dz = sign * (w.T @ d)
                 grad[b, kk - 1] += dz[:g]
@@ -241,6 +248,8 @@ def test_bad_configs_are_input_errors():
         ModelConfig(size=48)
     with pytest.raises(InputError):
         NoetherConfig(loss_form="c")
+    with pytest.raises(InputError):
+        NoetherConfig(reduction="max")
     model = SVGPredictor(TINY)
     frames, actions = _batch()
     with pytest.raises(InputError):  # latent tailoring needs 3 history frames
