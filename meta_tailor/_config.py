@@ -146,6 +146,9 @@ class RankConfig:
             pendulum, one long trajectory, uses 4).
         tailor: meta-tailoring settings of the long stage (its ``inner_lr``/``inner_steps`` are overridden
             by the screened values).
+        outer_lrs: outer Adam rates of the long stage (None: ``(tailor.outer_lr,)``). With several, every
+            finalist is meta-tailored at each and keeps the rate whose result has the lowest training
+            rollout MSE, the criterion that then ranks the laws (so the cost grows with their number).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     """
 
@@ -155,10 +158,17 @@ class RankConfig:
     train_segments: int = 1
     tailor: TailorConfig = field(default_factory=TailorConfig)
     device: str = "auto"
+    outer_lrs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.inner_lrs is None:
             object.__setattr__(self, "inner_lrs", default_inner_lrs(self.tailor.inner_rule))
+        if self.outer_lrs is not None:
+            object.__setattr__(self, "outer_lrs", tuple(float(o) for o in self.outer_lrs))
+            if not self.outer_lrs or any(not o > 0 for o in self.outer_lrs):
+                raise ValueError("outer_lrs must be a non-empty tuple of positive rates")
+            if len(set(self.outer_lrs)) != len(self.outer_lrs):
+                raise ValueError("outer_lrs must not repeat a rate")
         if not self.inner_lrs or any(lr < 0 for lr in self.inner_lrs):
             raise ValueError("inner_lrs must be a non-empty tuple of non-negative rates")
         if not self.inner_steps or any(s < 1 for s in self.inner_steps):
@@ -167,6 +177,11 @@ class RankConfig:
             raise ValueError("top_k and train_segments must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+
+    @property
+    def outer_rates(self) -> tuple[float, ...]:
+        """The outer rates the long stage uses: ``outer_lrs``, or ``(tailor.outer_lr,)``."""
+        return self.outer_lrs if self.outer_lrs is not None else (self.tailor.outer_lr,)
 
 
 def paper_configs(dataset: str, *, inner_rule: str = "sgd") -> tuple[MLPConfig, RankConfig]:

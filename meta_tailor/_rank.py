@@ -51,6 +51,7 @@ RANK_COLUMNS = [
     "params",
     "inner_lr",
     "inner_steps",
+    "outer_lr",
     "screen_loss",
     "train_rollout_mse",
     "test_rmse",
@@ -292,25 +293,37 @@ def _meta_tailor_top(
     dt: float,
     config: RankConfig,
     progress: Progress | None,
-) -> list[tuple[TailorConfig, MetaTailorResult]]:
-    """The long stage: meta-tailor each candidate of ``top`` with its screened rate and steps.
+) -> list[list[tuple[TailorConfig, MetaTailorResult]]]:
+    """The long stage: meta-tailor each candidate of ``top`` with its screened rate and steps, at every
+    outer rate of ``config.outer_rates``.
 
-    In trajectory mode with the tanh MLP, candidates with the same number of inner steps are meta-tailored
-    together (:func:`meta_tailor_many`), in batches that keep the stacked per-sequence weights under
-    :data:`STACK_BUDGET` numbers; otherwise one at a time. Progress is reported in candidate-epochs.
+    In trajectory mode with the tanh MLP, runs with the same number of inner steps are meta-tailored
+    together (:func:`meta_tailor_many`, one outer rate per stacked copy), in batches that keep the stacked
+    per-sequence weights under :data:`STACK_BUDGET` numbers; otherwise one at a time. Progress is reported
+    in run-epochs.
+
+    Returns:
+        Per candidate of ``top``, one ``(config, result)`` per outer rate, in the order of ``outer_rates``.
     """
     epochs = max(config.tailor.epochs, 1)
-    total, done = len(top) * epochs, 0
-    cfgs = [
-        replace(config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"]) for c in top
+    runs = [
+        (
+            i,
+            replace(
+                config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"], outer_lr=o
+            ),
+        )
+        for i, c in enumerate(top)
+        for o in config.outer_rates
     ]
-    out: list = [None] * len(top)
+    total, done = len(runs) * epochs, 0
+    out: list[list] = [[] for _ in top]
     if config.tailor.mode == "trajectory" and _is_tanh_mlp(model):
         n_seq = sum(xs.shape[0] for _, xs, _ in train.groups)
         n_par = sum(v.numel() for v in model.parameters())
         size = max(1, STACK_BUDGET // max(1, n_seq * n_par))
-        for steps in sorted({c.inner_steps for c in cfgs}):
-            idx = [i for i, c in enumerate(cfgs) if c.inner_steps == steps]
+        for steps in sorted({c.inner_steps for _, c in runs}):
+            idx = [r for r, (_, c) in enumerate(runs) if c.inner_steps == steps]
             for start in range(0, len(idx), size):
                 batch = idx[start : start + size]
 
@@ -320,32 +333,39 @@ def _meta_tailor_top(
 
                 results = meta_tailor_many(
                     model,
-                    [(top[i]["_g"], top[i]["_theta"], cfgs[i].inner_lr) for i in batch],
+                    [
+                        (top[runs[r][0]]["_g"], top[runs[r][0]]["_theta"], runs[r][1].inner_lr)
+                        for r in batch
+                    ],  # fmt: skip
                     dt=dt,
-                    config=cfgs[batch[0]],
+                    config=runs[batch[0]][1],
                     trajectories=train.groups,
                     progress=tick,
+                    outer_lrs=[runs[r][1].outer_lr for r in batch],
                 )
                 done += len(batch) * epochs
-                for i, res in zip(batch, results):
-                    out[i] = (cfgs[i], res)
+                for r, res in zip(batch, results):
+                    out[runs[r][0]].append((runs[r][1], res))
         if progress:
             progress("meta-tailor", total, total)
-        return out
-    for i, (c, tcfg) in enumerate(zip(top, cfgs)):
-        res = meta_tailor(
-            model,
-            c["_g"],
-            c["_theta"],
-            train.x,
-            train.dxdt,
-            dt=dt,
-            config=tcfg,
-            trajectories=train.groups,
-        )
-        out[i] = (tcfg, res)
-        if progress:
-            progress("meta-tailor", (i + 1) * epochs, total)
+    else:
+        for k, (i, tcfg) in enumerate(runs):
+            c = top[i]
+            res = meta_tailor(
+                model,
+                c["_g"],
+                c["_theta"],
+                train.x,
+                train.dxdt,
+                dt=dt,
+                config=tcfg,
+                trajectories=train.groups,
+            )
+            out[i].append((tcfg, res))
+            if progress:
+                progress("meta-tailor", (k + 1) * epochs, total)
+    for runs_i in out:  # in the order of config.outer_rates
+        runs_i.sort(key=lambda cr: config.outer_rates.index(cr[0].outer_lr))
     return out
 
 
@@ -439,6 +459,7 @@ def rank(
                 "params": fitted,
                 "inner_lr": config.inner_lrs[best_i],
                 "inner_steps": best_s,
+                "outer_lr": math.nan,
                 "screen_loss": float(losses[best_s][best_i]),
                 "train_rollout_mse": math.nan,
                 "test_rmse": math.nan,
@@ -457,20 +478,25 @@ def rank(
     trained = _meta_tailor_top(
         model, [candidates[j] for j in top], train, dt=dt, config=config, progress=progress
     )
-    for j, (tcfg, res) in zip(top, trained):
+    for j, per_rate in zip(top, trained):
         c = candidates[j]
-        fieldfn = tailored_model(
-            res.model,
-            c["_g"],
-            res.theta,
-            lr=tcfg.inner_lr,
-            steps=tcfg.inner_steps,
-            dt=dt,
-            tailor=tcfg,
-        )
-        c["train_rollout_mse"] = evaluate_field(
-            fieldfn, train.trajectories, device=device, method=""
-        )[0]
+        # each outer rate's result, scored like the laws: by training rollouts
+        scored = []
+        for tcfg, res in per_rate:
+            fieldfn = tailored_model(
+                res.model,
+                c["_g"],
+                res.theta,
+                lr=tcfg.inner_lr,
+                steps=tcfg.inner_steps,
+                dt=dt,
+                tailor=tcfg,
+            )
+            mse = evaluate_field(fieldfn, train.trajectories, device=device, method="")[0]
+            scored.append((mse if math.isfinite(mse) else math.inf, tcfg, res, fieldfn))
+        mse, tcfg, res, fieldfn = min(scored, key=lambda s: s[0])
+        c["train_rollout_mse"] = mse
+        c["outer_lr"] = tcfg.outer_lr
         c["test_rmse"] = (
             evaluate_field(fieldfn, data.test, device=device, method="")[1]
             if data.test

@@ -903,11 +903,13 @@ def meta_tailor_many(
     config: TailorConfig,
     trajectories: Sequence[tuple[Tensor, ...]],
     progress: Callable[[int], None] | None = None,
+    outer_lrs: Sequence[float] | None = None,
 ) -> list[MetaTailorResult]:
     """:func:`meta_tailor` of several candidates at once (trajectory mode, tanh MLP).
 
     Candidate ``k`` is ``(g_k, theta_k, inner_lr_k)``; it gets its own copy of ``model`` and the same result
-    as ``meta_tailor(model, g_k, theta_k, ..., config=replace(config, inner_lr=inner_lr_k))``. The copies are
+    as ``meta_tailor(model, g_k, theta_k, ..., config=replace(config, inner_lr=inner_lr_k,
+    outer_lr=outer_lrs[k]))``. The copies are
     stacked along a leading candidate dimension, so that each tensor operation of the inner rollout, the
     inner gradient and the outer loss serves every candidate: the per-operation overhead, which dominates
     for a 200-unit MLP, is paid once instead of once per candidate. Adam is elementwise, so it is applied to
@@ -919,6 +921,7 @@ def meta_tailor_many(
         candidates: ``(g, theta, inner_lr)`` per candidate; ``theta`` of any length (may be empty).
         dt, trajectories, progress: as :func:`meta_tailor` (``progress(epoch)`` once per epoch of all).
         config: trajectory-mode settings; ``config.inner_lr`` is replaced by each candidate's rate.
+        outer_lrs: Adam rate of the MLP weights per candidate (default: ``config.outer_lr`` for all).
 
     Returns:
         One :class:`MetaTailorResult` per candidate, in order.
@@ -997,7 +1000,15 @@ def meta_tailor_many(
         return total / count
 
     leaves = [*stacked.values(), *([theta] if learn else [])]
-    group_lr = [config.outer_lr] * len(stacked) + [config.param_lr] * learn
+    if outer_lrs is not None and len(outer_lrs) != n_c:
+        raise ValueError(f"{len(outer_lrs)} outer rates for {n_c} candidates")
+    # one rate for all stays a Python number, so that the default path computes exactly as before
+    outer: float | Tensor = (
+        config.outer_lr
+        if outer_lrs is None
+        else torch.tensor(list(outer_lrs), dtype=ref.dtype, device=ref.device)
+    )
+    group_lr = [outer] * len(stacked) + [config.param_lr] * learn
     group_wd = [config.weight_decay] * len(stacked) + [0.0] * learn
     moments = [(torch.zeros_like(v), torch.zeros_like(v)) for v in leaves]
     n_steps = torch.zeros(n_c, dtype=torch.float64, device=ref.device)
@@ -1049,7 +1060,9 @@ def meta_tailor_many(
                     m.copy_(torch.where(mask, m.lerp(gr, 1 - beta1), m))
                     s.copy_(torch.where(mask, s * beta2 + (1 - beta2) * gr * gr, s))
                     denom = s.sqrt() / pick(bc2).sqrt() + eps
-                    v.sub_(torch.where(mask, group_lr[i] / pick(bc1) * m / denom, 0.0))
+                    rate = group_lr[i]
+                    rate = pick(rate) if isinstance(rate, Tensor) else rate
+                    v.sub_(torch.where(mask, rate / pick(bc1) * m / denom, 0.0))
         if progress is not None:
             progress(epoch)
     results = []

@@ -184,7 +184,7 @@ def _execute(
     device: str,
     tailor: str | None = None,
     inner_rule: str = "sgd",
-    outer_lr: float | None = None,
+    outer_lr: tuple[float, ...] = (),
     inner_integrator: str | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
@@ -221,8 +221,12 @@ def _execute(
         cfg = replace(cfg, tailor=replace(cfg.tailor, epochs=epochs))
     if tailor is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, mode=tailor))
-    if outer_lr is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=outer_lr))
+    if len(set(outer_lr)) != len(outer_lr):
+        raise InputError(f"--outer-lr: a rate is given twice ({', '.join(map(str, outer_lr))})")
+    if outer_lr:
+        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=outer_lr[0]))
+    if len(outer_lr) > 1:
+        cfg = replace(cfg, outer_lrs=tuple(outer_lr))
     if inner_integrator is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, inner_integrator=inner_integrator))
 
@@ -346,8 +350,10 @@ def _stage_options(f):
         click.option(
             "--outer-lr",
             type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="Adam rate of the MLP weights in meta-tailoring [1e-3].",
+            multiple=True,
+            help="Adam rate of the MLP weights in meta-tailoring [1e-3]. Repeat it to screen several: "
+            "each finalist keeps the rate with the lowest training rollout MSE (the time grows with "
+            "their number).",
         ),
         click.option(
             "--inner-integrator",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -89,6 +90,34 @@ def test_rank_table_and_protocol(tiny):
     at_zero = res.screen[(res.screen["inner_lr"] == 0.0) & (res.screen["formula"] == "q*p + c_0")]
     assert at_zero["screen_loss"].iloc[0] == pytest.approx(plain, rel=1e-5)
     assert res.winner_model is not None and res.winner_theta.shape == (1,)
+
+
+@pytest.mark.parametrize("rates", [(3e-2, 1e-3), (1e-3, 3e-2)])
+def test_outer_rate_screen_keeps_each_laws_best_rate_by_training_rollouts(tiny, rates):
+    # the screen over outer rates must give, per law, the best of the rankings run at each rate alone
+    # (here 3e-2 is better for both laws: first in one order, last in the other)
+    data, model = tiny
+    surv = pd.DataFrame({"formula": ["q^2 + c_0*p^2", "q*p + c_0"], "params": ["[0.9]", "[1.0]"]})
+    base = RankConfig(inner_lrs=(0.1, 1.0), top_k=2, tailor=TailorConfig(epochs=4), device="cpu")
+    both = rank(surv, model, data, config=replace(base, outer_lrs=rates), compiler=_compiler)
+    alone = {
+        r: rank(surv, model, data, config=replace(base, outer_lrs=(r,)), compiler=_compiler).table
+        for r in rates
+    }
+    for _, row in both.table.iterrows():
+        per_rate = {
+            r: t.loc[t["formula"] == row["formula"], "train_rollout_mse"].iloc[0]
+            for r, t in alone.items()
+        }
+        best = min(per_rate, key=per_rate.get)
+        assert row["outer_lr"] == best
+        assert row["train_rollout_mse"] == pytest.approx(per_rate[best], rel=1e-5)
+    assert set(alone[1e-3]["outer_lr"]) == {1e-3}
+    # the default is the tailor's own rate
+    assert RankConfig(tailor=TailorConfig(outer_lr=2e-4)).outer_rates == (2e-4,)
+    for bad in ((), (0.0,), (1e-3, 1e-3)):
+        with pytest.raises(ValueError):
+            RankConfig(outer_lrs=bad)
 
 
 def test_rank_rejects_empty_and_malformed_tables(tiny):

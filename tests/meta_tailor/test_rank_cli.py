@@ -81,7 +81,8 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     run = tmp_path / "run"
     code, out, err = run_cli(
         ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
-         "--inner-rule", "polyak", "--outer-lr", "1e-4", "--inner-integrator", "euler", "--epochs", "1",
+         "--inner-rule", "polyak", "--outer-lr", "1e-4", "--outer-lr", "3e-4", "--inner-integrator",
+         "euler", "--epochs", "1",
          "--pretrain-steps", "20",
          "--no-comparators", "--device", "cpu"],
         capsys,
@@ -90,6 +91,9 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     meta = json.loads((run / "meta.json").read_text())
     assert meta["inner_rule"] == "polyak"
     assert meta["rank_config"]["tailor"]["outer_lr"] == 1e-4
+    assert meta["rank_config"]["outer_lrs"] == [1e-4, 3e-4]
+    ranked = pd.read_csv(run / "ranking.csv").dropna(subset=["rank"])
+    assert len(ranked) and set(ranked["outer_lr"]) <= {1e-4, 3e-4}
     assert meta["rank_config"]["tailor"]["inner_integrator"] == "euler"
     screen = pd.read_csv(run / "screen.csv")
     assert sorted(screen["inner_lr"]) == pytest.approx(sorted(default_inner_lrs("polyak")))
@@ -107,3 +111,9 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "adam" in err
+    code, _, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--outer-lr", "1e-3",
+         "--outer-lr", "1e-3"],
+        capsys,
+    )  # fmt: skip
+    assert code != 0 and "given twice" in err

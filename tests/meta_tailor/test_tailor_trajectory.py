@@ -352,6 +352,48 @@ def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule):
     assert not all(math.isinf(v) for v in many[0].losses)
 
 
+def test_meta_tailor_many_with_an_outer_rate_per_candidate():
+    """Per-candidate outer Adam rates (the same law at two rates, another law at a third) give what
+    meta_tailor gives at each rate separately."""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import meta_tailor_many
+
+    f64 = dict(dtype=torch.float64)
+    model = tiny(hidden=9, seed=1)
+    gen = torch.Generator().manual_seed(4)
+    t = torch.linspace(0, 1, 6, **f64).expand(3, -1)
+    xs = torch.randn(3, 6, 2, generator=gen, **f64)
+    cands = [
+        (g_pend, torch.tensor([2.0], **f64), 0.05),
+        (g_pend, torch.tensor([2.0], **f64), 0.05),
+        (g_pend, torch.tensor([1.0], **f64), 0.2),
+    ]
+    rates = [1e-2, 1e-3, 3e-2]
+    cfg = TailorConfig(mode="trajectory", epochs=5, param_lr=1e-2, outer_loss="rollout")
+    many = meta_tailor_many(
+        model, cands, dt=0.2, config=cfg, trajectories=[(t, xs)], outer_lrs=rates
+    )
+    for (g, theta, lr), rate, got in zip(cands, rates, many):
+        want = meta_tailor(
+            model,
+            g,
+            theta,
+            xs.reshape(-1, 2),
+            xs.reshape(-1, 2),
+            dt=0.2,
+            config=replace(cfg, inner_lr=lr, outer_lr=rate),
+            trajectories=[(t, xs)],
+        )
+        for a, b in zip(got.model.parameters(), want.model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
+    # the two copies of one law part ways only through their outer rates
+    assert not torch.allclose(next(many[0].model.parameters()), next(many[1].model.parameters()))
+    with pytest.raises(ValueError):
+        meta_tailor_many(model, cands, dt=0.2, config=cfg, trajectories=[(t, xs)], outer_lrs=[1e-2])
+
+
 def test_select_by_rollout_never_returns_worse_training_rollouts():
     """With select="rollout" the returned weights predict the training trajectories at least as well as the
     tailored starting model (epoch 0 is a candidate), measured by an independent RK4 rollout; with
