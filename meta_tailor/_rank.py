@@ -336,7 +336,7 @@ def _meta_tailor_top(
                     [
                         (top[runs[r][0]]["_g"], top[runs[r][0]]["_theta"], runs[r][1].inner_lr)
                         for r in batch
-                    ],  # fmt: skip
+                    ],
                     dt=dt,
                     config=runs[batch[0]][1],
                     trajectories=train.groups,
