@@ -12,7 +12,8 @@ freeze_predictor (0|1); an empty list is the paper's set-up (sum, lr 0.5, predic
 OUT/seedK/METHOD.pt and .csv (checkpoint and per-step table of each finished model), OUT/results.csv (per
 method, seed and predicted step), OUT/overall.csv (mean and standard error over seeds) and OUT/metrics.png,
 and prints the overall table with the mean Noether loss before and after the inner step and the training
-seconds. --collect-only tabulates what has finished (after an interrupted run).
+seconds spent training in this call (near 0 for a model that had already finished). --collect-only
+tabulates what has finished (after an interrupted run).
 """
 
 from __future__ import annotations

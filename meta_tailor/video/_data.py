@@ -187,9 +187,14 @@ def pendulum_actions(steps: int, omega: float, phase: float) -> np.ndarray:
 
 
 def _render_episodes(
-    params: list[tuple[float, float, int]], steps: int, size: int
+    params: list[tuple[float, float, int]],
+    steps: int,
+    size: int,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Record one episode per (omega, phase, reset seed) with one environment; frames, actions, states."""
+    """Record one episode per (omega, phase, reset seed) with one environment; frames, actions, states.
+
+    ``progress`` is called with 1 after each episode."""
     gym = _import_gym()
     env = gym.make("Pendulum-v1", render_mode="rgb_array")
     n = len(params)
@@ -207,6 +212,8 @@ def _render_episodes(
                 env.step(np.array([u[t]], np.float32))
             frames[i] = resize_frames(np.stack(raw), size)
             actions[i, :, 0] = u
+            if progress is not None:
+                progress(1)
     finally:
         env.close()
     return frames, actions, states
@@ -245,12 +252,7 @@ def generate_pendulum_video(
 
     workers = min(cpu_count() if n_jobs < 0 else max(n_jobs, 1), len(params))
     if workers == 1:
-        chunks = [[p] for p in params]
-        parts = []
-        for c in chunks:
-            parts.append(_render_episodes(c, config.steps, config.size))
-            if progress is not None:
-                progress(1)
+        parts = [_render_episodes(params, config.steps, config.size, progress)]
     else:
         from joblib import Parallel, delayed
 
