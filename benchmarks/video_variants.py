@@ -11,7 +11,7 @@ A variant is NAME:KEY=VALUE,... with keys inner_lr, reduction (sum|mean), loss_f
 freeze_predictor (0|1); an empty list is the paper's set-up (sum, lr 0.5, predictor trained too). Writes
 OUT/seedK/METHOD.pt and .csv (checkpoint and per-step table of each finished model), OUT/results.csv (per
 method, seed and predicted step), OUT/overall.csv (mean and standard error over seeds) and OUT/metrics.png,
-and prints the overall table with the mean Noether loss before and after the inner step and the training
+and prints the overall table with the mean Noether loss before and after the inner step and the
 seconds spent training in this call (near 0 for a model that had already finished). --collect-only
 tabulates what has finished (after an interrupted run).
 """

@@ -331,6 +331,8 @@ def _meta_tailor_top(
                     if progress:
                         progress("meta-tailor", base + (epoch + 1) * k, total)
 
+                # one rate for the whole batch goes through config, exactly as without a screen
+                rates = [runs[r][1].outer_lr for r in batch]
                 results = meta_tailor_many(
                     model,
                     [
@@ -341,7 +343,7 @@ def _meta_tailor_top(
                     config=runs[batch[0]][1],
                     trajectories=train.groups,
                     progress=tick,
-                    outer_lrs=[runs[r][1].outer_lr for r in batch],
+                    outer_lrs=rates if len(set(rates)) > 1 else None,
                 )
                 done += len(batch) * epochs
                 for r, res in zip(batch, results):
