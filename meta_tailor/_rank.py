@@ -303,7 +303,8 @@ def _meta_tailor_top(
     in run-epochs.
 
     Returns:
-        Per candidate of ``top``, one ``(config, result)`` per outer rate, in the order of ``outer_rates``.
+        Per candidate of ``top``, one ``(config, result)`` per outer rate, in the order of ``outer_rates``
+        (a candidate's runs share its inner steps, so they land in one group, in the order of ``runs``).
     """
     epochs = max(config.tailor.epochs, 1)
     runs = [
@@ -331,8 +332,6 @@ def _meta_tailor_top(
                     if progress:
                         progress("meta-tailor", base + (epoch + 1) * k, total)
 
-                # one rate for the whole batch goes through config, exactly as without a screen
-                rates = [runs[r][1].outer_lr for r in batch]
                 results = meta_tailor_many(
                     model,
                     [
@@ -343,7 +342,7 @@ def _meta_tailor_top(
                     config=runs[batch[0]][1],
                     trajectories=train.groups,
                     progress=tick,
-                    outer_lrs=rates if len(set(rates)) > 1 else None,
+                    outer_lrs=[runs[r][1].outer_lr for r in batch],
                 )
                 done += len(batch) * epochs
                 for r, res in zip(batch, results):
@@ -366,8 +365,6 @@ def _meta_tailor_top(
             out[i].append((tcfg, res))
             if progress:
                 progress("meta-tailor", (k + 1) * epochs, total)
-    for runs_i in out:  # in the order of config.outer_rates
-        runs_i.sort(key=lambda cr: config.outer_rates.index(cr[0].outer_lr))
     return out
 
 

@@ -921,7 +921,8 @@ def meta_tailor_many(
         candidates: ``(g, theta, inner_lr)`` per candidate; ``theta`` of any length (may be empty).
         dt, trajectories, progress: as :func:`meta_tailor` (``progress(epoch)`` once per epoch of all).
         config: trajectory-mode settings; ``config.inner_lr`` is replaced by each candidate's rate.
-        outer_lrs: Adam rate of the MLP weights per candidate (default: ``config.outer_lr`` for all).
+        outer_lrs: Adam rate of the MLP weights per candidate (default: ``config.outer_lr`` for all). When
+            they are all equal the run is the same as with that one rate in ``config``.
 
     Returns:
         One :class:`MetaTailorResult` per candidate, in order.
@@ -1002,10 +1003,11 @@ def meta_tailor_many(
     leaves = [*stacked.values(), *([theta] if learn else [])]
     if outer_lrs is not None and len(outer_lrs) != n_c:
         raise ValueError(f"{len(outer_lrs)} outer rates for {n_c} candidates")
-    # one rate for all stays a Python number, so that the default path computes exactly as before
+    distinct = set(outer_lrs) if outer_lrs is not None else {config.outer_lr}
+    # one rate for all stays a Python number, so that such a run computes exactly as without outer_lrs
     outer: float | Tensor = (
-        config.outer_lr
-        if outer_lrs is None
+        distinct.pop()
+        if len(distinct) == 1
         else torch.tensor(list(outer_lrs), dtype=ref.dtype, device=ref.device)
     )
     group_lr = [outer] * len(stacked) + [config.param_lr] * learn

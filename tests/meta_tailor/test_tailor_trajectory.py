@@ -289,6 +289,28 @@ def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def _assert_equal_to_separate_runs(model, cands, many, cfg, x, dxdt, trajectories, rates=None):
+    """Each stacked result equals meta_tailor run alone with that candidate's inner (and outer) rate."""
+    from dataclasses import replace
+
+    rates = rates or [cfg.outer_lr] * len(cands)
+    for (g, theta, lr), rate, got in zip(cands, rates, many):
+        want = meta_tailor(
+            model,
+            g,
+            theta,
+            x.reshape(-1, 2),
+            dxdt.reshape(-1, 2),
+            dt=0.2,
+            config=replace(cfg, inner_lr=lr, outer_lr=rate),
+            trajectories=trajectories,
+        )
+        for a, b in zip(got.model.parameters(), want.model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
+        assert np.allclose(got.losses, want.losses, rtol=1e-7)
+
+
 @pytest.mark.parametrize(
     "outer,steps,rule",
     [(o, s, "sgd") for o in ("derivative", "rollout") for s in (0, 1, 2)]
@@ -297,7 +319,6 @@ def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
 def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule):
     """Stacked meta-tailoring of several candidates (own formula, parameters and inner rate each, one that
     gives NaN losses) reproduces meta_tailor run separately on each, with either inner step rule."""
-    from dataclasses import replace
 
     from meta_tailor._tailor import meta_tailor_many
 
@@ -332,21 +353,7 @@ def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule):
         inner_rule=rule,
     )
     many = meta_tailor_many(model, cands, dt=0.2, config=cfg, trajectories=[(t, xs, dx)])
-    for (g, theta, lr), got in zip(cands, many):
-        want = meta_tailor(
-            model,
-            g,
-            theta,
-            xs.reshape(-1, 2),
-            dx.reshape(-1, 2),
-            dt=0.2,
-            config=replace(cfg, inner_lr=lr),
-            trajectories=[(t, xs, dx)],
-        )
-        for a, b in zip(got.model.parameters(), want.model.parameters()):
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-        torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
-        assert np.allclose(got.losses, want.losses, rtol=1e-7)
+    _assert_equal_to_separate_runs(model, cands, many, cfg, xs, dx, [(t, xs, dx)])
     if steps:  # with no inner step the formula is never evaluated
         assert all(math.isinf(v) for v in many[-1].losses)
     assert not all(math.isinf(v) for v in many[0].losses)
@@ -374,20 +381,16 @@ def test_meta_tailor_many_with_an_outer_rate_per_candidate():
     many = meta_tailor_many(
         model, cands, dt=0.2, config=cfg, trajectories=[(t, xs)], outer_lrs=rates
     )
-    for (g, theta, lr), rate, got in zip(cands, rates, many):
-        want = meta_tailor(
-            model,
-            g,
-            theta,
-            xs.reshape(-1, 2),
-            xs.reshape(-1, 2),
-            dt=0.2,
-            config=replace(cfg, inner_lr=lr, outer_lr=rate),
-            trajectories=[(t, xs)],
-        )
-        for a, b in zip(got.model.parameters(), want.model.parameters()):
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-        torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
+    _assert_equal_to_separate_runs(model, cands, many, cfg, xs, xs, [(t, xs)], rates)
+    # equal per-copy rates are the same run as that rate in the config, to the last bit
+    same = meta_tailor_many(
+        model, cands, dt=0.2, config=cfg, trajectories=[(t, xs)], outer_lrs=[3e-2] * 3
+    )
+    plain = meta_tailor_many(
+        model, cands, dt=0.2, config=replace(cfg, outer_lr=3e-2), trajectories=[(t, xs)]
+    )
+    for a, b in zip(same, plain):
+        assert all(torch.equal(u, v) for u, v in zip(a.model.parameters(), b.model.parameters()))
     # the two copies of one law part ways only through their outer rates
     assert not torch.allclose(next(many[0].model.parameters()), next(many[1].model.parameters()))
     with pytest.raises(ValueError):
