@@ -92,15 +92,17 @@ def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
 
 
 def _pretrain(
-    data, options: dict, run: Path, *, steps: int | None, device: str
+    data, options: dict, run: Path, *, steps: int | None, device: str, model_seed: int = 0
 ) -> tuple[float, bool]:
     """Train and save the vanilla MLP unless RUN/model.pt was trained on the same data and settings.
 
+    ``model_seed`` seeds the MLP's initialisation; the comparators (HNN) take it from the saved model.
     Returns the seconds spent and whether a model was trained.
     """
     from meta_tailor import load_mlp, paper_configs, pretrain, save_mlp
 
     mlp_cfg, _ = paper_configs(data.name)
+    mlp_cfg = replace(mlp_cfg, seed=model_seed)
     if steps is not None:
         mlp_cfg = replace(mlp_cfg, steps=steps)
     fingerprint = _model_fingerprint(data, options, mlp_cfg)
@@ -186,6 +188,7 @@ def _execute(
     inner_rule: str = "sgd",
     outer_lr: tuple[float, ...] = (),
     inner_integrator: str | None = None,
+    model_seed: int = 0,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
@@ -211,7 +214,9 @@ def _execute(
             seed=int(options.get("seed") or 0),
         )
     timings["search_s"] = time.perf_counter() - t0
-    timings["pretrain_s"], _ = _pretrain(data, options, out, steps=pretrain_steps, device=device)
+    timings["pretrain_s"], _ = _pretrain(
+        data, options, out, steps=pretrain_steps, device=device, model_seed=model_seed
+    )
     model, mlp_cfg, _ = load_mlp(out / "model.pt")
     _, cfg = paper_configs(data.name, inner_rule=inner_rule)
     cfg = replace(cfg, device=device)
@@ -276,6 +281,7 @@ def _execute(
         "dataset_options": options,
         "noise": options.get("noise"),
         "seed": options.get("seed", 0),
+        "model_seed": model_seed,
         "variables": [{"name": v.name, "unit": v.unit} for v in data.variables],
         "time_step": float(data.time_step),
         "hamiltonian": data.hamiltonian,
@@ -296,6 +302,16 @@ def _execute(
     }
     _write_json(meta, out / "meta.json")
     return out, meta
+
+
+MODEL_SEED = click.option(
+    "--model-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the MLP's and the HNN's initialisation (0 is the reference set-up's). A run "
+    "directory keeps one pretrained MLP: another seed retrains it.",
+)
 
 
 def _stage_options(f):
@@ -362,6 +378,7 @@ def _stage_options(f):
             help="Trajectory mode's inner rollout: the paper's finite difference x + f(x) dt (euler) "
             "or one RK4 step per dt, the integrator of the evaluation [rk4].",
         ),
+        MODEL_SEED,
         DEVICE,
     ]
     for d in reversed(decorators):
@@ -384,15 +401,18 @@ def _dataset_options(f):
     default=None,
     help="Adam steps [default: 2000, the paper's].",
 )
+@MODEL_SEED
 @DEVICE
-def pretrain_cmd(run, steps, device, **kwargs):
+def pretrain_cmd(run, steps, model_seed, device, **kwargs):
     """Train the baseline MLP (HNN "vanilla MLP") and save it as RUN/model.pt."""
     from formula_search.data import pop_dataset_options
 
     options = pop_dataset_options(kwargs)
     data = _load_data(options)
     out = _run_dir(run, data.name)
-    secs, trained = _pretrain(data, options, out, steps=steps, device=_resolve(device))
+    secs, trained = _pretrain(
+        data, options, out, steps=steps, device=_resolve(device), model_seed=model_seed
+    )
     if trained:
         click.echo(f"wrote {out / 'model.pt'} ({secs:.1f} s)")
     else:

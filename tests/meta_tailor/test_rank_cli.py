@@ -117,3 +117,28 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
         capsys,
     )  # fmt: skip
     assert code != 0 and "given twice" in err
+
+
+def test_pretrain_model_seed_sets_the_initialisation(tmp_path, capsys):
+    """`--model-seed S` starts the MLP from `make_mlp(seed=S)`; another seed retrains the run's model."""
+    import torch
+
+    from meta_tailor import load_mlp, make_mlp
+
+    run = tmp_path / "run"
+    args = ["pretrain", "--dataset", "ideal_spring", "--run", str(run), "--steps", "0",
+            "--device", "cpu"]  # fmt: skip
+    for seed in (3, 0):
+        code, out, err = run_cli([*args, "--model-seed", str(seed)], capsys)
+        assert code in (0, None), err
+        assert "wrote" in out  # the other seed's model is not reused
+        model, cfg, _ = load_mlp(run / "model.pt")
+        assert cfg.seed == seed
+        expected = make_mlp(2, hidden=cfg.hidden, seed=seed)
+        got, want = model.state_dict(), expected.state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in want) and got.keys() == want.keys()
+    assert not torch.equal(
+        make_mlp(2, seed=3).state_dict()["0.weight"], make_mlp(2, seed=0).state_dict()["0.weight"]
+    )
+    code, out, _ = run_cli([*args, "--model-seed", "0"], capsys)
+    assert code in (0, None) and "already trained" in out
