@@ -5,13 +5,15 @@ Usage: ``python benchmarks/model_seeds.py [--dataset real_pendulum] [--seeds 0 1
 
 The reference set-up trains the vanilla MLP from seed 0, and every table in the docs comes from that one
 initialisation. This script runs the whole pipeline (``fsearch run --model-seed S``, one run directory per
-seed under ``--out``) for several seeds, one after the other, and prints per seed the winning law with its
+seed under ``--out``) for several seeds, one after the other. It prints per seed the winning law with its
 meta-learned constant, its inner rate and steps, its training rollout MSE (the ranking's criterion), the
-test RMSE of every method and the wall time; then how often each law won and the mean and
-spread of each method's test RMSE, and every finalist's training rollout MSE and test RMSE averaged over the
-seeds (the law a seed-averaged criterion would choose). Options after ``--`` go to ``fsearch run`` unchanged (for example
-``-- --inner-rule polyak``). A finished seed's directory is only read again, so an interrupted study resumes
-where it stopped; ``--collect-only`` tabulates the finished seeds without running anything.
+test RMSE of every method and the wall time; then how often each formula won, the mean and spread of each
+method's test RMSE, and every finalist's training rollout MSE and test RMSE averaged over the seeds (the
+law a seed-averaged criterion would choose).
+
+Options after ``--`` go to ``fsearch run`` unchanged (for example ``-- --inner-rule polyak``). A seed whose
+run directory is finished is only read again, so an interrupted study resumes where it stopped; use a new
+``--out`` for other options. ``--collect-only`` tabulates the finished seeds without running anything.
 """
 
 from __future__ import annotations
