@@ -893,7 +893,9 @@ def _parallel_chunks(problem: _Problem, chunks, todo: list[int], config: FitConf
                 f"cannot reach the Dask scheduler at {config.scheduler}: {exc}"
             ) from None
         try:
-            with parallel_config(backend="dask", scheduler_host=config.scheduler):
+            # joblib uses this client: given only the address it would open a second one that is
+            # never closed (it then tries to reconnect for 30 s when the scheduler goes away)
+            with parallel_config(backend="dask", client=client):
                 runner = Parallel(n_jobs=-1, return_as="generator")
                 for i, df in zip(todo, runner(tasks)):
                     yield i, df

@@ -1010,7 +1010,10 @@ def meta_tailor_many(
         if len(distinct) == 1
         else torch.tensor(list(outer_lrs), dtype=ref.dtype, device=ref.device)
     )
-    group_lr = [outer] * len(stacked) + [config.param_lr] * learn
+    # per-copy rates shaped once to broadcast over each stacked leaf
+    group_lr = [
+        per_candidate(outer, v) if isinstance(outer, Tensor) else outer for v in stacked.values()
+    ] + [config.param_lr] * learn
     group_wd = [config.weight_decay] * len(stacked) + [0.0] * learn
     moments = [(torch.zeros_like(v), torch.zeros_like(v)) for v in leaves]
     n_steps = torch.zeros(n_c, dtype=torch.float64, device=ref.device)
@@ -1062,9 +1065,7 @@ def meta_tailor_many(
                     m.copy_(torch.where(mask, m.lerp(gr, 1 - beta1), m))
                     s.copy_(torch.where(mask, s * beta2 + (1 - beta2) * gr * gr, s))
                     denom = s.sqrt() / pick(bc2).sqrt() + eps
-                    rate = group_lr[i]
-                    rate = pick(rate) if isinstance(rate, Tensor) else rate
-                    v.sub_(torch.where(mask, rate / pick(bc1) * m / denom, 0.0))
+                    v.sub_(torch.where(mask, group_lr[i] / pick(bc1) * m / denom, 0.0))
         if progress is not None:
             progress(epoch)
     results = []

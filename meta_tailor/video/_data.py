@@ -266,7 +266,10 @@ def generate_pendulum_video(
             parts.append(part)
             if progress is not None:
                 progress(len(c))
-    frames, actions, states = (np.concatenate(x) for x in zip(*parts, strict=True))
+    # one part (sequential rendering) is the data set already: no copy of its frames
+    frames, actions, states = (
+        parts[0] if len(parts) == 1 else (np.concatenate(x) for x in zip(*parts, strict=True))
+    )
     return VideoData(frames, actions, config.n_train, states, name="pixel pendulum")
 
 
