@@ -14,6 +14,11 @@ method, seed and predicted step), OUT/overall.csv (mean and standard error over 
 and prints the overall table with the mean Noether loss before and after the inner step and the
 seconds spent training in this call (near 0 for a model that had already finished). --collect-only
 tabulates what has finished (after an interrupted run).
+
+--test-time adam500:optimizer=adam,lr=1e-4,steps=500 also evaluates every variant with another inner loop
+at test time (rows VARIANT@adam500). --study 0,1,10,100,500 adds the paper's figure-6 study of every
+variant (Adam, lr 1e-4, on one test window per episode unless --study-windows says more):
+OUT/inner_steps.csv and OUT/inner_steps.png, with standard errors over seeds.
 """
 
 from __future__ import annotations
@@ -50,10 +55,40 @@ def parse_variant(spec: str, base):  # noqa: ANN001, ANN201
     return name, cfg
 
 
-def _job(data_path, method, config, stage, path, init_from, max_windows):  # noqa: ANN001, ANN202
-    """Train one stage (resuming), evaluate it on the test split, write ``<path>.csv`` (per-step table)."""
+def parse_test_time(spec: str) -> tuple[str, dict]:
+    """``NAME:optimizer=adam,lr=1e-4,steps=500`` -> (name, inner-loop settings for evaluation)."""
+    name, _, rest = spec.partition(":")
+    keys = {"optimizer": ("inner_optimizer", str), "lr": ("inner_lr", float),
+            "steps": ("inner_steps", int)}  # fmt: skip
+    if not name or "@" in name:
+        raise InputError(f"--test-time {spec!r}: needs a name without '@'")
+    out = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key not in keys:
+            raise InputError(f"--test-time {spec!r}: unknown key {key!r} (optimizer, lr, steps)")
+        field, kind = keys[key]
+        try:
+            out[field] = kind(value)
+        except ValueError:
+            raise InputError(f"--test-time {spec!r}: bad value for {key}: {value!r}") from None
+    if out.get("inner_optimizer", "sgd") not in ("sgd", "adam"):
+        raise InputError(f"--test-time {spec!r}: optimizer must be sgd or adam")
+    if out.get("inner_steps", 0) < 0 or out.get("inner_lr", 1.0) <= 0:
+        raise InputError(f"--test-time {spec!r}: steps must be >= 0 and lr > 0")
+    return name, out
+
+
+def _job(data_path, method, config, stage, path, init_from, max_windows, extra):  # noqa: ANN001, ANN202
+    """Train one stage (resuming), evaluate it on the test split, write ``<path>.csv`` (per-step table).
+
+    For a Noether model, ``extra["test_time"]`` ({name: inner settings}) adds one evaluation per entry with
+    that test-time inner loop instead of the trained one (``<path>@NAME.csv``, method ``METHOD@NAME``), and
+    ``extra["study"]`` (None or (steps, optimizer, lr, windows)) the figure-6 study
+    (``<path>-inner_steps.csv``).
+    """
     from formula_search.io import write_table
-    from meta_tailor.video import evaluate, load_models, load_video_data
+    from meta_tailor.video import evaluate, inner_steps_study, load_models, load_video_data
     from meta_tailor.video._train import train_stage
 
     data = load_video_data(data_path)
@@ -63,16 +98,34 @@ def _job(data_path, method, config, stage, path, init_from, max_windows):  # noq
     model, emb = load_models(path, config)
     df = evaluate(model, emb, data.test, config=config, max_windows_per_episode=max_windows)
     df = df.assign(method=method, seed=config.seed, train_s=round(seconds, 1))
+    for name, inner in (extra["test_time"] if emb is not None else {}).items():
+        nc = dataclasses.replace(config.noether, **inner)
+        tt = evaluate(model, emb, data.test, config=config, noether=nc,
+                      max_windows_per_episode=max_windows)  # fmt: skip
+        tt = tt.assign(method=f"{method}@{name}", seed=config.seed, train_s=0.0)
+        write_table(tt, Path(path).with_name(f"{Path(path).stem}@{name}.csv"))
+    study = extra["study"]
+    if study is not None and emb is not None:
+        steps, optimizer, lr, windows = study
+        st = inner_steps_study(
+            model, emb, data.test, config=config, steps=steps, optimizer=optimizer, lr=lr,
+            max_windows_per_episode=windows,
+        )  # fmt: skip
+        write_table(st.assign(method=method, seed=config.seed), _study_path(path))
     write_table(df, Path(path).with_suffix(".csv"))
+
+
+def _study_path(path) -> Path:  # noqa: ANN001
+    return Path(path).with_name(Path(path).stem + "-inner_steps.csv")
 
 
 def collect(root: Path, labels: dict[str, str]) -> pd.DataFrame:
     """Gather every finished model's table under ``root``; write results, overall and the plot."""
     from formula_search.io import write_table
     from meta_tailor.video._experiment import overall_table
-    from meta_tailor.video._plots import plot_metrics
+    from meta_tailor.video._plots import plot_inner_steps, plot_metrics
 
-    files = sorted(root.glob("seed*/*.csv"))
+    files = sorted(f for f in root.glob("seed*/*.csv") if not f.stem.endswith("-inner_steps"))
     if not files:
         raise InputError(f"{root}: no finished models")
     results = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
@@ -88,6 +141,17 @@ def collect(root: Path, labels: dict[str, str]) -> pd.DataFrame:
     write_table(overall, root / "overall.csv")
     seeds = results["seed"].nunique()
     plot_metrics(results, root / "metrics.png", labels=labels, title=f"{seeds} seed(s)")
+    studies = sorted(root.glob("seed*/*-inner_steps.csv"))
+    if studies:
+        study = pd.concat([pd.read_csv(f) for f in studies], ignore_index=True)
+        write_table(study, root / "inner_steps.csv")
+        plot_inner_steps(study, root / "inner_steps.png", labels=labels,
+                         title=f"inner steps at test time, {study['seed'].nunique()} seed(s)")  # fmt: skip
+        table = study.groupby(["method", "inner_steps"], sort=False)[
+            ["mse", "ssim", "noether_loss"]
+        ]
+        with pd.option_context("display.width", 200, "display.float_format", "{:.6g}".format):
+            print(table.mean().reset_index().to_string(index=False))
     return overall
 
 
@@ -112,6 +176,21 @@ def main() -> None:
     ap.add_argument("--cache-dir", default="fsearch-out/video/cache")
     ap.add_argument("--jobs", type=int, default=0, help="parallel processes (0: one per task)")
     ap.add_argument(
+        "--test-time",
+        action="append",
+        default=[],
+        help="NAME:optimizer=adam,lr=1e-4,steps=500 (repeat): also evaluate every variant with this "
+        "test-time inner loop, as method VARIANT@NAME",
+    )
+    ap.add_argument(
+        "--study",
+        default="",
+        help="inner-step counts for the figure-6 study of every variant, e.g. 0,1,10,100,500",
+    )
+    ap.add_argument("--study-optimizer", choices=["sgd", "adam"], default="adam")
+    ap.add_argument("--study-lr", type=float, default=1e-4, help="the paper's figure 6: Adam, 1e-4")
+    ap.add_argument("--study-windows", type=int, default=1, help="test windows per episode")
+    ap.add_argument(
         "--collect-only", action="store_true", help="only tabulate the models already finished"
     )
     args = ap.parse_args()
@@ -135,12 +214,26 @@ def main() -> None:
         device=args.device,
     )
     variants = dict(parse_variant(v, base) for v in (args.variant or ["paper:"]))
+    study = None
+    if args.study:
+        try:
+            steps = tuple(int(k) for k in args.study.split(","))
+        except ValueError:
+            msg = f"--study: expected integers separated by commas, got {args.study!r}"
+            raise InputError(msg) from None
+        if min(steps) < 0:
+            raise InputError(f"--study: inner-step counts must be >= 0, got {args.study!r}")
+        study = (steps, args.study_optimizer, args.study_lr, args.study_windows)
+    test_time = dict(parse_test_time(t) for t in args.test_time)
+    if len(test_time) != len(args.test_time):
+        raise InputError("--test-time: names must differ")
+    extra = {"study": study, "test_time": test_time}
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     root = Path(args.out)
 
     def run(tasks, data_path):  # noqa: ANN001, ANN202
         Parallel(n_jobs=args.jobs or len(tasks), backend="loky")(
-            delayed(_job)(data_path, *t, args.max_windows) for t in tasks
+            delayed(_job)(data_path, *t, args.max_windows, extra) for t in tasks
         )
 
     tasks = []
@@ -165,6 +258,7 @@ def main() -> None:
         run(second, data_path)
         print(f"wall: SVG stage {t1 - t0:.0f} s, second stage {time.perf_counter() - t1:.0f} s")
     labels = {**METHOD_LABELS, **{v: f"Noether: {v}" for v in variants}}
+    labels |= {f"{v}@{t}": f"Noether: {v}, test-time {t}" for v in variants for t in test_time}
     overall = collect(root, labels)
     with pd.option_context("display.width", 200, "display.float_format", "{:.6g}".format):
         print(overall.to_string(index=False))
@@ -172,4 +266,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as e:
+        raise SystemExit(f"error: {e}") from None

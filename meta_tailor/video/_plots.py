@@ -74,19 +74,53 @@ def plot_metrics(
     return Path(path)
 
 
-def plot_inner_steps(study: pd.DataFrame, path: str | os.PathLike[str], *, title: str = "") -> Path:
-    """Task MSE (left axis) and Noether loss (right axis) against inner steps; mean over seeds if present."""
+def plot_inner_steps(
+    study: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """The paper's figure 6: Noether loss (top) and task MSE (bottom) against inner steps at test time.
+
+    ``study`` has columns ``inner_steps``, ``mse`` and ``noether_loss``, optionally ``seed`` (then the mean
+    over seeds is drawn with error bars of one standard error) and ``method`` (then a line per method).
+    When 0 steps are in the study, the bottom panel shows each seed's change of MSE from its own value at 0
+    steps, in percent: the differences between seeds are often larger than the effect of the steps.
+    """
     plt = _plt()
-    df = study.groupby("inner_steps")[["mse", "noether_loss"]].mean().reset_index()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot(df["inner_steps"], df["mse"], "o-", color="C0")
-    ax.set_xlabel("inner steps")
-    ax.set_ylabel("task MSE", color="C0")
-    ax2 = ax.twinx()
-    ax2.plot(df["inner_steps"], df["noether_loss"], "s--", color="C1")
-    ax2.set_ylabel("Noether loss", color="C1")
+    df = study if "method" in study.columns else study.assign(method="noether")
+    if "seed" not in df.columns:
+        df = df.assign(seed=0)
+    relative = bool((df["inner_steps"] == 0).any())
+    if relative:
+        base = df[df["inner_steps"] == 0].set_index(["method", "seed"])["mse"]
+        ref = base.reindex(pd.MultiIndex.from_frame(df[["method", "seed"]])).to_numpy()
+        df = df.assign(mse=100.0 * (df["mse"].to_numpy() / ref - 1.0))
+    fig, axes = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+    for method, d in df.groupby("method", sort=False):
+        g = d.groupby("inner_steps")
+        n = g["seed"].nunique()
+        for ax, col in zip(axes, ("noether_loss", "mse"), strict=True):
+            m = g[col].mean()
+            se = g[col].std(ddof=1).fillna(0.0) / np.sqrt(n)
+            label = (labels or {}).get(method, method)
+            ax.errorbar(m.index, m.to_numpy(), yerr=se.to_numpy(), marker="o", ms=3, label=label)
+    axes[0].set_ylabel("Noether loss")
+    axes[1].set_ylabel("task MSE change from 0 steps (%)" if relative else "task MSE")
+    axes[1].set_xlabel("inner steps at test time")
+    if (df["noether_loss"] > 0).all():
+        axes[0].set_yscale("log")  # variants' losses differ by orders of magnitude
+    top = float(df["inner_steps"].max())
+    if top > 20:
+        axes[1].set_xscale("symlog", linthresh=1)
+        axes[1].set_xlim(-0.1, top * 1.3)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    if df["method"].nunique() > 1:
+        axes[0].legend()
     if title:
-        ax.set_title(title)
+        axes[0].set_title(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

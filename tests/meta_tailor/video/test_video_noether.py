@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -291,3 +292,51 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     resumed = train_stage(data, config=cfg, stage="svg", path=tmp_path / "b.pt")
     assert resumed["epoch"] == 2 and len(resumed["losses"]) == 2
     torch.testing.assert_close(resumed["model"], straight["model"])
+
+
+def test_inner_adam_matches_torch_adam():
+    """The written-out Adam of the figure-6 study takes torch.optim.Adam's steps on the same loss."""
+    from meta_tailor.video._noether import _InnerOpt
+
+    target = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(3, 4)
+
+    def loss_fn(x):
+        return ((x - target) ** 2 * torch.arange(1, 13, dtype=torch.float64).reshape(3, 4)).sum()
+
+    x0 = torch.zeros(3, 4, dtype=torch.float64)
+    ref = x0.clone().requires_grad_(True)
+    torch_opt = torch.optim.Adam([ref], lr=0.05)
+    ours, inner = x0.clone().requires_grad_(True), _InnerOpt("adam", 0.05)
+    for _ in range(25):
+        torch_opt.zero_grad()
+        loss_fn(ref).backward()
+        torch_opt.step()
+        (g,) = torch.autograd.grad(loss_fn(ours), ours)
+        (ours,) = inner.step([ours], (g,))
+        ours = ours.detach().requires_grad_(True)
+        torch.testing.assert_close(ours.detach(), ref.detach(), rtol=1e-10, atol=1e-12)
+    assert loss_fn(ours) < 0.5 * loss_fn(x0)
+
+
+def test_inner_steps_plot_with_methods_and_seeds(tmp_path):
+    from meta_tailor.video._plots import plot_inner_steps
+
+    study = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "seed": s,
+                "inner_steps": k,
+                "mse": 1e-3 * (2 - k / 500) + 1e-5 * s,
+                "noether_loss": scale * (1 - k / 1000),
+            }  # fmt: skip
+            for m, scale in (("a", 0.06), ("b", 2000.0))
+            for s in (0, 1, 2)
+            for k in (0, 1, 10, 100, 500)
+        ]
+    )
+    path = plot_inner_steps(study, tmp_path / "f6.png", labels={"a": "variant a"})
+    assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+    # one method, no seed column (the `fsearch video evaluate --study` table) also plots
+    one = study[(study.method == "a") & (study.seed == 0)].drop(columns=["method", "seed"])
+    assert plot_inner_steps(one, tmp_path / "one.png").is_file()
