@@ -123,7 +123,7 @@ def collect(root: Path, labels: dict[str, str]) -> pd.DataFrame:
     """Gather every finished model's table under ``root``; write results, overall and the plot."""
     from formula_search.io import write_table
     from meta_tailor.video._experiment import overall_table
-    from meta_tailor.video._plots import plot_inner_steps, plot_metrics
+    from meta_tailor.video._plots import inner_steps_summary, plot_inner_steps, plot_metrics
 
     files = sorted(f for f in root.glob("seed*/*.csv") if not f.stem.endswith("-inner_steps"))
     if not files:
@@ -147,11 +147,8 @@ def collect(root: Path, labels: dict[str, str]) -> pd.DataFrame:
         write_table(study, root / "inner_steps.csv")
         plot_inner_steps(study, root / "inner_steps.png", labels=labels,
                          title=f"inner steps at test time, {study['seed'].nunique()} seed(s)")  # fmt: skip
-        table = study.groupby(["method", "inner_steps"], sort=False)[
-            ["mse", "ssim", "noether_loss"]
-        ]
         with pd.option_context("display.width", 200, "display.float_format", "{:.6g}".format):
-            print(table.mean().reset_index().to_string(index=False))
+            print(inner_steps_summary(study).to_string(index=False))
     return overall
 
 

@@ -74,6 +74,38 @@ def plot_metrics(
     return Path(path)
 
 
+def inner_steps_summary(study: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard error over seeds of a figure-6 study, per method and inner-step count.
+
+    Args:
+        study: columns ``inner_steps``, ``mse``, ``noether_loss``; optionally ``method`` and ``seed``.
+
+    Returns:
+        Columns ``method``, ``inner_steps``, ``noether_loss``, ``noether_loss_se``, ``mse``, ``mse_se`` and,
+        when 0 steps are in the study, ``mse_change`` and ``mse_change_se``: each seed's change of MSE from
+        its own value at 0 steps, in percent (paired, so the spread between seeds does not hide the effect).
+    """
+    df = study if "method" in study.columns else study.assign(method="noether")
+    if "seed" not in df.columns:
+        df = df.assign(seed=0)
+    cols = ["noether_loss", "mse"]
+    if (df["inner_steps"] == 0).any():
+        base = df[df["inner_steps"] == 0].set_index(["method", "seed"])["mse"]
+        ref = base.reindex(pd.MultiIndex.from_frame(df[["method", "seed"]])).to_numpy()
+        df = df.assign(mse_change=100.0 * (df["mse"].to_numpy() / ref - 1.0))
+        cols.append("mse_change")
+    g = df.groupby(["method", "inner_steps"], sort=False)
+    n = g["seed"].nunique()
+    se = g[cols].std(ddof=1).fillna(0.0).div(np.sqrt(n), axis=0).add_suffix("_se")
+    out = g[cols].mean().join(se).reset_index()
+    return out.sort_values(["method", "inner_steps"], kind="stable", key=_keep_order(df))
+
+
+def _keep_order(df: pd.DataFrame):  # noqa: ANN202
+    order = {m: i for i, m in enumerate(pd.unique(df["method"]))}
+    return lambda c: c.map(order) if c.name == "method" else c
+
+
 def plot_inner_steps(
     study: pd.DataFrame,
     path: str | os.PathLike[str],
@@ -83,41 +115,32 @@ def plot_inner_steps(
 ) -> Path:
     """The paper's figure 6: Noether loss (top) and task MSE (bottom) against inner steps at test time.
 
-    ``study`` has columns ``inner_steps``, ``mse`` and ``noether_loss``, optionally ``seed`` (then the mean
-    over seeds is drawn with error bars of one standard error) and ``method`` (then a line per method).
-    When 0 steps are in the study, the bottom panel shows each seed's change of MSE from its own value at 0
-    steps, in percent: the differences between seeds are often larger than the effect of the steps.
+    Means over seeds with error bars of one standard error, a line per method (see
+    :func:`inner_steps_summary`). When 0 steps are in the study, the bottom panel shows each seed's change
+    of MSE from 0 steps, in percent.
     """
     plt = _plt()
-    df = study if "method" in study.columns else study.assign(method="noether")
-    if "seed" not in df.columns:
-        df = df.assign(seed=0)
-    relative = bool((df["inner_steps"] == 0).any())
-    if relative:
-        base = df[df["inner_steps"] == 0].set_index(["method", "seed"])["mse"]
-        ref = base.reindex(pd.MultiIndex.from_frame(df[["method", "seed"]])).to_numpy()
-        df = df.assign(mse=100.0 * (df["mse"].to_numpy() / ref - 1.0))
+    summ = inner_steps_summary(study)
+    bottom = "mse_change" if "mse_change" in summ.columns else "mse"
     fig, axes = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
-    for method, d in df.groupby("method", sort=False):
-        g = d.groupby("inner_steps")
-        n = g["seed"].nunique()
-        for ax, col in zip(axes, ("noether_loss", "mse"), strict=True):
-            m = g[col].mean()
-            se = g[col].std(ddof=1).fillna(0.0) / np.sqrt(n)
-            label = (labels or {}).get(method, method)
-            ax.errorbar(m.index, m.to_numpy(), yerr=se.to_numpy(), marker="o", ms=3, label=label)
+    for method, d in summ.groupby("method", sort=False):
+        label = (labels or {}).get(method, method)
+        for ax, col in zip(axes, ("noether_loss", bottom), strict=True):
+            ax.errorbar(
+                d["inner_steps"], d[col], yerr=d[f"{col}_se"], marker="o", ms=3, label=label
+            )
     axes[0].set_ylabel("Noether loss")
-    axes[1].set_ylabel("task MSE change from 0 steps (%)" if relative else "task MSE")
+    axes[1].set_ylabel("task MSE change from 0 steps (%)" if bottom == "mse_change" else "task MSE")
     axes[1].set_xlabel("inner steps at test time")
-    if (df["noether_loss"] > 0).all():
+    if (summ["noether_loss"] > 0).all():
         axes[0].set_yscale("log")  # variants' losses differ by orders of magnitude
-    top = float(df["inner_steps"].max())
+    top = float(summ["inner_steps"].max())
     if top > 20:
         axes[1].set_xscale("symlog", linthresh=1)
         axes[1].set_xlim(-0.1, top * 1.3)
     for ax in axes:
         ax.grid(alpha=0.3)
-    if df["method"].nunique() > 1:
+    if summ["method"].nunique() > 1:
         axes[0].legend()
     if title:
         axes[0].set_title(title)

@@ -318,25 +318,31 @@ def test_inner_adam_matches_torch_adam():
     assert loss_fn(ours) < 0.5 * loss_fn(x0)
 
 
-def test_inner_steps_plot_with_methods_and_seeds(tmp_path):
-    from meta_tailor.video._plots import plot_inner_steps
+def test_inner_steps_summary_pairs_each_seed_with_its_own_zero_steps(tmp_path):
+    from meta_tailor.video._plots import inner_steps_summary, plot_inner_steps
 
-    study = pd.DataFrame(
-        [
-            {
-                "method": m,
-                "seed": s,
-                "inner_steps": k,
-                "mse": 1e-3 * (2 - k / 500) + 1e-5 * s,
-                "noether_loss": scale * (1 - k / 1000),
-            }  # fmt: skip
-            for m, scale in (("a", 0.06), ("b", 2000.0))
-            for s in (0, 1, 2)
-            for k in (0, 1, 10, 100, 500)
-        ]
-    )
-    path = plot_inner_steps(study, tmp_path / "f6.png", labels={"a": "variant a"})
-    assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
-    # one method, no seed column (the `fsearch video evaluate --study` table) also plots
-    one = study[(study.method == "a") & (study.seed == 0)].drop(columns=["method", "seed"])
+    ks = (0, 1, 10, 100, 500)
+    rows = []
+    for m, scale in (("b", 2000.0), ("a", 0.06)):
+        for s, base in zip((0, 1, 2), (3.0e-3, 3.2e-3, 2.9e-3), strict=True):
+            for k in ks:
+                # every seed loses k/100 percent of its own MSE; the seeds' levels differ by far more
+                rows.append({"method": m, "seed": s, "inner_steps": k,
+                             "mse": base * (1 - k / 1e4), "noether_loss": scale * (1 - k / 1e3) + s})  # fmt: skip
+    summ = inner_steps_summary(pd.DataFrame(rows))
+    assert list(pd.unique(summ["method"])) == ["b", "a"]  # first-seen order, steps ascending
+    assert summ.groupby("method")["inner_steps"].apply(list).to_dict() == {"a": [*ks], "b": [*ks]}
+    a = summ[summ.method == "a"].set_index("inner_steps")
+    np.testing.assert_allclose(a["mse_change"], [-k / 100 for k in ks], atol=1e-9)
+    np.testing.assert_allclose(a["mse_change_se"], 0.0, atol=1e-9)  # paired: no seed spread left
+    np.testing.assert_allclose(a["mse"], [3.0333333e-3 * (1 - k / 1e4) for k in ks], rtol=1e-6)
+    assert (a["mse_se"] > 5e-5).all()  # unpaired, the seeds' levels dominate
+    np.testing.assert_allclose(a["noether_loss"], [0.06 * (1 - k / 1e3) + 1 for k in ks])
+    np.testing.assert_allclose(a["noether_loss_se"], 1 / np.sqrt(3))
+    path = plot_inner_steps(pd.DataFrame(rows), tmp_path / "f6.png", labels={"a": "variant a"})
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    # the `fsearch video evaluate --study` table: no method, no seed, no 0 steps
+    one = pd.DataFrame(rows[1:5]).drop(columns=["method", "seed"])
+    only = inner_steps_summary(one)
+    assert "mse_change" not in only.columns and (only["mse_se"] == 0).all()
     assert plot_inner_steps(one, tmp_path / "one.png").is_file()
