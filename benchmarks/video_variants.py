@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import time
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def parse_test_time(spec: str) -> tuple[str, dict]:
     name, _, rest = spec.partition(":")
     keys = {"optimizer": ("inner_optimizer", str), "lr": ("inner_lr", float),
             "steps": ("inner_steps", int)}  # fmt: skip
-    if not name or "@" in name:
-        raise InputError(f"--test-time {spec!r}: needs a name without '@'")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise InputError(f"--test-time {spec!r}: the name must be letters, digits, '_', '.' or '-'")
     out = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
