@@ -373,6 +373,23 @@ _DATA_KEYS = {
 }
 
 
+def _study_options(f):  # noqa: ANN001, ANN202
+    """``--study-optimizer`` and ``--study-lr``: the figure-6 study's inner loop, apart from evaluation's."""
+    f = click.option(
+        "--study-lr",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Inner learning rate of the --study (default: the trained one).",
+    )(f)
+    return click.option(
+        "--study-optimizer",
+        type=click.Choice(["sgd", "adam"]),
+        default="sgd",
+        show_default=True,
+        help="Inner optimizer of the --study (the paper's figure 6: adam, with --study-lr 1e-4).",
+    )(f)
+
+
 @video_group.command("evaluate")
 @click.option(
     "--out",
@@ -398,12 +415,21 @@ _DATA_KEYS = {
     default="",
     help="Comma-separated inner-step counts for the figure-6 study, e.g. 0,1,5,20.",
 )
+@_study_options
 @click.option(
     "--max-windows", type=int, default=None, help="Test windows per episode (default: all)."
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 def evaluate_cmd(
-    out: str, inner_steps, inner_optimizer, inner_lr, study, max_windows, device
+    out: str,
+    inner_steps,
+    inner_optimizer,
+    inner_lr,
+    study,
+    study_optimizer,
+    study_lr,
+    max_windows,
+    device,
 ) -> None:  # noqa: ANN001
     """Per-step MSE, PSNR and SSIM on held-out sequences; writes results.csv (and inner_steps.csv)."""
     from meta_tailor.video import (
@@ -464,8 +490,8 @@ def evaluate_cmd(
                 data,
                 config=config,
                 steps=ks,
-                optimizer=inner_optimizer,
-                lr=nc.inner_lr,
+                optimizer=study_optimizer,
+                lr=study_lr,
                 max_windows_per_episode=max_windows,
             )
             write_table(st.assign(seed=config.seed), run / "inner_steps.csv")
@@ -534,8 +560,16 @@ def plot_cmd(results: str, output: str | None, inner_steps_table: str | None) ->
     show_default=True,
     help="Inner-step counts for the figure-6 study.",
 )
+@_study_options
 def experiment_cmd(
-    seeds: int, first_seed: int, out: str, max_windows: int | None, study: str, **kw: object
+    seeds: int,
+    first_seed: int,
+    out: str,
+    max_windows: int | None,
+    study: str,
+    study_optimizer: str,
+    study_lr: float | None,
+    **kw: object,
 ) -> None:
     """The acceptance protocol: per seed train SVG, SVG (more steps), Noether Network; evaluate; tables + plots."""
     if seeds < 1:
@@ -557,6 +591,8 @@ def experiment_cmd(
             out_dir=out,
             max_windows_per_episode=max_windows,
             inner_steps=ks,
+            study_optimizer=study_optimizer,
+            study_lr=study_lr,
             progress=bars.bars.console.print,
             train_progress=bars,
         )

@@ -52,6 +52,8 @@ def run_experiment(
     out_dir: str | os.PathLike[str],
     max_windows_per_episode: int | None = None,
     inner_steps: tuple[int, ...] = (0, 1, 2, 5, 10),
+    study_optimizer: str = "sgd",
+    study_lr: float | None = None,
     progress: Callable[[str], None] | None = None,
     train_progress: Callable[[str, int, int, float], None] | None = None,
 ) -> pd.DataFrame:
@@ -89,6 +91,8 @@ def run_experiment(
                     data.test,
                     config=cfg,
                     steps=inner_steps,
+                    optimizer=study_optimizer,
+                    lr=study_lr,
                     max_windows_per_episode=max_windows_per_episode,
                 )
                 studies.append(st.assign(seed=seed))

@@ -63,6 +63,21 @@ def test_pendulum_generate_train_resume_evaluate_plot(tmp_path, capsys):
     assert sorted(res["step"].unique()) == list(range(1, 7))
     # PSNR is averaged per frame: by convexity of -log, mean PSNR >= PSNR of the mean MSE
     assert (res["psnr"] >= -10 * np.log10(res["mse"]) - 1e-9).all()
+    sgd_study = pd.read_csv(run_dir / "inner_steps.csv")
+    # the study's own inner loop (the paper's figure 6 uses Adam) leaves the evaluation's alone
+    code, out, _ = run(["video", "evaluate", "--out", str(run_dir), "--study", "0,1,3",
+                        "--study-optimizer", "adam", "--study-lr", "0.01"], capsys)  # fmt: skip
+    assert code == 0, out
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv"), res)
+    adam_study = pd.read_csv(run_dir / "inner_steps.csv").set_index("inner_steps")
+    assert adam_study.loc[0, "noether_loss"] == pytest.approx(
+        sgd_study.set_index("inner_steps").loc[0, "noether_loss"]
+    )
+    assert adam_study["noether_loss"].is_monotonic_decreasing  # small Adam steps lower the loss
+    assert adam_study.loc[3, "noether_loss"] < adam_study.loc[0, "noether_loss"]
+    code, out, err = run(["video", "evaluate", "--out", str(run_dir), "--study", "0,1",
+                          "--study-lr", "0"], capsys)  # fmt: skip
+    assert code == 2 and "--study-lr" in err
     code, out, _ = run(["video", "plot", str(run_dir / "results.csv"), "--inner-steps-table",
                         str(run_dir / "inner_steps.csv")], capsys)  # fmt: skip
     assert (
