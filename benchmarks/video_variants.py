@@ -195,6 +195,7 @@ def main() -> None:
 
     from joblib import Parallel, delayed
 
+    from formula_search.cli._common import parse_study_steps
     from meta_tailor.video import (
         METHOD_LABELS,
         ModelConfig,
@@ -212,16 +213,8 @@ def main() -> None:
         device=args.device,
     )
     variants = dict(parse_variant(v, base) for v in (args.variant or ["paper:"]))
-    study = None
-    if args.study:
-        try:
-            steps = tuple(int(k) for k in args.study.split(","))
-        except ValueError:
-            msg = f"--study: expected integers separated by commas, got {args.study!r}"
-            raise InputError(msg) from None
-        if min(steps) < 0:
-            raise InputError(f"--study: inner-step counts must be >= 0, got {args.study!r}")
-        study = (steps, args.study_optimizer, args.study_lr, args.study_windows)
+    steps = parse_study_steps(args.study)
+    study = (steps, args.study_optimizer, args.study_lr, args.study_windows) if steps else None
     test_time = dict(parse_test_time(t) for t in args.test_time)
     if len(test_time) != len(args.test_time):
         raise InputError("--test-time: names must differ")

@@ -21,6 +21,19 @@ def dedup_option(
     )
 
 
+def parse_study_steps(text: str) -> tuple[int, ...]:
+    """``--study 0,1,5,20`` -> (0, 1, 5, 20): inner-step counts of the figure-6 study ("" -> ())."""
+    from formula_search.errors import InputError
+
+    try:
+        steps = tuple(int(s) for s in text.split(",")) if text else ()
+    except ValueError:
+        raise InputError(f"--study: expected integers separated by commas, got {text!r}") from None
+    if any(k < 0 for k in steps):
+        raise InputError(f"--study: inner-step counts must be >= 0, got {text!r}")
+    return steps
+
+
 def progress_bar(*extra, console=None):
     """The commands' rich progress bar: description, bar, done/total, ``extra`` columns, elapsed, time left.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._common import progress_bar
+from formula_search.cli._common import parse_study_steps, progress_bar
 from formula_search.errors import InputError
 from formula_search.io import atomic_path, read_table, write_table
 
@@ -432,6 +432,7 @@ def evaluate_cmd(
     device,
 ) -> None:  # noqa: ANN001
     """Per-step MSE, PSNR and SSIM on held-out sequences; writes results.csv (and inner_steps.csv)."""
+    ks = parse_study_steps(study)  # before any evaluation: a typo costs nothing
     from meta_tailor.video import (
         METHOD_LABELS,
         METHODS,
@@ -477,13 +478,7 @@ def evaluate_cmd(
                 progress=lambda n, task=task: p.advance(task, n),
             )
         tables.append(df.assign(method=m, seed=config.seed))
-        if m == "noether" and study:
-            try:
-                ks = tuple(int(s) for s in study.split(","))
-            except ValueError:
-                raise InputError(
-                    f"--study: expected integers separated by commas, got {study!r}"
-                ) from None
+        if m == "noether" and ks:
             st = inner_steps_study(
                 model,
                 emb,
@@ -574,10 +569,7 @@ def experiment_cmd(
     """The acceptance protocol: per seed train SVG, SVG (more steps), Noether Network; evaluate; tables + plots."""
     if seeds < 1:
         raise InputError("--seeds must be at least 1")
-    try:
-        ks = tuple(int(s) for s in study.split(",")) if study else ()
-    except ValueError:
-        raise InputError(f"--study: expected integers separated by commas, got {study!r}") from None
+    ks = parse_study_steps(study)
     data_kw = {k: kw.pop(k) for k in list(kw) if k in _DATA_KEYS}
     data, _ = _load_data(**data_kw)
     config = _video_config(data, seed=0, **kw)

@@ -94,16 +94,13 @@ def inner_steps_summary(study: pd.DataFrame) -> pd.DataFrame:
         ref = base.reindex(pd.MultiIndex.from_frame(df[["method", "seed"]])).to_numpy()
         df = df.assign(mse_change=100.0 * (df["mse"].to_numpy() / ref - 1.0))
         cols.append("mse_change")
-    g = df.groupby(["method", "inner_steps"], sort=False)
+    # methods in the order first seen, inner steps ascending
+    df = df.assign(method=pd.Categorical(df["method"], categories=pd.unique(df["method"])))
+    g = df.groupby(["method", "inner_steps"], observed=True)
     n = g["seed"].nunique()
     se = g[cols].std(ddof=1).fillna(0.0).div(np.sqrt(n), axis=0).add_suffix("_se")
     out = g[cols].mean().join(se).reset_index()
-    return out.sort_values(["method", "inner_steps"], kind="stable", key=_keep_order(df))
-
-
-def _keep_order(df: pd.DataFrame):  # noqa: ANN202
-    order = {m: i for i, m in enumerate(pd.unique(df["method"]))}
-    return lambda c: c.map(order) if c.name == "method" else c
+    return out.assign(method=out["method"].astype(str))
 
 
 def plot_inner_steps(

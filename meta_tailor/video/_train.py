@@ -435,6 +435,8 @@ def inner_steps_study(
     Returns:
         Columns ``inner_steps``, ``mse`` (mean over steps and sequences), ``psnr``, ``ssim``, ``noether_loss``.
     """
+    if any(k < 0 for k in steps):
+        raise InputError(f"inner-step counts must be >= 0, got {steps}")
     rows = []
     for k in steps:
         nc = dataclasses.replace(

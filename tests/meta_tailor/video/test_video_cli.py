@@ -78,6 +78,19 @@ def test_pendulum_generate_train_resume_evaluate_plot(tmp_path, capsys):
     code, out, err = run(["video", "evaluate", "--out", str(run_dir), "--study", "0,1",
                           "--study-lr", "0"], capsys)  # fmt: skip
     assert code == 2 and "--study-lr" in err
+    # the study's optimizer is the one asked for: SGD at the same rate takes other steps
+    code, out, _ = run(["video", "evaluate", "--out", str(run_dir), "--study", "0,1,3",
+                        "--study-optimizer", "sgd", "--study-lr", "0.01"], capsys)  # fmt: skip
+    assert code == 0, out
+    sgd_same_lr = pd.read_csv(run_dir / "inner_steps.csv").set_index("inner_steps")
+    assert sgd_same_lr.loc[3, "noether_loss"] != pytest.approx(
+        adam_study.loc[3, "noether_loss"], rel=1e-6
+    )
+    # a negative count is refused (by the CLI before evaluating, and by inner_steps_study) and nothing is written
+    before = (run_dir / "results.csv").stat().st_mtime_ns
+    code, out, err = run(["video", "evaluate", "--out", str(run_dir), "--study", "0,-1"], capsys)
+    assert code != 0 and ">= 0" in out + err
+    assert (run_dir / "results.csv").stat().st_mtime_ns == before
     code, out, _ = run(["video", "plot", str(run_dir / "results.csv"), "--inner-steps-table",
                         str(run_dir / "inner_steps.csv")], capsys)  # fmt: skip
     assert (
