@@ -12,8 +12,9 @@ freeze_predictor (0|1); an empty list is the paper's set-up (sum, lr 0.5, predic
 OUT/seedK/METHOD.pt and .csv (checkpoint and per-step table of each finished model), OUT/results.csv (per
 method, seed and predicted step), OUT/overall.csv (mean and standard error over seeds) and OUT/metrics.png,
 and prints the overall table with the mean Noether loss before and after the inner step and the
-seconds spent training in this call (near 0 for a model that had already finished). --collect-only
-tabulates what has finished (after an interrupted run).
+seconds spent training in the call that evaluated the model. A re-run evaluates again only what changed:
+each table has a record beside it (OUT/seedK/*.json: checkpoint digest, data and evaluation settings).
+--collect-only tabulates what has finished (after an interrupted run).
 
 --test-time adam500:optimizer=adam,lr=1e-4,steps=500 also evaluates every variant with another inner loop
 at test time (rows VARIANT@adam500). --study 0,1,10,100,500 adds the paper's figure-6 study of every
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import re
 import time
 from pathlib import Path
@@ -86,7 +89,9 @@ def _job(data_path, method, config, stage, path, init_from, max_windows, extra):
     For a Noether model, ``extra["test_time"]`` ({name: inner settings}) adds one evaluation per entry with
     that test-time inner loop instead of the trained one (``<path>@NAME.csv``, method ``METHOD@NAME``), and
     ``extra["study"]`` (None or (steps, optimizer, lr, windows)) the figure-6 study
-    (``<path>-inner_steps.csv``).
+    (``<path>-inner_steps.csv``). A table whose record (``.json`` beside it) shows the same checkpoint
+    contents, data and evaluation settings is kept instead of computed again: re-running after an
+    interrupted call, or with one more ``--test-time``, costs only what is new.
     """
     from formula_search.io import write_table
     from meta_tailor.video import evaluate, inner_steps_study, load_models, load_video_data
@@ -96,37 +101,99 @@ def _job(data_path, method, config, stage, path, init_from, max_windows, extra):
     t0 = time.perf_counter()
     train_stage(data.train, config=config, stage=stage, path=path, init_from=init_from)
     seconds = time.perf_counter() - t0
-    model, emb = load_models(path, config)
-    df = evaluate(model, emb, data.test, config=config, max_windows_per_episode=max_windows)
-    df = df.assign(method=method, seed=config.seed, train_s=round(seconds, 1))
-    for name, inner in (extra["test_time"] if emb is not None else {}).items():
+    path = Path(path)
+    base = {"checkpoint": _digest(path), "data": str(data_path), "config": _eval_config(config),
+            "max_windows": max_windows}  # fmt: skip
+    model, emb = None, None
+
+    def todo(table: Path, **settings) -> dict | None:  # noqa: ANN003
+        """None when ``table`` is up to date, else the record to write beside it once computed."""
+        nonlocal model, emb
+        record = {**base, **settings}
+        if table.is_file() and _record_path(table).is_file():
+            if json.loads(_record_path(table).read_text()) == record:
+                return None
+        if model is None:
+            model, emb = load_models(path, config)
+        return record
+
+    def write(df: pd.DataFrame, table: Path, record: dict) -> None:
+        write_table(df, table)
+        _record_path(table).write_text(json.dumps(record, indent=1))
+
+    main = path.with_suffix(".csv")
+    main_record = todo(main)
+    if main_record is not None:
+        df = evaluate(model, emb, data.test, config=config, max_windows_per_episode=max_windows)
+        write(df.assign(method=method, seed=config.seed, train_s=round(seconds, 1)), main,
+              main_record)  # fmt: skip
+    if stage != "noether":
+        return
+    for name, inner in extra["test_time"].items():
+        table = path.with_name(f"{path.stem}@{name}.csv")
+        record = todo(table, test_time=inner)
+        if record is None:
+            continue
         nc = dataclasses.replace(config.noether, **inner)
         tt = evaluate(model, emb, data.test, config=config, noether=nc,
                       max_windows_per_episode=max_windows)  # fmt: skip
-        tt = tt.assign(method=f"{method}@{name}", seed=config.seed, train_s=0.0)
-        write_table(tt, Path(path).with_name(f"{Path(path).stem}@{name}.csv"))
+        write(tt.assign(method=f"{method}@{name}", seed=config.seed, train_s=0.0), table, record)
     study = extra["study"]
-    if study is not None and emb is not None:
+    if study is not None:
         steps, optimizer, lr, windows = study
-        st = inner_steps_study(
-            model, emb, data.test, config=config, steps=steps, optimizer=optimizer, lr=lr,
-            max_windows_per_episode=windows,
-        )  # fmt: skip
-        write_table(st.assign(method=method, seed=config.seed), _study_path(path))
-    write_table(df, Path(path).with_suffix(".csv"))
+        record = todo(_study_path(path), study=[list(steps), optimizer, lr, windows])
+        if record is not None:
+            st = inner_steps_study(
+                model, emb, data.test, config=config, steps=steps, optimizer=optimizer, lr=lr,
+                max_windows_per_episode=windows,
+            )  # fmt: skip
+            write(st.assign(method=method, seed=config.seed), _study_path(path), record)
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a checkpoint's bytes (survives copies between machines, unlike a time stamp)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _eval_config(config) -> dict:  # noqa: ANN001
+    """The configuration as evaluation sees it: everything but the device, in JSON types."""
+    out = json.loads(json.dumps(config.to_dict()))
+    out.pop("device", None)
+    return out
+
+
+def _record_path(table: Path) -> Path:
+    return table.with_suffix(".json")
 
 
 def _study_path(path) -> Path:  # noqa: ANN001
     return Path(path).with_name(Path(path).stem + "-inner_steps.csv")
 
 
-def collect(root: Path, labels: dict[str, str]) -> pd.DataFrame:
-    """Gather every finished model's table under ``root``; write results, overall and the plot."""
+def collect(root: Path, labels: dict[str, str], max_windows: int | None) -> pd.DataFrame:
+    """Gather every finished model's table under ``root``; write results, overall and the plot.
+
+    A table recorded as evaluated on another number of test windows per episode than ``max_windows`` is
+    left out (with a message), so that one table never mixes two sets of test sequences.
+    """
     from formula_search.io import write_table
     from meta_tailor.video._experiment import overall_table
     from meta_tailor.video._plots import inner_steps_summary, plot_inner_steps, plot_metrics
 
+    def current(table: Path) -> bool:
+        record = _record_path(table)
+        return not record.is_file() or json.loads(record.read_text())["max_windows"] == max_windows
+
     files = sorted(f for f in root.glob("seed*/*.csv") if not f.stem.endswith("-inner_steps"))
+    stale = [f for f in files if not current(f)]
+    if stale:
+        print(f"left out, evaluated on another --max-windows than {max_windows}: "
+              + ", ".join(str(f.relative_to(root)) for f in stale))  # fmt: skip
+        files = [f for f in files if f not in stale]
     if not files:
         raise InputError(f"{root}: no finished models")
     results = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
@@ -163,7 +230,12 @@ def main() -> None:
     ap.add_argument("--svg-epochs", type=int, default=50)
     ap.add_argument("--meta-epochs", type=int, default=20)
     ap.add_argument("--steps-per-epoch", type=int, default=600)
-    ap.add_argument("--max-windows", type=int, default=None, help="test windows per episode")
+    ap.add_argument(
+        "--max-windows",
+        type=int,
+        default=None,
+        help="test windows per episode (default all); the tables keep only models evaluated so",
+    )
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--n-train", type=int, default=5)
     ap.add_argument("--size", type=int, default=64)
@@ -250,7 +322,7 @@ def main() -> None:
         print(f"wall: SVG stage {t1 - t0:.0f} s, second stage {time.perf_counter() - t1:.0f} s")
     labels = {**METHOD_LABELS, **{v: f"Noether: {v}" for v in variants}}
     labels |= {f"{v}@{t}": f"Noether: {v}, test-time {t}" for v in variants for t in test_time}
-    overall = collect(root, labels)
+    overall = collect(root, labels, args.max_windows)
     with pd.option_context("display.width", 200, "display.float_format", "{:.6g}".format):
         print(overall.to_string(index=False))
     print(f"wrote {root}/results.csv, overall.csv, metrics.png")
