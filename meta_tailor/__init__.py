@@ -26,6 +26,7 @@ from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
 from meta_tailor._mlp import load_mlp, make_mlp, save_mlp, train_mlp
 from meta_tailor._rank import (
     COMPARATOR_COLUMNS,
+    CURVE_COLUMNS,
     RANK_COLUMNS,
     SCREEN_COLUMNS,
     ComparatorResult,
@@ -57,6 +58,7 @@ __all__ = [
     "HNN",
     "RANK_COLUMNS",
     "SCREEN_COLUMNS",
+    "CURVE_COLUMNS",
     "ComparatorResult",
     "MLPConfig",
     "MetaTailorResult",

@@ -80,3 +80,45 @@ def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def plot_meta_curves(
+    curves: str | os.PathLike[str] | pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    top: int = 8,
+) -> Path:
+    """The long stage epoch by epoch: each finalist's training rollout MSE (the selection score) and outer
+    loss, one line per finalist and outer rate (the ``top`` finalists with the lowest best score), with the
+    chosen epoch marked."""
+    from formula_search.io import atomic_path, read_table
+
+    table = curves if isinstance(curves, pd.DataFrame) else read_table(curves)
+    if table["score"].isna().all():
+        raise ValueError("no long-stage scores (no finalist, or state mode, which scores no epoch)")
+    best = table.groupby(["formula", "outer_lr"], sort=False)["score"].min().sort_values()
+    plt = _pyplot()
+    fig, (ax_s, ax_o) = plt.subplots(1, 2, figsize=(11, 4))
+    several_rates = table["outer_lr"].nunique() > 1
+    for (formula, rate), low in best.head(top).items():
+        part = table[(table["formula"] == formula) & (table["outer_lr"] == rate)]
+        label = f"{formula}, outer {rate:g}" if several_rates else str(formula)
+        scored = part.dropna(subset=["score"])
+        (line,) = ax_s.plot(scored["epoch"], scored["score"], lw=1, label=label)
+        chosen = scored.loc[scored["score"].idxmin()]
+        ax_s.plot([chosen["epoch"]], [low], "o", color=line.get_color())
+        ax_o.plot(part["epoch"], part["outer_loss"], lw=1, color=line.get_color())
+    ax_s.set_yscale("log")
+    ax_s.set_xlabel("outer epoch (0: tailored pretrained MLP)")
+    ax_s.set_ylabel("training rollout MSE (dot: returned epoch)")
+    ax_o.set_yscale("log")
+    ax_o.set_xlabel("outer epoch")
+    ax_o.set_ylabel("outer loss")
+    ax_s.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -59,6 +59,8 @@ RANK_COLUMNS = [
 ]
 #: Columns of the screen table (one row per formula, learning rate and number of inner steps).
 SCREEN_COLUMNS = ["formula", "inner_lr", "inner_steps", "screen_loss"]
+#: Columns of the long stage's epoch-by-epoch table (:attr:`RankResult.curves`).
+CURVE_COLUMNS = ["formula", "outer_lr", "epoch", "outer_loss", "score"]
 #: Columns of the comparators table.
 COMPARATOR_COLUMNS = [
     "method",
@@ -218,12 +220,18 @@ class RankResult:
             top k), ``test_rmse`` (reported, never used to choose), ``rank`` (1 = winner; NaN outside the
             top k). Sorted by rank, then screen loss.
         screen: every screened (formula, inner_lr, inner_steps) with its ``screen_loss``.
+        curves: the long stage epoch by epoch (columns :data:`CURVE_COLUMNS`): per finalist and outer rate,
+            ``outer_loss`` (before each outer step) and ``score`` (what the returned epoch is chosen by:
+            the training rollout MSE with ``select="rollout"``; epoch 0 is the tailored pretrained MLP,
+            the last epoch the weights after the final step; NaN in state mode, which keeps the last
+            step's weights).
         winner_model: the meta-tailored MLP of the winner.
         winner_theta: its meta-learned formula parameters.
     """
 
     table: pd.DataFrame
     screen: pd.DataFrame
+    curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CURVE_COLUMNS))
     winner_model: nn.Module | None = None
     winner_theta: Tensor | None = None
     models: dict = field(default_factory=dict, repr=False)
@@ -283,6 +291,22 @@ def tailored_model(
 #: Largest number of stacked tailored weights (candidates x training sequences x MLP parameters) that
 #: :func:`_meta_tailor_top` puts in one batch of :func:`meta_tailor_many`.
 STACK_BUDGET = 40_000_000
+
+
+def _curve_rows(formula: str, tcfg: TailorConfig, res: MetaTailorResult) -> list[dict]:
+    """The long stage of one finalist at one outer rate, one row per epoch (:data:`CURVE_COLUMNS`)."""
+    scores = dict(res.scores)
+    epochs = range(max(len(res.losses), max(scores, default=-1) + 1))
+    return [
+        {
+            "formula": formula,
+            "outer_lr": tcfg.outer_lr,
+            "epoch": e,
+            "outer_loss": res.losses[e] if e < len(res.losses) else math.nan,
+            "score": scores.get(e, math.nan),
+        }
+        for e in epochs
+    ]
 
 
 def _meta_tailor_top(
@@ -474,6 +498,7 @@ def rank(
     order = sorted(range(len(candidates)), key=lambda j: candidates[j]["screen_loss"])
     top = [j for j in order[: config.top_k] if math.isfinite(candidates[j]["screen_loss"])]
     models = {}
+    curve_rows: list[dict] = []
     trained = _meta_tailor_top(
         model, [candidates[j] for j in top], train, dt=dt, config=config, progress=progress
     )
@@ -492,6 +517,7 @@ def rank(
                 tailor=tcfg,
             )
             mse = evaluate_field(fieldfn, train.trajectories, device=device, method="")[0]
+            curve_rows.extend(_curve_rows(c["formula"], tcfg, res))
             scored.append((mse if math.isfinite(mse) else math.inf, tcfg, res, fieldfn))
         mse, tcfg, res, fieldfn = min(scored, key=lambda s: s[0])
         c["train_rollout_mse"] = mse
@@ -519,6 +545,7 @@ def rank(
     return RankResult(
         table=table,
         screen=pd.DataFrame(screen_rows, columns=SCREEN_COLUMNS),
+        curves=pd.DataFrame(curve_rows, columns=CURVE_COLUMNS),
         winner_model=winner[0] if winner else None,
         winner_theta=winner[1] if winner else None,
         models=models,

@@ -45,7 +45,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -730,11 +730,16 @@ class MetaTailorResult:
         model: the meta-tailored MLP (a new module; the input model is unchanged).
         theta: meta-learned formula parameters, shape (n_params,).
         losses: task loss (MSE of tailored dx/dt) before each outer step.
+        scores: the selection score of every scored weight set (trajectory mode), as ``(epoch, score)``:
+            epoch ``e`` is the weights before outer step ``e`` (0: the tailored pretrained model; ``epochs``:
+            after the last step). With ``select="rollout"`` the score is the training rollout MSE the
+            returned epoch is chosen by, else the outer loss. Empty in state mode.
     """
 
     model: nn.Module
     theta: Tensor
     losses: list[float]
+    scores: list[tuple[int, float]] = field(default_factory=list)
 
 
 def meta_tailor(
@@ -800,6 +805,7 @@ def meta_tailor(
         groups.append({"params": [theta], "lr": config.param_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
     losses = []
+    scores: list[tuple[int, float]] = []
     best: tuple[float, dict[str, Tensor], Tensor] | None = None
     inner = dict(
         lrs=torch.tensor([config.inner_lr], dtype=x.dtype, device=x.device),
@@ -862,6 +868,8 @@ def meta_tailor(
                         sq += float(((pred - xs) ** 2).sum())
                         n_sq += xs.numel()
                     score = sq / n_sq
+            if math.isfinite(score):
+                scores.append((epoch, score))
             if math.isfinite(value) and math.isfinite(score) and (best is None or score < best[0]):
                 best = (
                     score,
@@ -887,7 +895,7 @@ def meta_tailor(
             for k, v in params.items():
                 v.copy_(best[1][k])
         theta = best[2]
-    return MetaTailorResult(model=model, theta=theta.detach(), losses=losses)
+    return MetaTailorResult(model=model, theta=theta.detach(), losses=losses, scores=scores)
 
 
 def _scored_epoch(epoch: int, config: TailorConfig) -> bool:
@@ -1021,6 +1029,7 @@ def meta_tailor_many(
     best_loss = torch.full((n_c,), math.inf, dtype=torch.float64, device=ref.device)
     best = [v.detach().clone() for v in (*stacked.values(), theta)]
     history: list[list[float]] = [[] for _ in range(n_c)]
+    scores: list[list[tuple[int, float]]] = [[] for _ in range(n_c)]
     by_rollout = config.select == "rollout" and config.outer_loss != "rollout"
     for epoch in range(config.epochs + 1):
         groups = tailor_groups()
@@ -1037,6 +1046,8 @@ def meta_tailor_many(
                     score = losses(detached, "rollout").double()
         else:
             score = value
+        for k in torch.nonzero(torch.isfinite(score)).flatten().tolist():
+            scores[k].append((epoch, float(score[k])))
         better = finite & torch.isfinite(score) & (score < best_loss)
         best_loss = torch.where(better, score, best_loss)
         with torch.no_grad():
@@ -1075,7 +1086,12 @@ def meta_tailor_many(
             for v, b in zip(copy_k.parameters(), best[:-1]):
                 v.copy_(b[k])
         results.append(
-            MetaTailorResult(model=copy_k, theta=best[-1][o : o + n].clone(), losses=history[k])
+            MetaTailorResult(
+                model=copy_k,
+                theta=best[-1][o : o + n].clone(),
+                losses=history[k],
+                scores=scores[k],
+            )
         )
     return results
 

@@ -5,6 +5,8 @@ A run directory (``RUN``, default ``runs/DATASET``) holds:
 - ``model.pt``: the pretrained vanilla MLP (``fsearch pretrain``; loaded with ``weights_only=True``);
 - ``ranking.csv``: the ranking table (:data:`meta_tailor.RANK_COLUMNS`), one row per accepted survivor;
 - ``screen.csv``: every screened (formula, inner_lr, inner_steps) and its screen loss;
+- ``meta_curves.csv``: the long stage epoch by epoch, per finalist and outer rate: outer loss and the
+  training rollout MSE the returned epoch is chosen by (:data:`meta_tailor.CURVE_COLUMNS`);
 - ``comparators.csv``: vanilla MLP, MLP with more epochs, Noether winner, oracle, HNN
   (:data:`meta_tailor.COMPARATOR_COLUMNS`);
 - ``horizons.csv``: test error per prediction horizon and method;
@@ -250,6 +252,7 @@ def _execute(
         timings["meta_tailor_s"] = time.perf_counter() - stamps.get("screen", stamps["start"])
         write_table(res.table, out / "ranking.csv")
         write_table(res.screen, out / "screen.csv")
+        write_table(res.curves, out / "meta_curves.csv")
         winner = res.table.iloc[0].to_dict() if res.winner_model is not None else None
         if res.winner_model is not None:
             import torch
@@ -443,7 +446,7 @@ def rank_cmd(**kwargs):
         click.echo(
             f"winner: {winner['formula']} params={winner['params']} test RMSE {winner['test_rmse']:.4g}"
         )
-    click.echo(f"wrote {out}/ranking.csv, screen.csv, meta.json")
+    click.echo(f"wrote {out}/ranking.csv, screen.csv, meta_curves.csv, meta.json")
 
 
 def _law_rows(run: Path, meta: dict, top: int):
@@ -608,8 +611,10 @@ def export_cmd(run, fmt, top, output):
     help="Folder for the PNGs [default: RUN].",
 )
 def plot_cmd(run, output):
-    """Plot error against horizon per method and the discovered law along the test trajectories (PNG)."""
-    from meta_tailor._plots import plot_horizons, plot_law
+    """Plot error against horizon per method, the discovered law along the test trajectories, and the
+    finalists' training rollouts during meta-tailoring (PNG)."""
+    from formula_search.io import read_table
+    from meta_tailor._plots import plot_horizons, plot_law, plot_meta_curves
 
     run = Path(run)
     meta = _read_meta(run)
@@ -622,6 +627,9 @@ def plot_cmd(run, output):
     laws = _law_rows(run, meta, 1)
     if laws:
         written.append(plot_law(meta, laws[0], out / "law_along_test.png"))
+    curves = run / "meta_curves.csv"
+    if curves.exists() and (table := read_table(curves))["score"].notna().any():
+        written.append(plot_meta_curves(table, out / "meta_curves.png", title=meta["dataset"]))
     if not written:
         raise InputError(f"{run}: nothing to plot (no horizons.csv and no ranked law)")
     click.echo("wrote " + ", ".join(str(p) for p in written))

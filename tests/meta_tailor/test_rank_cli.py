@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from formula_search.cli import main
+from meta_tailor import CURVE_COLUMNS
 
 
 def run_cli(args, capsys):
@@ -98,6 +99,20 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     screen = pd.read_csv(run / "screen.csv")
     assert sorted(screen["inner_lr"]) == pytest.approx(sorted(default_inner_lrs("polyak")))
     assert screen["screen_loss"].notna().all()
+    # the long stage epoch by epoch: epochs 0 (tailored pretrained MLP) and 1 (after the one step) per
+    # outer rate, and the kept rate's best score is the ranking's training rollout MSE, which rank()
+    # computes separately by rolling out the returned model
+    curves = pd.read_csv(run / "meta_curves.csv")
+    assert list(curves.columns) == CURVE_COLUMNS
+    assert sorted(curves["outer_lr"].unique()) == [1e-4, 3e-4]
+    assert sorted(curves["epoch"]) == [0, 0, 1, 1]
+    for row in ranked.itertuples():
+        kept = curves[(curves["formula"] == row.formula) & (curves["outer_lr"] == row.outer_lr)]
+        assert kept["score"].min() == pytest.approx(row.train_rollout_mse, rel=1e-5)
+    code, out, err = run_cli(["plot", str(run)], capsys)
+    assert code in (0, None), err
+    for name in ("law_along_test.png", "meta_curves.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     code, _, err = run_cli(
         [
             "rank",

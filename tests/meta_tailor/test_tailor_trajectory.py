@@ -309,6 +309,8 @@ def _assert_equal_to_separate_runs(model, cands, many, cfg, x, dxdt, trajectorie
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
         assert np.allclose(got.losses, want.losses, rtol=1e-7)
+        assert [e for e, _ in got.scores] == [e for e, _ in want.scores]
+        assert np.allclose([v for _, v in got.scores], [v for _, v in want.scores], rtol=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -425,6 +427,8 @@ def test_select_by_rollout_never_returns_worse_training_rollouts():
             lrs=torch.tensor([0.05], **f64),
             steps=1,
             dt=0.2,
+            form=cfg.loss_form,
+            integrator=cfg.inner_integrator,  # the tailoring that cfg describes (RK4 inner rollout)
         )[0]
         return float(((pred - xs) ** 2).mean().detach())
 
@@ -456,5 +460,16 @@ def test_select_by_rollout_never_returns_worse_training_rollouts():
     )[0]
     for r in (res, many):
         assert rollout_mse(r.model, r.theta) <= start + 1e-12
+        # the recorded scores are the curve the choice is made from: every epoch and the last step's
+        # weights, epoch 0 being the tailored starting model, and the returned weights are the minimum
+        assert [e for e, _ in r.scores] == list(range(cfg.epochs + 1))
+        assert r.scores[0][1] == pytest.approx(start, rel=1e-10)
+        assert min(v for _, v in r.scores) == pytest.approx(
+            rollout_mse(r.model, r.theta), rel=1e-10
+        )
+    assert np.allclose([v for _, v in res.scores], [v for _, v in many.scores], rtol=1e-9)
+    every5 = run(replace(cfg, select_every=5)).scores
+    assert [e for e, _ in every5] == [0, 5, 10, 15]
     outer = run(replace(cfg, select="outer"))
+    assert [v for _, v in outer.scores][:-1] == pytest.approx(outer.losses, rel=1e-12)
     assert rollout_mse(outer.model, outer.theta) > start  # the derivative loss alone moved away
