@@ -68,6 +68,9 @@ class TailorConfig:
             the fraction of L that one step removes to first order; see :mod:`meta_tailor._tailor`).
         epochs: outer full-batch Adam steps of meta-tailoring (100).
         outer_lr: Adam learning rate of the MLP weights in the outer loop (1e-3, as pretraining).
+        outer_warmup: outer steps over which both outer Adam rates rise linearly to their values (step k of
+            the first ``outer_warmup`` uses ``k / outer_warmup`` of them); 0 (default): none. A fresh Adam
+            moves every weight by about the full rate at its first step, whatever the gradient's size.
         param_lr: Adam learning rate of the formula's parameters in the outer loop.
         weight_decay: Adam weight decay of the MLP weights in the outer loop.
         learn_params: whether the formula's parameters are meta-learned.
@@ -97,6 +100,7 @@ class TailorConfig:
     inner_rule: str = "sgd"
     epochs: int = 100
     outer_lr: float = 1e-3
+    outer_warmup: int = 0
     param_lr: float = 1e-3
     weight_decay: float = 1e-4
     learn_params: bool = True
@@ -109,7 +113,7 @@ class TailorConfig:
     select_every: int = 1
 
     def __post_init__(self) -> None:
-        if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0:
+        if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0 or self.outer_warmup < 0:
             raise ValueError(f"invalid TailorConfig {self}")
         if self.inner_rule not in INNER_RULES:
             raise ValueError(f"inner_rule must be one of {INNER_RULES}, not {self.inner_rule!r}")

@@ -19,6 +19,16 @@ def _pyplot():
     return plt
 
 
+def save_png(fig, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001
+    """Write ``fig`` to ``path`` as PNG (atomically: a reader never sees half a file) and close it."""
+    from formula_search.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def plot_horizons(
     horizons: str | os.PathLike[str] | pd.DataFrame,
     path: str | os.PathLike[str],
@@ -26,7 +36,7 @@ def plot_horizons(
     title: str = "",
 ) -> Path:
     """Mean squared test error against time since the first state, one line per method (log scale)."""
-    from formula_search.io import atomic_path, read_table
+    from formula_search.io import read_table
 
     table = horizons if isinstance(horizons, pd.DataFrame) else read_table(horizons)
     plt = _pyplot()
@@ -40,10 +50,7 @@ def plot_horizons(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
@@ -58,7 +65,6 @@ def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
 
     import dsl
     from formula_search.data import dataset_from_options, load_dataset
-    from formula_search.io import atomic_path
 
     if meta.get("dataset_options"):
         data = dataset_from_options(**meta["dataset_options"])
@@ -76,10 +82,7 @@ def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
     ax.set_ylabel("g(x_t) - g(x_0)")
     ax.set_title(dsl.to_text(law["expr"], law["params"], digits=4) + " along test trajectories")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def plot_meta_curves(
@@ -92,7 +95,7 @@ def plot_meta_curves(
     """The long stage epoch by epoch: each finalist's training rollout MSE (the selection score) and outer
     loss, one line per finalist and outer rate (the ``top`` finalists with the lowest best score), with the
     chosen epoch marked."""
-    from formula_search.io import atomic_path, read_table
+    from formula_search.io import read_table
 
     table = curves if isinstance(curves, pd.DataFrame) else read_table(curves)
     if table["score"].isna().all():
@@ -118,7 +121,4 @@ def plot_meta_curves(
     ax_s.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)

@@ -804,6 +804,8 @@ def meta_tailor(
         theta.requires_grad_(True)
         groups.append({"params": [theta], "lr": config.param_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
+    base_lrs = [group["lr"] for group in groups]
+    taken = 0  # outer steps taken (an epoch with a non-finite loss takes none)
     losses = []
     scores: list[tuple[int, float]] = []
     best: tuple[float, dict[str, Tensor], Tensor] | None = None
@@ -884,6 +886,9 @@ def meta_tailor(
                     progress(epoch)
                 continue
         loss.backward()
+        taken += 1
+        for group, base in zip(opt.param_groups, base_lrs, strict=True):
+            group["lr"] = base * _warmup(taken, config.outer_warmup)
         opt.step()
         losses.append(float(loss.detach()))
         if progress is not None:
@@ -896,6 +901,11 @@ def meta_tailor(
                 v.copy_(best[1][k])
         theta = best[2]
     return MetaTailorResult(model=model, theta=theta.detach(), losses=losses, scores=scores)
+
+
+def _warmup(step: int, warmup: int) -> float:
+    """Factor of the outer Adam rates at outer step ``step`` (1-based): ``min(1, step / warmup)``."""
+    return 1.0 if warmup <= 0 else min(1.0, step / warmup)
 
 
 def _scored_epoch(epoch: int, config: TailorConfig) -> bool:
@@ -1065,6 +1075,10 @@ def meta_tailor_many(
             n_steps += finite.double()
             bc1 = (1 - beta1 ** n_steps.clamp(min=1)).to(ref.dtype)
             bc2 = (1 - beta2 ** n_steps.clamp(min=1)).to(ref.dtype)
+            # the warm-up factor of each copy after its own number of steps (see _warmup)
+            warm = (n_steps / max(config.outer_warmup, 1)).clamp(max=1).to(ref.dtype)
+            if config.outer_warmup <= 0:
+                warm = torch.ones_like(warm)
             with torch.no_grad():
                 for i, (v, gr, (m, s)) in enumerate(zip(leaves, grads, moments)):
                     is_theta = learn and i == len(leaves) - 1
@@ -1076,7 +1090,8 @@ def meta_tailor_many(
                     m.copy_(torch.where(mask, m.lerp(gr, 1 - beta1), m))
                     s.copy_(torch.where(mask, s * beta2 + (1 - beta2) * gr * gr, s))
                     denom = s.sqrt() / pick(bc2).sqrt() + eps
-                    v.sub_(torch.where(mask, group_lr[i] / pick(bc1) * m / denom, 0.0))
+                    rate = group_lr[i] * pick(warm) / pick(bc1)
+                    v.sub_(torch.where(mask, rate * m / denom, 0.0))
         if progress is not None:
             progress(epoch)
     results = []

@@ -190,6 +190,7 @@ def _execute(
     inner_rule: str = "sgd",
     outer_lr: tuple[float, ...] = (),
     inner_integrator: str | None = None,
+    outer_warmup: int | None = None,
     model_seed: int = 0,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
@@ -236,6 +237,8 @@ def _execute(
         cfg = replace(cfg, outer_lrs=tuple(outer_lr))
     if inner_integrator is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, inner_integrator=inner_integrator))
+    if outer_warmup is not None:
+        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_warmup=outer_warmup))
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -380,6 +383,13 @@ def _stage_options(f):
             default=None,
             help="Trajectory mode's inner rollout: the paper's finite difference x + f(x) dt (euler) "
             "or one RK4 step per dt, the integrator of the evaluation [rk4].",
+        ),
+        click.option(
+            "--outer-warmup",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Meta-tailoring steps over which the outer Adam rates rise linearly to their values "
+            "(a fresh Adam moves every weight by about the full rate at its first step) [0: none].",
         ),
         MODEL_SEED,
         DEVICE,

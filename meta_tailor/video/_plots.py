@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from formula_search.errors import InputError
-from formula_search.io import atomic_path
+from meta_tailor._plots import save_png
 
 _METRIC_LABELS = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 
@@ -68,10 +68,7 @@ def plot_metrics(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def inner_steps_summary(study: pd.DataFrame) -> pd.DataFrame:
@@ -142,7 +139,4 @@ def plot_inner_steps(
     if title:
         axes[0].set_title(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)

@@ -314,13 +314,15 @@ def _assert_equal_to_separate_runs(model, cands, many, cfg, x, dxdt, trajectorie
 
 
 @pytest.mark.parametrize(
-    "outer,steps,rule",
-    [(o, s, "sgd") for o in ("derivative", "rollout") for s in (0, 1, 2)]
-    + [("derivative", 1, "polyak"), ("derivative", 2, "polyak")],
+    "outer,steps,rule,warmup",
+    [(o, s, "sgd", 0) for o in ("derivative", "rollout") for s in (0, 1, 2)]
+    + [("derivative", 1, "polyak", 0), ("derivative", 2, "polyak", 0)]
+    + [("derivative", 1, "sgd", 3), ("rollout", 1, "polyak", 2)],
 )
-def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule):
+def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule, warmup):
     """Stacked meta-tailoring of several candidates (own formula, parameters and inner rate each, one that
-    gives NaN losses) reproduces meta_tailor run separately on each, with either inner step rule."""
+    gives NaN losses) reproduces meta_tailor run separately on each, with either inner step rule and with an
+    outer warm-up."""
 
     from meta_tailor._tailor import meta_tailor_many
 
@@ -353,6 +355,7 @@ def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule):
         inner_steps=steps,
         outer_loss=outer,
         inner_rule=rule,
+        outer_warmup=warmup,
     )
     many = meta_tailor_many(model, cands, dt=0.2, config=cfg, trajectories=[(t, xs, dx)])
     _assert_equal_to_separate_runs(model, cands, many, cfg, xs, dx, [(t, xs, dx)])
@@ -473,3 +476,38 @@ def test_select_by_rollout_never_returns_worse_training_rollouts():
     outer = run(replace(cfg, select="outer"))
     assert [v for _, v in outer.scores][:-1] == pytest.approx(outer.losses, rel=1e-12)
     assert rollout_mse(outer.model, outer.theta) > start  # the derivative loss alone moved away
+
+
+def test_outer_warmup_scales_the_first_steps():
+    """Adam's first step is the rate times m^ / (sqrt(v^) + eps), linear in the rate, so one outer step with
+    a warm-up of 4 steps equals one step of plain Adam at a quarter of both rates; a warm-up of 1 step is no
+    warm-up at all. (State mode returns the last weights, so the step itself is compared.)"""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import _warmup
+
+    f64 = dict(dtype=torch.float64)
+    model = tiny(hidden=7, seed=4)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(12, 2, generator=gen, **f64)
+    dx = torch.randn(12, 2, generator=gen, **f64)
+    theta = torch.tensor([1.3], **f64)
+    cfg = TailorConfig(epochs=1, outer_lr=1e-2, param_lr=1e-2, inner_lr=0.05)
+
+    def run(config):
+        return meta_tailor(model, g_pend, theta, x, dx, dt=0.2, config=config)
+
+    def assert_same(a, b):
+        for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(a.theta, b.theta, rtol=1e-12, atol=1e-15)
+
+    warm = run(replace(cfg, outer_warmup=4))
+    assert_same(warm, run(replace(cfg, outer_lr=cfg.outer_lr / 4, param_lr=cfg.param_lr / 4)))
+    plain = run(cfg)
+    assert not torch.allclose(warm.theta, plain.theta)
+    assert_same(run(replace(cfg, epochs=6, outer_warmup=1)), run(replace(cfg, epochs=6)))
+    assert [_warmup(k, 4) for k in range(1, 7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert _warmup(1, 0) == 1.0
+    with pytest.raises(ValueError):
+        TailorConfig(outer_warmup=-1)
