@@ -27,7 +27,7 @@ def sequence_steps(run: Path) -> pd.DataFrame:
     from formula_search.data import dataset_from_options
     from meta_tailor import load_mlp
     from meta_tailor._rank import dsl_compiler, parse_params
-    from meta_tailor._tailor import _mlp_sequence_grads
+    from meta_tailor._tailor import _mlp_sequence_grads, _polyak_scale, _rule_grads
 
     meta = json.loads((run / "meta.json").read_text())
     if meta.get("tailor_mode") != "trajectory":
@@ -46,7 +46,7 @@ def sequence_steps(run: Path) -> pd.DataFrame:
         theta = torch.tensor(parse_params(law.fitted_params), dtype=torch.float32)
         for split, trajectories in (("train", data.train), ("test", data.test)):
             for i, tr in enumerate(trajectories):
-                x0 = torch.as_tensor(tr.x[:1], dtype=torch.float32)
+                x0 = torch.tensor(tr.x[:1], dtype=torch.float32)  # a copy: the data are read-only
                 horizon = tcfg["horizon"] or len(tr.t) - 1
                 params = dict(start)
                 for step in range(int(law.inner_steps) + 1):
@@ -54,14 +54,15 @@ def sequence_steps(run: Path) -> pd.DataFrame:
                         grads, loss = _mlp_sequence_grads(
                             params, g, theta, x0, horizon=horizon, **kw
                         )
-                    sq = float(sum(v.pow(2).sum() for v in grads.values()))
-                    rate = law.inner_lr * (float(loss[0]) / sq if rule == "polyak" else 1.0)
+                    sq = sum(v.pow(2).sum() for v in grads.values())
+                    scale = float(_polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
                     last = step == int(law.inner_steps)
                     rows.append({"run": run.name, "law": law.formula, "split": split, "sequence": i,
-                                 "step": step, "noether_loss": float(loss[0]), "grad_sq": sq,
-                                 "rate": float("nan") if last else rate})  # fmt: skip
-                    if not last:
-                        params = {k: params[k] - rate * grads[k][0] for k in params}
+                                 "step": step, "noether_loss": float(loss[0]), "grad_sq": float(sq),
+                                 "rate": float("nan") if last else law.inner_lr * scale})  # fmt: skip
+                    if not last:  # the inner step itself, as tailoring takes it
+                        direction = _rule_grads(rule, grads, loss)
+                        params = {k: params[k] - law.inner_lr * direction[k][0] for k in params}
     return pd.DataFrame(rows)
 
 

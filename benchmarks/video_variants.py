@@ -141,7 +141,8 @@ def _job(data_path, method, config, stage, path, init_from, max_windows, extra):
     study = extra["study"]
     if study is not None:
         steps, optimizer, lr, windows = study
-        record = todo(_study_path(path), study=[list(steps), optimizer, lr, windows])
+        # the study has its own windows: a new --max-windows must not run it again
+        record = todo(_study_path(path), max_windows=windows, study=[list(steps), optimizer, lr])
         if record is not None:
             st = inner_steps_study(
                 model, emb, data.test, config=config, steps=steps, optimizer=optimizer, lr=lr,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 
-def _pyplot():
+def agg_pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +25,7 @@ def save_png(fig, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-    _pyplot().close(fig)
+    agg_pyplot().close(fig)
     return Path(path)
 
 
@@ -39,7 +39,7 @@ def plot_horizons(
     from formula_search.io import read_table
 
     table = horizons if isinstance(horizons, pd.DataFrame) else read_table(horizons)
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, part in table.groupby("method", sort=False):
         part = part[part["horizon"] > 0]
@@ -72,7 +72,7 @@ def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
         data = load_dataset(meta["dataset"], noise=meta.get("noise"), seed=meta.get("seed", 0))
     g = dsl.compile_torch(law["expr"], list(data.var_names))
     theta = torch.tensor(law["params"], dtype=torch.float64)
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for tr in data.test:
         x = torch.as_tensor(np.array(tr.x), dtype=torch.float64)
@@ -101,7 +101,7 @@ def plot_meta_curves(
     if table["score"].isna().all():
         raise ValueError("no long-stage scores (no finalist, or state mode, which scores no epoch)")
     best = table.groupby(["formula", "outer_lr"], sort=False)["score"].min().sort_values()
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, (ax_s, ax_o) = plt.subplots(1, 2, figsize=(11, 4))
     several_rates = table["outer_lr"].nunique() > 1
     for (formula, rate), low in best.head(top).items():

@@ -1056,8 +1056,9 @@ def meta_tailor_many(
                     score = losses(detached, "rollout").double()
         else:
             score = value
-        for k in torch.nonzero(torch.isfinite(score)).flatten().tolist():
-            scores[k].append((epoch, float(score[k])))
+        for k, v in enumerate(score.tolist()):  # one transfer from the device per epoch
+            if math.isfinite(v):
+                scores[k].append((epoch, v))
         better = finite & torch.isfinite(score) & (score < best_loss)
         best_loss = torch.where(better, score, best_loss)
         with torch.no_grad():
@@ -1075,10 +1076,12 @@ def meta_tailor_many(
             n_steps += finite.double()
             bc1 = (1 - beta1 ** n_steps.clamp(min=1)).to(ref.dtype)
             bc2 = (1 - beta2 ** n_steps.clamp(min=1)).to(ref.dtype)
-            # the warm-up factor of each copy after its own number of steps (see _warmup)
-            warm = (n_steps / max(config.outer_warmup, 1)).clamp(max=1).to(ref.dtype)
-            if config.outer_warmup <= 0:
-                warm = torch.ones_like(warm)
+            # each copy's warm-up factor after its own number of steps, as _warmup
+            warm = (
+                (n_steps / config.outer_warmup).clamp(max=1)
+                if config.outer_warmup > 0
+                else torch.ones_like(n_steps)
+            ).to(ref.dtype)
             with torch.no_grad():
                 for i, (v, gr, (m, s)) in enumerate(zip(leaves, grads, moments)):
                     is_theta = learn and i == len(leaves) - 1

@@ -9,18 +9,9 @@ import numpy as np
 import pandas as pd
 
 from formula_search.errors import InputError
-from meta_tailor._plots import save_png
+from meta_tailor._plots import agg_pyplot, save_png
 
 _METRIC_LABELS = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-
-
-def _plt():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def seed_summary(results: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +43,7 @@ def plot_metrics(
     title: str = "",
 ) -> Path:
     """One panel per metric against predicted step, a line per method with a band of one standard error."""
-    plt = _plt()
+    plt = agg_pyplot()
     summ = seed_summary(results)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, metric in zip(axes, ("mse", "psnr", "ssim"), strict=True):
@@ -113,7 +104,7 @@ def plot_inner_steps(
     :func:`inner_steps_summary`). When 0 steps are in the study, the bottom panel shows each seed's change
     of MSE from 0 steps, in percent.
     """
-    plt = _plt()
+    plt = agg_pyplot()
     summ = inner_steps_summary(study)
     bottom = "mse_change" if "mse_change" in summ.columns else "mse"
     fig, axes = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
