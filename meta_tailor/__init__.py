@@ -14,6 +14,7 @@ The scientific-data part (this package, except :mod:`meta_tailor.video`):
 """
 
 from meta_tailor._config import (
+    OUTER_WARMUP,
     MLPConfig,
     RankConfig,
     TailorConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "HNN",
     "RANK_COLUMNS",
     "SCREEN_COLUMNS",
+    "OUTER_WARMUP",
     "CURVE_COLUMNS",
     "ComparatorResult",
     "MLPConfig",

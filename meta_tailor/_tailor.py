@@ -888,7 +888,7 @@ def meta_tailor(
         loss.backward()
         taken += 1
         for group, base in zip(opt.param_groups, base_lrs, strict=True):
-            group["lr"] = base * _warmup(taken, config.outer_warmup)
+            group["lr"] = base * float(_outer_factor(taken, config))
         opt.step()
         losses.append(float(loss.detach()))
         if progress is not None:
@@ -903,9 +903,19 @@ def meta_tailor(
     return MetaTailorResult(model=model, theta=theta.detach(), losses=losses, scores=scores)
 
 
-def _warmup(step: int, warmup: int) -> float:
-    """Factor of the outer Adam rates at outer step ``step`` (1-based): ``min(1, step / warmup)``."""
-    return 1.0 if warmup <= 0 else min(1.0, step / warmup)
+def _outer_factor(steps: Tensor | int, config: TailorConfig) -> Tensor:
+    """Factor of the outer Adam rates at outer step ``steps`` (1-based; an int, or a tensor of each copy's
+    steps): the warm-up ``min(1, k / outer_warmup)``, times, with ``outer_decay="cosine"``,
+    ``(1 + cos(pi j / n)) / 2`` at the j-th step after the warm-up (j = k - outer_warmup - 1 from 0,
+    n = epochs - outer_warmup)."""
+    k = torch.as_tensor(steps, dtype=torch.float64)
+    w = config.outer_warmup
+    factor = (k / w).clamp(max=1) if w > 0 else torch.ones_like(k)
+    if config.outer_decay == "cosine":
+        n = max(1, config.epochs - w)
+        j = (k - w - 1).clamp(min=0, max=n)
+        factor = factor * (1 + torch.cos(math.pi * j / n)) / 2
+    return factor
 
 
 def _scored_epoch(epoch: int, config: TailorConfig) -> bool:
@@ -1076,12 +1086,7 @@ def meta_tailor_many(
             n_steps += finite.double()
             bc1 = (1 - beta1 ** n_steps.clamp(min=1)).to(ref.dtype)
             bc2 = (1 - beta2 ** n_steps.clamp(min=1)).to(ref.dtype)
-            # each copy's warm-up factor after its own number of steps, as _warmup
-            warm = (
-                (n_steps / config.outer_warmup).clamp(max=1)
-                if config.outer_warmup > 0
-                else torch.ones_like(n_steps)
-            ).to(ref.dtype)
+            warm = _outer_factor(n_steps, config).to(ref.dtype)  # after each copy's own steps
             with torch.no_grad():
                 for i, (v, gr, (m, s)) in enumerate(zip(leaves, grads, moments)):
                     is_theta = learn and i == len(leaves) - 1

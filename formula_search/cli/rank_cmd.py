@@ -191,6 +191,7 @@ def _execute(
     outer_lr: tuple[float, ...] = (),
     inner_integrator: str | None = None,
     outer_warmup: int | None = None,
+    outer_decay: str | None = None,
     model_seed: int = 0,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
@@ -239,6 +240,8 @@ def _execute(
         cfg = replace(cfg, tailor=replace(cfg.tailor, inner_integrator=inner_integrator))
     if outer_warmup is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, outer_warmup=outer_warmup))
+    if outer_decay is not None:
+        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_decay=outer_decay))
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -389,7 +392,14 @@ def _stage_options(f):
             type=click.IntRange(min=0),
             default=None,
             help="Meta-tailoring steps over which the outer Adam rates rise linearly to their values "
-            "(a fresh Adam moves every weight by about the full rate at its first step) [0: none].",
+            "(a fresh Adam moves every weight by about the full rate at its first step; 0: none) [10].",
+        ),
+        click.option(
+            "--outer-decay",
+            type=click.Choice(["none", "cosine"]),
+            default=None,
+            help="Outer Adam rates after the warm-up: constant, or falling as a half cosine towards zero "
+            "at the last epoch, so that the long stage settles [none].",
         ),
         MODEL_SEED,
         DEVICE,

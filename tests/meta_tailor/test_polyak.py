@@ -262,6 +262,11 @@ def test_rule_configuration():
     assert real.tailor.inner_rule == "polyak"
     _, real_sgd = paper_configs("real_pendulum")
     assert real_sgd.inner_lrs == (1e-3, 1e-2, 1e-1, 1.0)
+    # the command line's configurations warm the outer rates up over 10 steps; the Python API's do not
+    for name in ("ideal_pendulum", "ideal_spring", "real_pendulum"):
+        for rule in ("sgd", "polyak"):
+            assert paper_configs(name, inner_rule=rule)[1].tailor.outer_warmup == 10
+    assert TailorConfig().outer_warmup == 0 and TailorConfig().outer_decay == "none"
     with pytest.raises(ValueError, match="inner_rule"):
         TailorConfig(inner_rule="adam")
     with pytest.raises(ValueError, match="rule"):

@@ -83,7 +83,7 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     code, out, err = run_cli(
         ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
          "--inner-rule", "polyak", "--outer-lr", "1e-4", "--outer-lr", "3e-4", "--inner-integrator",
-         "euler", "--epochs", "1", "--outer-warmup", "5",
+         "euler", "--epochs", "1", "--outer-warmup", "5", "--outer-decay", "cosine",
          "--pretrain-steps", "20",
          "--no-comparators", "--device", "cpu"],
         capsys,
@@ -97,6 +97,7 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     assert len(ranked) and set(ranked["outer_lr"]) <= {1e-4, 3e-4}
     assert meta["rank_config"]["tailor"]["inner_integrator"] == "euler"
     assert meta["rank_config"]["tailor"]["outer_warmup"] == 5
+    assert meta["rank_config"]["tailor"]["outer_decay"] == "cosine"
     screen = pd.read_csv(run / "screen.csv")
     assert sorted(screen["inner_lr"]) == pytest.approx(sorted(default_inner_lrs("polyak")))
     assert screen["screen_loss"].notna().all()

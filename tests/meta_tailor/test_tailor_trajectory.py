@@ -314,15 +314,16 @@ def _assert_equal_to_separate_runs(model, cands, many, cfg, x, dxdt, trajectorie
 
 
 @pytest.mark.parametrize(
-    "outer,steps,rule,warmup",
-    [(o, s, "sgd", 0) for o in ("derivative", "rollout") for s in (0, 1, 2)]
-    + [("derivative", 1, "polyak", 0), ("derivative", 2, "polyak", 0)]
-    + [("derivative", 1, "sgd", 3), ("rollout", 1, "polyak", 2)],
+    "outer,steps,rule,warmup,decay",
+    [(o, s, "sgd", 0, "none") for o in ("derivative", "rollout") for s in (0, 1, 2)]
+    + [("derivative", 1, "polyak", 0, "none"), ("derivative", 2, "polyak", 0, "none")]
+    + [("derivative", 1, "sgd", 3, "none"), ("rollout", 1, "polyak", 2, "none")]
+    + [("derivative", 1, "sgd", 2, "cosine"), ("rollout", 2, "polyak", 0, "cosine")],
 )
-def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule, warmup):
+def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule, warmup, decay):
     """Stacked meta-tailoring of several candidates (own formula, parameters and inner rate each, one that
     gives NaN losses) reproduces meta_tailor run separately on each, with either inner step rule and with an
-    outer warm-up."""
+    outer warm-up and cosine decay."""
 
     from meta_tailor._tailor import meta_tailor_many
 
@@ -356,6 +357,7 @@ def test_meta_tailor_many_equals_one_at_a_time(outer, steps, rule, warmup):
         outer_loss=outer,
         inner_rule=rule,
         outer_warmup=warmup,
+        outer_decay=decay,
     )
     many = meta_tailor_many(model, cands, dt=0.2, config=cfg, trajectories=[(t, xs, dx)])
     _assert_equal_to_separate_runs(model, cands, many, cfg, xs, dx, [(t, xs, dx)])
@@ -478,20 +480,24 @@ def test_select_by_rollout_never_returns_worse_training_rollouts():
     assert rollout_mse(outer.model, outer.theta) > start  # the derivative loss alone moved away
 
 
+def _state_problem():
+    """A tiny float64 MLP, 12 random states and targets, and a pendulum-law parameter, for state mode."""
+    f64 = dict(dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(12, 2, generator=gen, **f64)
+    dx = torch.randn(12, 2, generator=gen, **f64)
+    return tiny(hidden=7, seed=4), x, dx, torch.tensor([1.3], **f64)
+
+
 def test_outer_warmup_scales_the_first_steps():
     """Adam's first step is the rate times m^ / (sqrt(v^) + eps), linear in the rate, so one outer step with
     a warm-up of 4 steps equals one step of plain Adam at a quarter of both rates; a warm-up of 1 step is no
     warm-up at all. (State mode returns the last weights, so the step itself is compared.)"""
     from dataclasses import replace
 
-    from meta_tailor._tailor import _warmup
+    from meta_tailor._tailor import _outer_factor
 
-    f64 = dict(dtype=torch.float64)
-    model = tiny(hidden=7, seed=4)
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(12, 2, generator=gen, **f64)
-    dx = torch.randn(12, 2, generator=gen, **f64)
-    theta = torch.tensor([1.3], **f64)
+    model, x, dx, theta = _state_problem()
     cfg = TailorConfig(epochs=1, outer_lr=1e-2, param_lr=1e-2, inner_lr=0.05)
 
     def run(config):
@@ -507,7 +513,78 @@ def test_outer_warmup_scales_the_first_steps():
     plain = run(cfg)
     assert not torch.allclose(warm.theta, plain.theta)
     assert_same(run(replace(cfg, epochs=6, outer_warmup=1)), run(replace(cfg, epochs=6)))
-    assert [_warmup(k, 4) for k in range(1, 7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert _warmup(1, 0) == 1.0
+    factors = [float(_outer_factor(k, replace(cfg, epochs=6, outer_warmup=4))) for k in range(1, 7)]
+    assert factors == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert float(_outer_factor(1, cfg)) == 1.0
     with pytest.raises(ValueError):
         TailorConfig(outer_warmup=-1)
+
+
+@pytest.mark.parametrize("epochs,warmup", [(6, 2), (5, 0), (9, 4), (3, 3)])
+def test_outer_cosine_decay_follows_torch_schedulers(epochs, warmup):
+    """The outer rates' factor with ``outer_decay="cosine"`` is torch's LinearLR warm-up followed by
+    CosineAnnealingLR over the remaining steps (a separate implementation), step by step."""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import _outer_factor
+
+    cfg = TailorConfig(epochs=epochs, outer_warmup=warmup, outer_decay="cosine")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedulers = []
+    if epochs > warmup:
+        schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs - warmup)]
+    if warmup:
+        linear = torch.optim.lr_scheduler.LinearLR(
+            opt, start_factor=1 / warmup, total_iters=warmup - 1
+        )
+        schedulers = [linear, *schedulers]
+    if len(schedulers) == 2:
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, schedulers, milestones=[warmup])
+    else:
+        (sched,) = schedulers
+    want = []
+    for _ in range(epochs):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    got = [float(_outer_factor(k, cfg)) for k in range(1, epochs + 1)]
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert all(a > b for a, b in zip(got[warmup:], got[warmup + 1 :]))
+    with pytest.raises(ValueError):
+        replace(cfg, outer_decay="linear")
+
+
+def test_meta_tailor_steps_with_the_cosine_decay():
+    """meta_tailor with ``outer_decay="cosine"`` takes the steps of torch's Adam under CosineAnnealingLR on the
+    same loss (the tailored prediction's MSE, written out here), in state mode, which returns the last
+    weights; without the decay it ends elsewhere."""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import tailored_predict
+
+    model, x, dx, theta = _state_problem()
+    cfg = TailorConfig(epochs=4, outer_lr=1e-2, param_lr=2e-2, inner_lr=0.05, outer_decay="cosine")
+    got = meta_tailor(model, g_pend, theta, x, dx, dt=0.2, config=cfg)
+
+    params = {k: v.detach().clone().requires_grad_() for k, v in model.named_parameters()}
+    th = theta.clone().requires_grad_()
+    opt = torch.optim.Adam(
+        [
+            {"params": list(params.values()), "lr": 1e-2, "weight_decay": cfg.weight_decay},
+            {"params": [th], "lr": 2e-2, "weight_decay": 0.0},
+        ]
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    for _ in range(cfg.epochs):
+        opt.zero_grad()
+        pred = tailored_predict(params, g_pend, th, x, lr=0.05, steps=1, dt=0.2, create_graph=True)
+        torch.mean((pred - dx) ** 2).backward()
+        opt.step()
+        sched.step()
+    for name, p in got.model.named_parameters():
+        torch.testing.assert_close(p, params[name], rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(got.theta, th.detach(), rtol=1e-10, atol=1e-13)
+    plain = meta_tailor(
+        model, g_pend, theta, x, dx, dt=0.2, config=replace(cfg, outer_decay="none")
+    )
+    assert not torch.allclose(plain.theta, got.theta)
