@@ -913,7 +913,7 @@ def _outer_factor(steps: Tensor | int, config: TailorConfig) -> Tensor:
     factor = (k / w).clamp(max=1) if w > 0 else torch.ones_like(k)
     if config.outer_decay == "cosine":
         n = max(1, config.epochs - w)
-        j = (k - w - 1).clamp(min=0, max=n)
+        j = (k - w - 1).clamp(min=0)  # the warm-up's steps take the decay's first factor, 1
         factor = factor * (1 + torch.cos(math.pi * j / n)) / 2
     return factor
 

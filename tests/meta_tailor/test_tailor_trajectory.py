@@ -530,18 +530,10 @@ def test_outer_cosine_decay_follows_torch_schedulers(epochs, warmup):
 
     cfg = TailorConfig(epochs=epochs, outer_warmup=warmup, outer_decay="cosine")
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedulers = []
-    if epochs > warmup:
-        schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs - warmup)]
-    if warmup:
-        linear = torch.optim.lr_scheduler.LinearLR(
-            opt, start_factor=1 / warmup, total_iters=warmup - 1
-        )
-        schedulers = [linear, *schedulers]
-    if len(schedulers) == 2:
-        sched = torch.optim.lr_scheduler.SequentialLR(opt, schedulers, milestones=[warmup])
-    else:
-        (sched,) = schedulers
+    lrs = torch.optim.lr_scheduler
+    phases = [lrs.LinearLR(opt, start_factor=1 / warmup, total_iters=warmup - 1)] if warmup else []
+    phases += [lrs.CosineAnnealingLR(opt, T_max=epochs - warmup)] if epochs > warmup else []
+    sched = lrs.SequentialLR(opt, phases, milestones=[warmup]) if len(phases) == 2 else phases[0]
     want = []
     for _ in range(epochs):
         want.append(opt.param_groups[0]["lr"])
