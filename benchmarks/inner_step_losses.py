@@ -27,7 +27,7 @@ def sequence_steps(run: Path) -> pd.DataFrame:
     from formula_search.data import dataset_from_options
     from meta_tailor import load_mlp
     from meta_tailor._rank import dsl_compiler, parse_params
-    from meta_tailor._tailor import _mlp_sequence_grads, _polyak_scale, _rule_grads
+    from meta_tailor._tailor import _mlp_sequence_grads, _rule_grads, polyak_scale
 
     meta = json.loads((run / "meta.json").read_text())
     if meta.get("tailor_mode") != "trajectory":
@@ -55,7 +55,7 @@ def sequence_steps(run: Path) -> pd.DataFrame:
                             params, g, theta, x0, horizon=horizon, **kw
                         )
                     sq = sum(v.pow(2).sum() for v in grads.values())
-                    scale = float(_polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
+                    scale = float(polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
                     last = step == int(law.inner_steps)
                     rows.append({"run": run.name, "law": law.formula, "split": split, "sequence": i,
                                  "step": step, "noether_loss": float(loss[0]), "grad_sq": float(sq),

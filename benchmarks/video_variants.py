@@ -7,8 +7,8 @@ share the card). Each model is evaluated on the test windows as `fsearch video e
     python benchmarks/video_variants.py --seeds 3 --device cuda --steps-per-epoch 40 --max-windows 2 \\
         --variant "paper-sum:" --variant "mean-frozen:reduction=mean,freeze_predictor=1"
 
-A variant is NAME:KEY=VALUE,... with keys inner_lr, reduction (sum|mean), loss_form (a|b), inner_steps and
-freeze_predictor (0|1); an empty list is the paper's set-up (sum, lr 0.5, predictor trained too). Writes
+A variant is NAME:KEY=VALUE,... with keys inner_lr, reduction (sum|mean), loss_form (a|b), inner_steps,
+inner_optimizer (sgd|polyak|adam) and freeze_predictor (0|1); an empty list is the paper's set-up (sum, lr 0.5, predictor trained too). Writes
 OUT/seedK/METHOD.pt and .csv (checkpoint and per-step table of each finished model), OUT/results.csv (per
 method, seed and predicted step), OUT/overall.csv (mean and standard error over seeds) and OUT/metrics.png,
 and prints the overall table with the mean Noether loss before and after the inner step and the
@@ -36,7 +36,8 @@ import pandas as pd
 
 from formula_search.errors import InputError
 
-_NOETHER_KEYS = {"inner_lr": float, "reduction": str, "loss_form": str, "inner_steps": int}
+_NOETHER_KEYS = {"inner_lr": float, "reduction": str, "loss_form": str, "inner_steps": int,
+                 "inner_optimizer": str}  # fmt: skip
 
 
 def parse_variant(spec: str, base):  # noqa: ANN001, ANN201
@@ -76,8 +77,8 @@ def parse_test_time(spec: str) -> tuple[str, dict]:
             out[field] = kind(value)
         except ValueError:
             raise InputError(f"--test-time {spec!r}: bad value for {key}: {value!r}") from None
-    if out.get("inner_optimizer", "sgd") not in ("sgd", "adam"):
-        raise InputError(f"--test-time {spec!r}: optimizer must be sgd or adam")
+    if out.get("inner_optimizer", "sgd") not in ("sgd", "polyak", "adam"):
+        raise InputError(f"--test-time {spec!r}: optimizer must be sgd, polyak or adam")
     if out.get("inner_steps", 0) < 0 or out.get("inner_lr", 1.0) <= 0:
         raise InputError(f"--test-time {spec!r}: steps must be >= 0 and lr > 0")
     return name, out

@@ -63,7 +63,7 @@ def _check_rule(rule: str) -> None:
         raise ValueError(f"inner step rule must be one of {', '.join(INNER_RULES)}, not {rule!r}")
 
 
-def _polyak_scale(sq_norm: Tensor, loss: Tensor) -> Tensor:
+def polyak_scale(sq_norm: Tensor, loss: Tensor) -> Tensor:
     """``loss / sq_norm`` elementwise, 0 where the gradient is zero (there is nothing to step along)."""
     ok = sq_norm > 0
     return torch.where(ok, loss / torch.where(ok, sq_norm, torch.ones_like(sq_norm)), 0.0)
@@ -79,7 +79,7 @@ def _rule_grads(rule: str, grads: dict[str, Tensor], losses: Tensor) -> dict[str
         return grads
     nb = losses.dim()
     sq = sum(v.pow(2).flatten(nb).sum(-1) for v in grads.values())
-    scale = _polyak_scale(sq, losses)
+    scale = polyak_scale(sq, losses)
     return {k: v * scale.reshape(*scale.shape, *([1] * (v.dim() - nb))) for k, v in grads.items()}
 
 
@@ -276,7 +276,7 @@ def tailored_predict(
                     (d * d).sum(-1) * ((h * h).sum(-1) + (0.0 if b is None else 1.0))
                     for (_, b), d, h in zip(layers, deltas, inputs)
                 )
-                rate = lr * _polyak_scale(sq, loss).unsqueeze(-1)
+                rate = lr * polyak_scale(sq, loss).unsqueeze(-1)
             for li, (d, h) in enumerate(zip(deltas, inputs)):
                 terms[li].append(_Term(a=rate * d, h=h))
         out, _ = _forward(layers, x, terms)

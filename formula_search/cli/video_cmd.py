@@ -214,6 +214,14 @@ def _model_options(f: Callable) -> Callable:
             "(the authors' released code; a step k times smaller for embedding size k).",
         ),
         click.option(
+            "--inner-optimizer",
+            type=click.Choice(["sgd", "polyak", "adam"]),
+            default=None,
+            help="Inner step: sgd (the paper's fixed rate, default); polyak (the rate of each example "
+            "is --inner-lr x L / |grad L|^2, so --inner-lr is the fraction of its Noether loss one step "
+            "removes, whatever the embedding's scale); adam.",
+        ),
+        click.option(
             "--freeze-predictor/--train-predictor",
             default=False,
             show_default=True,
@@ -244,6 +252,7 @@ def _video_config(
     inner_lr,
     inner_steps,
     inner_reduction,
+    inner_optimizer,
     freeze_predictor,
 ):
     from meta_tailor.video import pendulum_config, ramp_config
@@ -266,6 +275,7 @@ def _video_config(
         inner_lr=base.noether.inner_lr if inner_lr is None else inner_lr,
         inner_steps=base.noether.inner_steps if inner_steps is None else inner_steps,
         reduction=inner_reduction or base.noether.reduction,
+        inner_optimizer=inner_optimizer or base.noether.inner_optimizer,
     )
 
     def pick(v, d):  # noqa: ANN001, ANN202
@@ -402,7 +412,10 @@ def _study_options(f):  # noqa: ANN001, ANN202
     "--inner-steps", type=int, default=None, help="Inner steps at test time (default: as trained)."
 )
 @click.option(
-    "--inner-optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True
+    "--inner-optimizer",
+    type=click.Choice(["sgd", "polyak", "adam"]),
+    default=None,
+    help="Inner step at test time (default: as trained).",
 )
 @click.option(
     "--inner-lr",
@@ -455,7 +468,7 @@ def evaluate_cmd(
     data = load_video_data(json.loads((run / "data.json").read_text())["data"]).test
     nc = dataclasses.replace(
         config.noether,
-        inner_optimizer=inner_optimizer,
+        inner_optimizer=inner_optimizer or config.noether.inner_optimizer,
         inner_steps=config.noether.inner_steps if inner_steps is None else inner_steps,
         inner_lr=config.noether.inner_lr if inner_lr is None else inner_lr,
     )

@@ -22,9 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from formula_search.errors import InputError
+from meta_tailor._tailor import polyak_scale
 from meta_tailor.video._models import CNParams, SVGPredictor
 
 REDUCTIONS = ("sum", "mean")
+INNER_OPTIMIZERS = ("sgd", "adam", "polyak")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,11 @@ class NoetherConfig:
         loss_form: "a" (conserve relative to the ground-truth input) or "b" (consecutive predictions).
         inner_lr: inner learning rate (paper: 0.5 latent, 1e-4 CN).
         inner_steps: inner steps (paper: 1).
-        inner_optimizer: "sgd" (training and the paper's results) or "adam" (the many-steps study, figure 6).
+        inner_optimizer: "sgd" (training and the paper's results), "adam" (the many-steps study, figure 6),
+            or "polyak": SGD whose rate for each example is ``inner_lr * L / |grad L|^2`` (the Polyak step
+            size, differentiated through in training), so that ``inner_lr`` is the fraction of the
+            example's Noether loss one step removes to first order. That step does not change when the
+            embedding's output is scaled, so it cannot stay idle while g_phi keeps its initial scale.
         reduction: "sum" (squared Euclidean distance of embeddings, equation 2 of the paper) or "mean"
             (mean squared difference over the embedding dimensions, as the authors' released code). The
             step of each example never depends on the batch size: the inner gradient is that of the sum of
@@ -58,9 +64,10 @@ class NoetherConfig:
             raise InputError(f"loss form must be 'a' or 'b', got {self.loss_form!r}")
         if self.inner_steps < 0 or self.inner_lr < 0:
             raise InputError("inner steps and inner learning rate must be non-negative")
-        if self.inner_optimizer not in ("sgd", "adam"):
+        if self.inner_optimizer not in INNER_OPTIMIZERS:
             raise InputError(
-                f"inner optimizer must be 'sgd' or 'adam', got {self.inner_optimizer!r}"
+                f"inner optimizer must be one of {', '.join(INNER_OPTIMIZERS)}, "
+                f"got {self.inner_optimizer!r}"
             )
         if self.reduction not in REDUCTIONS:
             raise InputError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
@@ -143,16 +150,27 @@ def frame_noether_loss(
 
 
 class _InnerOpt:
-    """Plain SGD, or Adam written out, on a list of tensors, differentiable when ``create_graph``."""
+    """Plain SGD, Adam written out, or Polyak-scaled SGD on a list of per-example tensors (leading batch
+    dimension), differentiable when ``create_graph``."""
 
     def __init__(self, kind: str, lr: float) -> None:
         self.kind, self.lr, self.t = kind, lr, 0
         self.m: list[Tensor] = []
         self.v: list[Tensor] = []
 
-    def step(self, params: list[Tensor], grads: tuple[Tensor, ...]) -> list[Tensor]:
+    def step(
+        self, params: list[Tensor], grads: tuple[Tensor, ...], losses: Tensor | None = None
+    ) -> list[Tensor]:
+        """One step; ``losses`` (B,), the per-example Noether losses, are needed by ``"polyak"``."""
         if self.kind == "sgd":
             return [p - self.lr * g for p, g in zip(params, grads, strict=True)]
+        if self.kind == "polyak":
+            sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+            rate = self.lr * polyak_scale(sq, losses)
+            return [
+                p - rate.reshape(-1, *[1] * (g.dim() - 1)) * g
+                for p, g in zip(params, grads, strict=True)
+            ]
         b1, b2, eps = 0.9, 0.999, 1e-8
         self.t += 1
         if not self.m:
@@ -233,7 +251,7 @@ def predict_sequence(
                 loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
                 losses.append(loss.detach())
                 (grad,) = torch.autograd.grad(loss.sum(), pred, create_graph=create_graph)
-                (pred,) = opt.step([pred], (grad,))
+                (pred,) = opt.step([pred], (grad,), loss)
                 if not create_graph:
                     pred = pred.detach().requires_grad_(True)
             final_loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
@@ -264,7 +282,7 @@ def predict_sequence(
             loss = frame_noether_loss(embedding, frames[:, :n_past], r.preds, **lkw)
             losses.append(loss.detach())
             grads = torch.autograd.grad(loss.sum(), flat, create_graph=create_graph)
-            flat = opt.step(flat, grads)
+            flat = opt.step(flat, grads, loss)
             if not create_graph:
                 flat = [t.detach() for t in flat]
     r = model.rollout(

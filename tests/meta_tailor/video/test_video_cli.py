@@ -99,14 +99,30 @@ def test_pendulum_generate_train_resume_evaluate_plot(tmp_path, capsys):
         and (run_dir / "inner_steps.png").is_file()
     )
 
+    # evaluate's inner step is the trained one unless asked otherwise: a run recorded as trained with the
+    # Polyak step evaluates with it, and only --inner-optimizer sgd returns the SGD step's numbers
+    def noether_rows(*extra):
+        code, out, _ = run(["video", "evaluate", "--out", str(run_dir), *extra], capsys)
+        assert code == 0, out
+        r = pd.read_csv(run_dir / "results.csv")
+        return r[r["method"] == "noether"].reset_index(drop=True)
+
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["noether"].update(inner_optimizer="polyak", inner_lr=0.5)
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    as_trained = noether_rows()
+    pd.testing.assert_frame_equal(as_trained, noether_rows("--inner-optimizer", "polyak"))
+    sgd = noether_rows("--inner-optimizer", "sgd")
+    assert not np.allclose(sgd["mse"], as_trained["mse"], rtol=1e-9, atol=0)
+
 
 def test_ramp_experiment_with_cngrad(tmp_path, capsys):
     out_dir = tmp_path / "exp"
     code, out, err = run(["video", "experiment", "--dataset", "ramp", "--episodes", "3", "--n-train", "2",
                           "--size", "16", "--steps", "6", "--train-future", "4", "--eval-future", "4",
                           "--cache-dir", str(tmp_path / "c"), "--seeds", "2", "--study", "0,1",
-                          "--inner-reduction", "mean",
-                          "--out", str(out_dir), *TINY], capsys)  # fmt: skip
+                          "--inner-reduction", "mean", "--inner-optimizer", "polyak",
+                          "--inner-lr", "0.5", "--out", str(out_dir), *TINY], capsys)  # fmt: skip
     assert code == 0, out + err
     res = pd.read_csv(out_dir / "results.csv")
     assert set(res["seed"]) == {0, 1} and len(res) == 2 * 3 * 4
@@ -120,6 +136,7 @@ def test_ramp_experiment_with_cngrad(tmp_path, capsys):
         assert (out_dir / name).is_file()
     cfg = (out_dir / "seed0" / "config.json").read_text()
     assert '"tailor": "cn"' in cfg and '"loss_form": "b"' in cfg
+    assert '"inner_optimizer": "polyak"' in cfg
 
 
 @pytest.mark.parametrize(

@@ -88,17 +88,27 @@ def test_conservation_loss_forms_by_hand():
     assert conservation_loss(ref, emb, "b", "mean").item() == pytest.approx(2.5)
 
 
-@pytest.mark.parametrize(("form", "reduction"), [("a", "sum"), ("b", "sum"), ("a", "mean")])
-def test_latent_inner_step_equals_hand_unrolled_step(form, reduction):
+@pytest.mark.parametrize(
+    ("form", "reduction", "optimizer"),
+    [("a", "sum", "sgd"), ("b", "sum", "sgd"), ("a", "mean", "sgd"), ("a", "sum", "polyak"),
+     ("b", "mean", "polyak")],
+)  # fmt: skip
+def test_latent_inner_step_equals_hand_unrolled_step(form, reduction, optimizer):
     # With a linear embedding e = W z, z_k = [o_{k-1}, o_k, a_k], the gradient of the loss with respect to the
     # predicted outputs is written out by hand in numpy and compared with one inner step of predict_sequence.
+    # The Polyak step's rate per example is lr * L / |grad L|^2, with L and the gradient also by hand.
     torch.manual_seed(2)
     model = SVGPredictor(TINY).double().eval()
     emb = nn.Linear(2 * 6 + 1, 4, bias=False).double()
     frames, actions = (t.double() for t in _batch())
     n_past, n_future, lr = 4, 3, 0.3
     cfg = NoetherConfig(
-        tailor="latent", loss_form=form, inner_lr=lr, inner_steps=1, reduction=reduction
+        tailor="latent",
+        loss_form=form,
+        inner_lr=lr,
+        inner_steps=1,
+        reduction=reduction,
+        inner_optimizer=optimizer,
     )
     out = predict_sequence(
         model,
@@ -116,6 +126,7 @@ def test_latent_inner_step_equals_hand_unrolled_step(form, reduction):
     w = emb.weight.detach().numpy()
     g = o.shape[2]
     grad = np.zeros_like(o)
+    loss = np.zeros(o.shape[0])
     for b in range(o.shape[0]):
         # embeddings for output indices k = n_past-2 (reference) .. n_past+n_future-2
         ks = list(range(n_past - 2, n_past + n_future - 1))
@@ -123,17 +134,65 @@ def test_latent_inner_step_equals_hand_unrolled_step(form, reduction):
         for i, k in enumerate(ks[1:]):
             other = ks[0] if form == "a" else ks[i]
             d = 2 * (e[k] - e[other])  # d loss / d e_k, and minus it for e_other
+            sq = np.sum((e[k] - e[other]) ** 2)
             if reduction == "mean":  # mean over the embedding dimensions
-                d = d / len(d)
+                d, sq = d / len(d), sq / len(d)
+            loss[b] += sq
             for kk, sign in ((k, 1.0), (other, -1.0)):
                 dz = sign * (w.T @ d)
                 grad[b, kk - 1] += dz[:g]
                 grad[b, kk] += dz[g : 2 * g]
-    adapted = o - lr * grad
+    grad[:, : n_past - 1] = 0  # only the predicted outputs are adapted
+    rate = np.full(o.shape[0], lr)
+    if optimizer == "polyak":
+        rate = lr * loss / (grad**2).sum(axis=(1, 2))
+    adapted = o - rate[:, None, None] * grad
     # only the predicted outputs are adapted
     expect = model.decode(torch.from_numpy(adapted[:, n_past - 1 :]), r.skips)
     torch.testing.assert_close(out.preds, expect)
+    np.testing.assert_allclose(out.inner_losses[0].numpy(), loss)
     assert not np.allclose(adapted[:, n_past - 1 :], o[:, n_past - 1 :])
+
+
+def _tailored(emb, optimizer, lr, mcfg=TINY, steps=1):
+    torch.manual_seed(6)
+    model = SVGPredictor(mcfg).double().eval()
+    frames, actions = (t.double() for t in _batch(action_dim=mcfg.action_dim))
+    cfg = NoetherConfig(inner_lr=lr, inner_steps=steps, inner_optimizer=optimizer)
+    return predict_sequence(
+        model, emb, frames, actions, config=cfg, n_past=4, n_future=3, create_graph=False
+    )
+
+
+def test_polyak_step_ignores_the_embeddings_scale_and_removes_its_share_of_the_loss():
+    # Scaling g_phi by c scales L by c^2 and its gradient by c^2, so L / |grad L|^2 scales by 1 / c^2 and
+    # the Polyak step is unchanged; the SGD step grows c^2-fold. To first order a step of fraction lr
+    # removes lr * L of each example's loss.
+    torch.manual_seed(7)
+    emb = LatentEmbedding(TINY).double()
+
+    class Scaled(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = c
+
+        def forward(self, z):
+            return self.c * emb(z)
+
+    for c in (1.0, 30.0):
+        pol = _tailored(Scaled(c), "polyak", 0.4)
+        if c == 1.0:
+            ref_pol = pol.preds
+            ref_sgd = _tailored(Scaled(c), "sgd", 0.4).preds
+            continue
+        torch.testing.assert_close(pol.preds, ref_pol, rtol=1e-9, atol=1e-12)
+        assert not torch.allclose(_tailored(Scaled(c), "sgd", 0.4).preds, ref_sgd, atol=1e-6)
+    small = _tailored(emb, "polyak", 1e-4).inner_losses
+    removed = (small[0] - small[1]) / small[0]
+    np.testing.assert_allclose(removed.numpy(), 1e-4, rtol=1e-3)
+    # and a larger share, 0.5, lowers every example's loss (the embedding is smooth)
+    half = _tailored(emb, "polyak", 0.5).inner_losses
+    assert torch.all(half[1] < half[0])
 
 
 @pytest.mark.slow
@@ -193,12 +252,15 @@ def test_inner_step_lowers_the_noether_loss(tailor):
     )
 
 
-@pytest.mark.parametrize("tailor", ["latent", "cn"])
-def test_meta_training_lowers_the_task_loss_on_a_fixed_batch(tailor):
+@pytest.mark.parametrize(
+    ("tailor", "optimizer", "lr"),
+    [("latent", "sgd", 0.1), ("cn", "sgd", 1e-2), ("latent", "polyak", 0.5)],
+)
+def test_meta_training_lowers_the_task_loss_on_a_fixed_batch(tailor, optimizer, lr):
     base = TINY if tailor == "latent" else TINY_CN
     cfg = VideoConfig(
         model=base,
-        noether=NoetherConfig(tailor=tailor, inner_lr=0.1 if tailor == "latent" else 1e-2),
+        noether=NoetherConfig(tailor=tailor, inner_lr=lr, inner_optimizer=optimizer),
         seed=5,
     )
     model, emb = build_models(cfg)
@@ -251,6 +313,8 @@ def test_bad_configs_are_input_errors():
         NoetherConfig(loss_form="c")
     with pytest.raises(InputError):
         NoetherConfig(reduction="max")
+    with pytest.raises(InputError, match="polyak"):
+        NoetherConfig(inner_optimizer="lbfgs")
     model = SVGPredictor(TINY)
     frames, actions = _batch()
     with pytest.raises(InputError):  # latent tailoring needs 3 history frames
