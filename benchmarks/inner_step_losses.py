@@ -27,7 +27,7 @@ def sequence_steps(run: Path) -> pd.DataFrame:
     from formula_search.data import dataset_from_options
     from meta_tailor import load_mlp
     from meta_tailor._rank import dsl_compiler, parse_params
-    from meta_tailor._tailor import _mlp_sequence_grads, _rule_grads, polyak_scale
+    from meta_tailor._tailor import _mlp_sequence_grads, _polyak_scale, rule_grads
 
     meta = json.loads((run / "meta.json").read_text())
     if meta.get("tailor_mode") != "trajectory":
@@ -55,13 +55,13 @@ def sequence_steps(run: Path) -> pd.DataFrame:
                             params, g, theta, x0, horizon=horizon, **kw
                         )
                     sq = sum(v.pow(2).sum() for v in grads.values())
-                    scale = float(polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
+                    scale = float(_polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
                     last = step == int(law.inner_steps)
                     rows.append({"run": run.name, "law": law.formula, "split": split, "sequence": i,
                                  "step": step, "noether_loss": float(loss[0]), "grad_sq": float(sq),
                                  "rate": float("nan") if last else law.inner_lr * scale})  # fmt: skip
                     if not last:  # the inner step itself, as tailoring takes it
-                        direction = _rule_grads(rule, grads, loss)
+                        direction = rule_grads(rule, grads, loss)
                         params = {k: params[k] - law.inner_lr * direction[k][0] for k in params}
     return pd.DataFrame(rows)
 

@@ -12,7 +12,7 @@ fold j (one of the training trajectories), it runs the protocol without trajecto
 all training trajectories (so every fold ranks the same laws; their fitted constants are only starting
 points, which meta-tailoring learns again; a search without one trajectory can keep other laws). Then it rolls out every finalist's tailored model from the first state of trajectory j. A law's
 cross-validation score is its mean held-out rollout MSE over the folds; the CV choice is the law with the
-lowest score. Nothing here looks at the test trajectory except the reported test RMSE.
+lowest score. Nothing here looks at the test trajectory.
 
 Each (seed, fold) is one job, written to ``OUT/seedS-foldJ.json`` when done (a re-run skips finished
 jobs), so jobs can run side by side (``--jobs``; one torch thread each). Prints, per seed, each fold's
@@ -36,7 +36,6 @@ def _job(dataset: str, seed: int, fold: int, table: pd.DataFrame, opts: dict, ou
     torch.set_num_threads(1)
     from formula_search.data import load_dataset
     from meta_tailor import paper_configs, pretrain, rank
-    from meta_tailor._rank import dsl_compiler, evaluate_field, tailored_model
 
     path = out / f"seed{seed}-fold{fold}.json"
     if path.is_file():
@@ -45,8 +44,10 @@ def _job(dataset: str, seed: int, fold: int, table: pd.DataFrame, opts: dict, ou
     data = load_dataset(dataset)
     if not 0 <= fold < len(data.train):
         raise SystemExit(f"fold {fold}: {dataset} has {len(data.train)} training trajectories")
-    held = data.train[fold]
-    rest = replace(data, train=[tr for j, tr in enumerate(data.train) if j != fold])
+    # trajectory j takes the test split's place: rank() reports every finalist's rollout error on it
+    rest = replace(
+        data, train=[tr for j, tr in enumerate(data.train) if j != fold], test=[data.train[fold]]
+    )
     mlp_cfg, cfg = paper_configs(dataset, inner_rule=opts["inner_rule"])
     model = pretrain(rest, config=replace(mlp_cfg, seed=seed), device=opts["device"])
     cfg = replace(cfg, device=opts["device"])
@@ -54,28 +55,17 @@ def _job(dataset: str, seed: int, fold: int, table: pd.DataFrame, opts: dict, ou
         cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=opts["outer_lr"]))
     if opts["epochs"] is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, epochs=opts["epochs"]))
-    res = rank(table, model, rest, config=cfg)
-    compiler = dsl_compiler(data.var_names)
-    laws = []
-    for row in res.table.dropna(subset=["rank"]).itertuples():
-        m, theta = res.models[row.formula]
-        g, _ = compiler(row.formula)
-        tcfg = replace(cfg.tailor, inner_lr=row.inner_lr, inner_steps=row.inner_steps)
-        fieldfn = tailored_model(
-            m, g, theta, lr=row.inner_lr, steps=row.inner_steps, dt=float(data.time_step),
-            tailor=tcfg,
-        )  # fmt: skip
-        held_mse = evaluate_field(fieldfn, [held], device="cpu", method="")[0]
-        laws.append(
-            {
-                "formula": row.formula,
-                "param": theta.tolist(),
-                "rank": int(row.rank),
-                "train_rollout_mse": row.train_rollout_mse,
-                "held_out_mse": held_mse,
-                "test_rmse": row.test_rmse,
-            }
-        )
+    ranked = rank(table, model, rest, config=cfg).table.dropna(subset=["rank"])
+    laws = [
+        {
+            "formula": row.formula,
+            "param": list(row.params),
+            "rank": int(row.rank),
+            "train_rollout_mse": row.train_rollout_mse,
+            "held_out_mse": row.test_rmse**2,
+        }
+        for row in ranked.itertuples()
+    ]
     result = {"seed": seed, "fold": fold, "laws": laws, "wall_s": time.perf_counter() - t0}
     path.write_text(json.dumps(result, indent=1))
     return result

@@ -8,7 +8,8 @@ share the card). Each model is evaluated on the test windows as `fsearch video e
         --variant "paper-sum:" --variant "mean-frozen:reduction=mean,freeze_predictor=1"
 
 A variant is NAME:KEY=VALUE,... with keys inner_lr, reduction (sum|mean), loss_form (a|b), inner_steps,
-inner_optimizer (sgd|polyak|adam) and freeze_predictor (0|1); an empty list is the paper's set-up (sum, lr 0.5, predictor trained too). Writes
+inner_optimizer (sgd|polyak|adam) and freeze_predictor (0|1); an empty list is the paper's set-up (sum,
+lr 0.5, predictor trained too). Writes
 OUT/seedK/METHOD.pt and .csv (checkpoint and per-step table of each finished model), OUT/results.csv (per
 method, seed and predicted step), OUT/overall.csv (mean and standard error over seeds) and OUT/metrics.png,
 and prints the overall table with the mean Noether loss before and after the inner step and the
@@ -77,8 +78,12 @@ def parse_test_time(spec: str) -> tuple[str, dict]:
             out[field] = kind(value)
         except ValueError:
             raise InputError(f"--test-time {spec!r}: bad value for {key}: {value!r}") from None
-    if out.get("inner_optimizer", "sgd") not in ("sgd", "polyak", "adam"):
-        raise InputError(f"--test-time {spec!r}: optimizer must be sgd, polyak or adam")
+    from meta_tailor.video._noether import INNER_OPTIMIZERS
+
+    if out.get("inner_optimizer", "sgd") not in INNER_OPTIMIZERS:
+        raise InputError(
+            f"--test-time {spec!r}: optimizer must be one of {', '.join(INNER_OPTIMIZERS)}"
+        )
     if out.get("inner_steps", 0) < 0 or out.get("inner_lr", 1.0) <= 0:
         raise InputError(f"--test-time {spec!r}: steps must be >= 0 and lr > 0")
     return name, out

@@ -63,13 +63,15 @@ def _check_rule(rule: str) -> None:
         raise ValueError(f"inner step rule must be one of {', '.join(INNER_RULES)}, not {rule!r}")
 
 
-def polyak_scale(sq_norm: Tensor, loss: Tensor) -> Tensor:
+def _polyak_scale(sq_norm: Tensor, loss: Tensor) -> Tensor:
     """``loss / sq_norm`` elementwise, 0 where the gradient is zero (there is nothing to step along)."""
     ok = sq_norm > 0
     return torch.where(ok, loss / torch.where(ok, sq_norm, torch.ones_like(sq_norm)), 0.0)
 
 
-def _rule_grads(rule: str, grads: dict[str, Tensor], losses: Tensor) -> dict[str, Tensor]:
+def rule_grads(
+    rule: str, grads: dict[str | int, Tensor], losses: Tensor
+) -> dict[str | int, Tensor]:
     """The inner step direction per query: ``grads`` (``"sgd"``) or ``grads * L / |grads|^2`` (``"polyak"``).
 
     ``grads`` have shapes (*batch, *s_k) and ``losses`` (*batch): one query per batch element, whose squared
@@ -79,7 +81,7 @@ def _rule_grads(rule: str, grads: dict[str, Tensor], losses: Tensor) -> dict[str
         return grads
     nb = losses.dim()
     sq = sum(v.pow(2).flatten(nb).sum(-1) for v in grads.values())
-    scale = polyak_scale(sq, losses)
+    scale = _polyak_scale(sq, losses)
     return {k: v * scale.reshape(*scale.shape, *([1] * (v.dim() - nb))) for k, v in grads.items()}
 
 
@@ -142,7 +144,7 @@ def tailored_predict_func(
         p = params
         for _ in range(steps):
             gr, loss = grad_and_value(inner_loss)(p, xi)
-            gr = _rule_grads(rule, gr, loss)
+            gr = rule_grads(rule, gr, loss)
             p = {k: p[k] - lr * gr[k] for k in p}
         return functional_call(model, p, (xi,))
 
@@ -276,7 +278,7 @@ def tailored_predict(
                     (d * d).sum(-1) * ((h * h).sum(-1) + (0.0 if b is None else 1.0))
                     for (_, b), d, h in zip(layers, deltas, inputs)
                 )
-                rate = lr * polyak_scale(sq, loss).unsqueeze(-1)
+                rate = lr * _polyak_scale(sq, loss).unsqueeze(-1)
             for li, (d, h) in enumerate(zip(deltas, inputs)):
                 terms[li].append(_Term(a=rate * d, h=h))
         out, _ = _forward(layers, x, terms)
@@ -419,11 +421,11 @@ def tailor_trajectories(
     if steps == 0:
         return p
     # the first gradient does not depend on the learning rate: one per sequence
-    g1 = _rule_grads(rule, *vmap(grad_and_value(inner_loss), in_dims=(None, 0))(params, x0))
+    g1 = rule_grads(rule, *vmap(grad_and_value(inner_loss), in_dims=(None, 0))(params, x0))
     p = {k: params[k] - lr_view(p[k]) * g1[k].unsqueeze(0) for k in params}
     both = vmap(vmap(grad_and_value(inner_loss), in_dims=(0, 0)), in_dims=(0, None))
     for _ in range(steps - 1):
-        gr = _rule_grads(rule, *both(p, x0))
+        gr = rule_grads(rule, *both(p, x0))
         p = {k: p[k] - lr_view(p[k]) * gr[k] for k in p}
     return p
 
@@ -552,13 +554,13 @@ def _mlp_inner_steps(
         return lr.reshape(-1, *([1] * (ndim - 1)))
 
     lr = lr.to(x0)
-    grads = _rule_grads(rule, *_mlp_sequence_grads(params, g, theta, x0, **kw))  # (*lead, N, *s_k)
+    grads = rule_grads(rule, *_mlp_sequence_grads(params, g, theta, x0, **kw))  # (*lead, N, *s_k)
     p = {
         k: v.unsqueeze(lead) - rate(grads[k].dim() + 1 - lead) * grads[k] for k, v in params.items()
     }
     x_all = x0.expand(lr.shape[0], *x0.shape[-2:])
     for _ in range(steps - 1):
-        grads = _rule_grads(rule, *_mlp_sequence_grads(p, g, theta, x_all, **kw))  # (R, N, *s_k)
+        grads = rule_grads(rule, *_mlp_sequence_grads(p, g, theta, x_all, **kw))  # (R, N, *s_k)
         p = {k: v - rate(v.dim()) * grads[k] for k, v in p.items()}
     return p
 
@@ -631,7 +633,7 @@ def trajectory_rollout(
             params = {k: v.detach() for k, v in params.items()}
             theta = theta.detach()
         _check_rule(rule)
-        grads = _rule_grads(
+        grads = rule_grads(
             rule,
             *_mlp_sequence_grads(
                 params,

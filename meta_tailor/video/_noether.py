@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from formula_search.errors import InputError
-from meta_tailor._tailor import polyak_scale
+from meta_tailor._tailor import rule_grads
 from meta_tailor.video._models import CNParams, SVGPredictor
 
 REDUCTIONS = ("sum", "mean")
@@ -162,15 +162,10 @@ class _InnerOpt:
         self, params: list[Tensor], grads: tuple[Tensor, ...], losses: Tensor | None = None
     ) -> list[Tensor]:
         """One step; ``losses`` (B,), the per-example Noether losses, are needed by ``"polyak"``."""
-        if self.kind == "sgd":
+        if self.kind == "polyak":  # SGD along each example's gradient times L / |grad L|^2
+            grads = tuple(rule_grads("polyak", dict(enumerate(grads)), losses).values())
+        if self.kind in ("sgd", "polyak"):
             return [p - self.lr * g for p, g in zip(params, grads, strict=True)]
-        if self.kind == "polyak":
-            sq = sum(g.flatten(1).pow(2).sum(1) for g in grads)
-            rate = self.lr * polyak_scale(sq, losses)
-            return [
-                p - rate.reshape(-1, *[1] * (g.dim() - 1)) * g
-                for p, g in zip(params, grads, strict=True)
-            ]
         b1, b2, eps = 0.9, 0.999, 1e-8
         self.t += 1
         if not self.m:
