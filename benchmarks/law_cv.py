@@ -7,10 +7,12 @@ The ranking chooses the law whose meta-tailored model has the lowest rollout MSE
 trajectories, the same trajectories meta-tailoring fitted. On the real pendulum the two survivors
 (p^2 - c cos q and q^2 + c p^2) are close on that criterion, and which one wins depends on the MLP's seed.
 This script asks whether the choice is steadier when it is made out of sample. For every MLP seed and every
-fold j (one of the training trajectories), it runs the protocol without trajectory j: the pretrained MLP
-(seeded) and :func:`meta_tailor.rank` with the dataset's paper settings, on the survivors of the search on
-all training trajectories (so every fold ranks the same laws; their fitted constants are only starting
-points, which meta-tailoring learns again; a search without one trajectory can keep other laws). Then it rolls out every finalist's tailored model from the first state of trajectory j. A law's
+fold j (one of the training trajectories), :func:`meta_tailor.cv_fold` runs the protocol without
+trajectory j: the pretrained MLP (seeded) and :func:`meta_tailor.rank` with the dataset's paper settings, on
+the survivors of the search on all training trajectories (so every fold ranks the same laws; their fitted
+constants are only starting points, which meta-tailoring learns again; a search without one trajectory
+can keep other laws). Then it rolls out every finalist's tailored model from the first state of
+trajectory j. ``fsearch rank --law-choice cv`` makes the same choice for one seed. A law's
 cross-validation score is its mean held-out rollout MSE over the folds; the CV choice is the law with the
 lowest score. Nothing here looks at the test trajectory.
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,42 +32,40 @@ import pandas as pd
 
 
 def _job(dataset: str, seed: int, fold: int, table: pd.DataFrame, opts: dict, out: Path) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
     from formula_search.data import load_dataset
-    from meta_tailor import paper_configs, pretrain, rank
+    from meta_tailor import cv_fold, paper_configs
 
     path = out / f"seed{seed}-fold{fold}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    t0 = time.perf_counter()
     data = load_dataset(dataset)
     if not 0 <= fold < len(data.train):
         raise SystemExit(f"fold {fold}: {dataset} has {len(data.train)} training trajectories")
-    # trajectory j takes the test split's place: rank() reports every finalist's rollout error on it
-    rest = replace(
-        data, train=[tr for j, tr in enumerate(data.train) if j != fold], test=[data.train[fold]]
-    )
     mlp_cfg, cfg = paper_configs(dataset, inner_rule=opts["inner_rule"])
-    model = pretrain(rest, config=replace(mlp_cfg, seed=seed), device=opts["device"])
-    cfg = replace(cfg, device=opts["device"])
+    tailor = cfg.tailor
     if opts["outer_lr"]:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=opts["outer_lr"]))
+        tailor = replace(tailor, outer_lr=opts["outer_lr"])
     if opts["epochs"] is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, epochs=opts["epochs"]))
-    ranked = rank(table, model, rest, config=cfg).table.dropna(subset=["rank"])
+        tailor = replace(tailor, epochs=opts["epochs"])
+    rows = cv_fold(
+        table,
+        data,
+        [fold],
+        mlp_config=replace(mlp_cfg, seed=seed),
+        config=replace(cfg, device=opts["device"], tailor=tailor),
+        threads=1,
+    )
     laws = [
         {
-            "formula": row.formula,
-            "param": list(row.params),
-            "rank": int(row.rank),
-            "train_rollout_mse": row.train_rollout_mse,
-            "held_out_mse": row.test_rmse**2,
+            "formula": r["formula"],
+            "param": r["params"],
+            "rank": r["in_sample_rank"],
+            "train_rollout_mse": r["train_rollout_mse"],
+            "held_out_mse": r["held_out_mse"],
         }
-        for row in ranked.itertuples()
+        for r in rows
     ]
-    result = {"seed": seed, "fold": fold, "laws": laws, "wall_s": time.perf_counter() - t0}
+    result = {"seed": seed, "fold": fold, "laws": laws, "wall_s": rows[0]["wall_s"]}
     path.write_text(json.dumps(result, indent=1))
     return result
 

@@ -10,6 +10,7 @@ The scientific-data part (this package, except :mod:`meta_tailor.video`):
   :func:`meta_tailor_many` meta-tailors several candidates at once in that mode.
 * :func:`rk4_rollout`, :func:`rollout_trajectories` and the metrics — long-term prediction.
 * :func:`rank`, :func:`comparators`, :func:`pretrain` — the paper's ranking protocol and comparators.
+* :func:`cross_validate`, :func:`choose_by_cv` — the choice of law made on held-out training trajectories.
 * :class:`HNN` — Hamiltonian Neural Network baseline.
 """
 
@@ -22,6 +23,7 @@ from meta_tailor._config import (
     paper_configs,
     resolve_device,
 )
+from meta_tailor._cv import CV_COLUMNS, CVResult, choose_by_cv, cross_validate, cv_fold, cv_folds
 from meta_tailor._hnn import HNN
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
 from meta_tailor._mlp import load_mlp, make_mlp, save_mlp, train_mlp
@@ -56,6 +58,8 @@ from meta_tailor._tailor import (
 
 __all__ = [
     "COMPARATOR_COLUMNS",
+    "CV_COLUMNS",
+    "CVResult",
     "HNN",
     "RANK_COLUMNS",
     "SCREEN_COLUMNS",
@@ -67,7 +71,11 @@ __all__ = [
     "RankConfig",
     "RankResult",
     "TailorConfig",
+    "choose_by_cv",
     "comparators",
+    "cross_validate",
+    "cv_fold",
+    "cv_folds",
     "default_inner_lrs",
     "dsl_compiler",
     "euler_states",

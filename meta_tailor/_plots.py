@@ -122,3 +122,40 @@ def plot_meta_curves(
     fig.suptitle(title)
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def plot_cv(
+    folds: str | os.PathLike[str] | pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+) -> Path:
+    """The law choice by cross-validation: each finalist's held-out rollout MSE per fold (log scale), with its
+    mean over the folds (the CV score) as a dashed line; the legend lists the laws best first."""
+    from formula_search.io import read_table
+
+    table = folds if isinstance(folds, pd.DataFrame) else read_table(folds)
+    if table.empty:
+        raise ValueError("no cross-validation folds to plot")
+    means = table.groupby("formula")["held_out_mse"].mean().sort_values()
+    plt = agg_pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n_folds = table["fold"].nunique()
+    for i, formula in enumerate(means.index):
+        part = table[table["formula"] == formula].sort_values("fold")
+        offset = (i - (len(means) - 1) / 2) * 0.08  # side by side within a fold
+        (line,) = ax.plot(
+            part["fold"] + offset,
+            part["held_out_mse"],
+            "o",
+            label=f"{formula}: mean {means[formula]:.3g}",
+        )
+        ax.axhline(means[formula], ls="--", lw=1, color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xticks(range(n_folds))
+    ax.set_xlabel("fold (held-out training trajectories)")
+    ax.set_ylabel("held-out rollout MSE")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_png(fig, path)

@@ -56,6 +56,7 @@ RANK_COLUMNS = [
     "train_rollout_mse",
     "test_rmse",
     "rank",
+    "cv_mse",
 ]
 #: Columns of the screen table (one row per formula, learning rate and number of inner steps).
 SCREEN_COLUMNS = ["formula", "inner_lr", "inner_steps", "screen_loss"]
@@ -218,7 +219,8 @@ class RankResult:
             stage), ``inner_lr``/``inner_steps`` (best of the screen), ``screen_loss`` (training rollout MSE
             of the tailored pretrained MLP), ``train_rollout_mse`` (after meta-tailoring; NaN outside the
             top k), ``test_rmse`` (reported, never used to choose), ``rank`` (1 = winner; NaN outside the
-            top k). Sorted by rank, then screen loss.
+            top k), ``cv_mse`` (the law's cross-validation score when the ranking was re-ranked by
+            :func:`~meta_tailor._cv.choose_by_cv`, else NaN). Sorted by rank, then screen loss.
         screen: every screened (formula, inner_lr, inner_steps) with its ``screen_loss``.
         curves: the long stage epoch by epoch (columns :data:`CURVE_COLUMNS`): per finalist and outer rate,
             ``outer_loss`` (before each outer step) and ``score`` (what the returned epoch is chosen by:
@@ -487,6 +489,7 @@ def rank(
                 "train_rollout_mse": math.nan,
                 "test_rmse": math.nan,
                 "rank": math.nan,
+                "cv_mse": math.nan,
                 "_g": g,
                 "_theta": theta,
             }

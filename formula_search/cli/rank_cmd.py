@@ -10,6 +10,8 @@ A run directory (``RUN``, default ``runs/DATASET``) holds:
 - ``comparators.csv``: vanilla MLP, MLP with more epochs, Noether winner, oracle, HNN
   (:data:`meta_tailor.COMPARATOR_COLUMNS`);
 - ``horizons.csv``: test error per prediction horizon and method;
+- ``cv.csv``: with ``--law-choice cv``, every fold's held-out rollout MSE per finalist
+  (:data:`meta_tailor.CV_COLUMNS`); the ranking's ``cv_mse`` is its mean over the folds;
 - ``winner.pt``: the meta-tailored winner's MLP weights and formula parameters;
 - ``meta.json``: dataset, variables and units, settings, device, timings, and the winner.
 """
@@ -193,6 +195,8 @@ def _execute(
     outer_warmup: int | None = None,
     outer_decay: str | None = None,
     model_seed: int = 0,
+    law_choice: str = "train",
+    cv_folds: int | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
@@ -202,6 +206,13 @@ def _execute(
     device = _resolve(device)
     data = _load_data(options)
     out = _run_dir(run, data.name)
+    if law_choice == "cv":
+        from meta_tailor import cv_folds as check_folds
+
+        cv_folds = cv_folds if cv_folds is not None else min(4, len(data.train))
+        check_folds(len(data.train), cv_folds)  # bad input fails before any work
+    else:
+        cv_folds = None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if survivors:
@@ -256,6 +267,15 @@ def _execute(
         res = rank(table, model, data, config=cfg, progress=progress)
         timings["screen_s"] = stamps.get("screen", stamps["start"]) - stamps["start"]
         timings["meta_tailor_s"] = time.perf_counter() - stamps.get("screen", stamps["start"])
+        if law_choice == "cv":
+            t1 = time.perf_counter()
+            res, cv_folds = _choose_by_cv(
+                res, data, mlp_cfg=mlp_cfg, cfg=cfg, folds=cv_folds, jobs=jobs, out=out,
+                progress=progress,
+            )  # fmt: skip
+            timings["cv_s"] = time.perf_counter() - t1
+        else:
+            (out / "cv.csv").unlink(missing_ok=True)
         write_table(res.table, out / "ranking.csv")
         write_table(res.screen, out / "screen.csv")
         write_table(res.curves, out / "meta_curves.csv")
@@ -301,6 +321,8 @@ def _execute(
         "device": device,
         "tailor_mode": cfg.tailor.mode,
         "inner_rule": cfg.tailor.inner_rule,
+        "law_choice": law_choice,
+        "cv_folds": cv_folds,
         "rank_config": asdict(cfg),
         "mlp_config": asdict(mlp_cfg),
         "timings": timings,
@@ -311,6 +333,36 @@ def _execute(
     }
     _write_json(meta, out / "meta.json")
     return out, meta
+
+
+def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
+    """Re-rank ``res`` by cross-validation over the training trajectories; write RUN/cv.csv.
+
+    Returns the re-ranked result and the number of folds (``None`` when there was nothing to choose)."""
+    from rich.console import Console
+
+    from formula_search.io import write_table
+    from meta_tailor import choose_by_cv, cross_validate
+
+    console = Console(stderr=True)
+    finalists = res.table.dropna(subset=["rank"])
+    if len(finalists) < 2:
+        console.print("law choice: one finalist, nothing to cross-validate")
+        (out / "cv.csv").unlink(missing_ok=True)
+        return res, None
+    cv = cross_validate(
+        finalists.assign(params=finalists["fitted_params"]),
+        data,
+        mlp_config=mlp_cfg,
+        config=cfg,
+        folds=folds,
+        jobs=jobs,
+        progress=progress,
+    )
+    write_table(cv.folds, out / "cv.csv")
+    scores = ", ".join(f"{f}: {v:.4g}" for f, v in cv.scores.items())
+    console.print(f"law choice by {folds}-fold CV (mean held-out rollout MSE): {scores}")
+    return choose_by_cv(res, cv), folds
 
 
 MODEL_SEED = click.option(
@@ -349,7 +401,7 @@ def _stage_options(f):
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="Fit processes.",
+            help="Processes for the fit, and for the folds of --law-choice cv.",
         ),
         click.option("--run", "run", default=None, help="Run directory [default: runs/DATASET]."),
         click.option(
@@ -400,6 +452,23 @@ def _stage_options(f):
             default=None,
             help="Outer Adam rates after the warm-up: constant, or falling as a half cosine towards zero "
             "at the last epoch, so that the long stage settles [none].",
+        ),
+        click.option(
+            "--law-choice",
+            type=click.Choice(["train", "cv"]),
+            default="train",
+            show_default=True,
+            help="Choose the winner by the meta-tailored models' rollouts of the training trajectories "
+            "(train, the paper's), or by cross-validation over them (cv: the MLP's pretraining and the "
+            "ranking again without each fold, scored by rollouts of the held-out trajectories; costs "
+            "--cv-folds more rankings, run in --jobs processes).",
+        ),
+        click.option(
+            "--cv-folds",
+            type=click.IntRange(min=2),
+            default=None,
+            help="Folds of --law-choice cv; trajectory j goes to fold j mod K [4, or the number of "
+            "training trajectories if fewer].",
         ),
         MODEL_SEED,
         DEVICE,
@@ -631,10 +700,11 @@ def export_cmd(run, fmt, top, output):
     help="Folder for the PNGs [default: RUN].",
 )
 def plot_cmd(run, output):
-    """Plot error against horizon per method, the discovered law along the test trajectories, and the
-    finalists' training rollouts during meta-tailoring (PNG)."""
+    """Plot error against horizon per method, the discovered law along the test trajectories, the
+    finalists' training rollouts during meta-tailoring, and (after --law-choice cv) every fold's held-out
+    error per law (PNG)."""
     from formula_search.io import read_table
-    from meta_tailor._plots import plot_horizons, plot_law, plot_meta_curves
+    from meta_tailor._plots import plot_cv, plot_horizons, plot_law, plot_meta_curves
 
     run = Path(run)
     meta = _read_meta(run)
@@ -650,6 +720,10 @@ def plot_cmd(run, output):
     curves = run / "meta_curves.csv"
     if curves.exists() and (table := read_table(curves))["score"].notna().any():
         written.append(plot_meta_curves(table, out / "meta_curves.png", title=meta["dataset"]))
+    if (run / "cv.csv").exists():
+        written.append(
+            plot_cv(run / "cv.csv", out / "cv.png", title=f"{meta['dataset']}: choice of the law")
+        )
     if not written:
         raise InputError(f"{run}: nothing to plot (no horizons.csv and no ranked law)")
     click.echo("wrote " + ", ".join(str(p) for p in written))

@@ -156,3 +156,171 @@ def test_hnn_follows_hamiltons_equations():
         out = hnn(x)
     torch.testing.assert_close(out[0], torch.stack([dh_dp[0], -dh_dq[0]]), rtol=1e-6, atol=1e-8)
     assert not out.requires_grad
+
+
+# --- the choice of law by cross-validation over the training trajectories ---------------------------
+
+
+def test_cv_folds_partition_the_training_trajectories():
+    from meta_tailor import cv_folds
+
+    assert cv_folds(5, 2) == [[0, 2, 4], [1, 3]]
+    assert cv_folds(3, 3) == [[0], [1], [2]]  # leave one out
+    for n, k in ((1, 2), (4, 1), (4, 5)):
+        with pytest.raises(InputError):
+            cv_folds(n, k)
+
+
+def _fold_by_hand(data, held: int, cfg, formula):
+    """Pretrain and rank without training trajectory ``held``, then roll the law's tailored model out on
+    it and return its MSE (numpy), and the fold's ranking row."""
+    from meta_tailor._rank import tailored_model
+
+    rest = [tr for j, tr in enumerate(data.train) if j != held]
+    fold = SimpleNamespace(
+        train=rest,
+        test=[],
+        time_step=data.time_step,
+        var_names=data.var_names,
+        stacked=lambda split: (
+            np.concatenate([t.x for t in rest]),
+            np.concatenate([t.dxdt for t in rest]),
+        ),
+    )
+    model = pretrain(fold, config=MLPConfig(hidden=8, steps=50), device="cpu")
+    surv = pd.DataFrame({"formula": ["q^2 + c_0*p^2", "q*p + c_0"], "params": ["[0.9]", "[1.0]"]})
+    res = rank(surv, model, fold, config=replace(cfg, top_k=2), compiler=_compiler)
+    row = res.table[res.table["formula"] == formula].iloc[0]
+    net, theta = res.models[formula]
+    g, _ = _compiler(formula)
+    pred = tailored_model(
+        net, g, theta, lr=row["inner_lr"], steps=int(row["inner_steps"]), dt=0.1, tailor=cfg.tailor
+    )
+    tr = data.train[held]
+    x0 = torch.as_tensor(tr.x[:1], dtype=torch.float32)
+    t = torch.as_tensor(tr.t[None], dtype=torch.float32)
+    with torch.no_grad():
+        xs = pred.predict(x0, t)[0].numpy()
+    return float(np.mean((xs - tr.x) ** 2)), row
+
+
+@pytest.fixture(scope="module")
+def cv_run(tiny):
+    from meta_tailor import cross_validate
+
+    data, _ = tiny
+    cfg = RankConfig(
+        inner_lrs=(0.1, 1.0),
+        top_k=1,  # cross_validate meta-tailors every finalist whatever the top k
+        tailor=TailorConfig(mode="trajectory", epochs=2),
+        device="cpu",
+    )
+    finalists = pd.DataFrame(
+        {"formula": ["q^2 + c_0*p^2", "q*p + c_0"], "params": ["[0.9]", "[1.0]"]}
+    )
+    calls = []
+    cv = cross_validate(
+        finalists,
+        data,
+        mlp_config=MLPConfig(hidden=8, steps=50),
+        config=cfg,
+        folds=3,
+        compiler=_compiler,
+        progress=lambda *a: calls.append(a),
+    )
+    return data, cfg, finalists, cv, calls
+
+
+def test_cross_validation_scores_each_law_on_a_trajectory_it_never_saw(cv_run):
+    from meta_tailor import CV_COLUMNS
+
+    data, cfg, _, cv, calls = cv_run
+    assert list(cv.folds.columns) == CV_COLUMNS
+    assert len(cv.folds) == 3 * 2  # leave one out, both laws in every fold
+    assert sorted(map(tuple, cv.folds["held_out"])) == [(0,), (0,), (1,), (1,), (2,), (2,)]
+    # fold 1's held-out error, rebuilt by hand: pretrain and rank on trajectories 0 and 2, roll out 1
+    for formula in ("q^2 + c_0*p^2", "q*p + c_0"):
+        want, row = _fold_by_hand(data, 1, cfg, formula)
+        got = cv.folds[(cv.folds["fold"] == 1) & (cv.folds["formula"] == formula)].iloc[0]
+        assert got["held_out_mse"] == pytest.approx(want, rel=1e-4)
+        assert got["train_rollout_mse"] == pytest.approx(row["train_rollout_mse"], rel=1e-5)
+    # the score is the mean over the folds, best first
+    for formula, score in cv.scores.items():
+        per_fold = cv.folds.loc[cv.folds["formula"] == formula, "held_out_mse"].to_numpy()
+        assert score == pytest.approx(float(np.mean(per_fold)))
+    assert list(cv.scores) == sorted(cv.scores)
+    assert ("cross-validate", 3, 3) in calls and any(c[0] == "fold 2: meta-tailor" for c in calls)
+
+
+def test_cross_validation_never_trains_on_the_held_out_trajectory(tiny, cv_run):
+    # changing the held-out trajectory changes its score but nothing the fold learned
+    from meta_tailor import cv_fold
+
+    data, cfg, finalists, cv, _ = cv_run
+    moved = SimpleNamespace(**vars(data))
+    moved.train = list(data.train)
+    tr = data.train[0]
+    moved.train[0] = SimpleNamespace(t=tr.t, x=1.5 * tr.x, dxdt=1.5 * tr.dxdt)
+    rows = cv_fold(
+        finalists,
+        moved,
+        [0],
+        mlp_config=MLPConfig(hidden=8, steps=50),
+        config=replace(cfg, top_k=2),
+        compiler=_compiler,
+    )
+    for r in rows:
+        before = cv.folds[(cv.folds["fold"] == 0) & (cv.folds["formula"] == r["formula"])].iloc[0]
+        assert r["params"] == before["params"]
+        assert r["train_rollout_mse"] == before["train_rollout_mse"]
+        assert r["held_out_mse"] != pytest.approx(before["held_out_mse"], rel=1e-3)
+
+
+def test_cross_validation_in_processes_gives_the_same_folds(cv_run):
+    from meta_tailor import cross_validate
+
+    data, cfg, finalists, cv, _ = cv_run
+    par = cross_validate(
+        finalists,
+        data,
+        mlp_config=MLPConfig(hidden=8, steps=50),
+        config=cfg,
+        folds=3,
+        jobs=2,
+        compiler=_compiler,
+    )
+    assert list(par.folds["formula"]) == list(cv.folds["formula"])
+    np.testing.assert_allclose(par.folds["held_out_mse"], cv.folds["held_out_mse"], rtol=1e-4)
+
+
+def test_choose_by_cv_reranks_the_finalists_and_swaps_the_winner(tiny):
+    from meta_tailor import CVResult, choose_by_cv
+
+    data, model = tiny
+    surv = pd.DataFrame(
+        {"formula": ["q^2 + c_0*p^2", "q*p + c_0", "broken"], "params": ["[0.9]", "[1.0]", "[1.0]"]}
+    )
+    cfg = RankConfig(inner_lrs=(0.1, 1.0), top_k=3, tailor=TailorConfig(epochs=2), device="cpu")
+    res = rank(surv, model, data, config=cfg, compiler=_compiler)
+    first, second = res.table["formula"].iloc[:2]
+    assert res.table["cv_mse"].isna().all()
+    # the in-sample runner-up has the lower held-out error in both folds
+    folds = pd.DataFrame(
+        [
+            {"fold": k, "formula": f, "held_out_mse": v}
+            for k in (0, 1)
+            for f, v in ((first, 0.5 + k), (second, 0.1 + k))
+        ]
+    )
+    chosen = choose_by_cv(res, CVResult(folds=folds))
+    assert list(chosen.table["formula"].iloc[:2]) == [second, first]
+    assert list(chosen.table["rank"].iloc[:2]) == [1, 2]
+    assert list(chosen.table["cv_mse"].iloc[:2]) == pytest.approx([0.6, 1.0])
+    broken = chosen.table[chosen.table["formula"] == "broken"].iloc[0]
+    assert math.isnan(broken["rank"]) and math.isnan(broken["cv_mse"])
+    assert chosen.winner_model is res.models[second][0]
+    assert torch.equal(chosen.winner_theta, res.models[second][1])
+    # a law without a score in every fold (or with a diverged one) is scored inf and ranked last
+    partial = CVResult(folds=folds[~((folds["fold"] == 1) & (folds["formula"] == second))])
+    assert partial.scores[second] == math.inf
+    assert choose_by_cv(res, partial).table["formula"].iloc[0] == first

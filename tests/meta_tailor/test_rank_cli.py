@@ -159,3 +159,41 @@ def test_pretrain_model_seed_sets_the_initialisation(tmp_path, capsys):
     )
     code, out, _ = run_cli([*args, "--model-seed", "0"], capsys)
     assert code in (0, None) and "already trained" in out
+
+
+def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
+    """`fsearch rank --law-choice cv` writes every fold's held-out error to cv.csv, and the ranking's first
+    law is the one with the lowest mean over the folds, recomputed here from cv.csv."""
+    survivors = tmp_path / "survivors.csv"
+    pd.DataFrame(
+        {"formula": ["q^2 + c_0*p^2", "q*p + c_0"], "params": ["[1.0]", "[0.0]"], "accepted": True}
+    ).to_csv(survivors, index=False)
+    run = tmp_path / "run"
+    args = ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
+            "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"]  # fmt: skip
+    code, _, err = run_cli([*args, "--law-choice", "cv", "--cv-folds", "2"], capsys)
+    assert code in (0, None), err
+    assert "2-fold CV" in err
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["law_choice"] == "cv" and meta["cv_folds"] == 2 and meta["timings"]["cv_s"] > 0
+    cv = pd.read_csv(run / "cv.csv")
+    assert sorted(cv["fold"]) == [0, 0, 1, 1]
+    held = {k: json.loads(h) for k, h in zip(cv["fold"], cv["held_out"])}
+    assert held[0] == list(range(0, 25, 2)) and held[1] == list(range(1, 25, 2))
+    means = cv.groupby("formula")["held_out_mse"].mean()
+    ranking = pd.read_csv(run / "ranking.csv").dropna(subset=["rank"]).sort_values("rank")
+    assert ranking["formula"].iloc[0] == means.idxmin()
+    assert meta["winner"]["formula"] == means.idxmin()
+    for row in ranking.itertuples():
+        assert row.cv_mse == pytest.approx(means[row.formula], rel=1e-6)
+    code, out, err = run_cli(["plot", str(run)], capsys)
+    assert code in (0, None), err
+    assert (run / "cv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the paper's in-sample choice in the same directory drops the stale cv.csv
+    code, _, err = run_cli(args, capsys)
+    assert code in (0, None), err
+    assert not (run / "cv.csv").exists()
+    assert pd.read_csv(run / "ranking.csv")["cv_mse"].isna().all()
+    # more folds than training trajectories: one line, before any work
+    code, _, err = run_cli([*args, "--law-choice", "cv", "--cv-folds", "26"], capsys)
+    assert code == 2 and "26 folds" in err and err.count("\n") == 1
