@@ -108,7 +108,7 @@ def main() -> None:
     df.to_csv(out / "folds.csv", index=False)
     pd.set_option("display.width", 200)
     print(df.drop(columns=["param"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    in_sample = df[df["rank"] == 1].groupby("seed")["formula"].agg(lambda f: dict(f.value_counts()))
+    in_sample = df[df["rank"] == 1].groupby("seed")["formula"].agg(_counts)
     cv = df.groupby(["seed", "formula"])["held_out_mse"].mean().unstack("formula")
     summary = cv.assign(
         cv_choice=cv.idxmin(axis=1),
@@ -116,11 +116,16 @@ def main() -> None:
     )
     print("\nmean held-out rollout MSE over the folds (the CV score), per seed:")
     print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
-    counts = summary["cv_choice"].value_counts()
-    print("\nCV choice over seeds:", {k: int(v) for k, v in counts.items()})
-    wins = df[df["rank"] == 1]["formula"].value_counts()
-    print("in-sample winner over (seed, fold):", {k: int(v) for k, v in wins.items()})
+    print("\nCV choice over seeds:", _counts(summary["cv_choice"]))
+    print("in-sample winner over (seed, fold):", _counts(df[df["rank"] == 1]["formula"]))
+    per_fold = df.pivot_table(index=["seed", "fold"], columns="formula", values="held_out_mse")
+    print("lowest held-out MSE over (seed, fold):", _counts(per_fold.idxmin(axis=1)))
     summary.to_csv(out / "summary.csv")
+
+
+def _counts(labels: pd.Series) -> dict[str, int]:
+    """How often each label occurs, as plain ints (readable in print and in the CSV)."""
+    return {k: int(v) for k, v in labels.value_counts().items()}
 
 
 if __name__ == "__main__":

@@ -204,10 +204,22 @@ def _fold_by_hand(data, held: int, cfg, formula):
     return float(np.mean((xs - tr.x) ** 2)), row
 
 
-@pytest.fixture(scope="module")
-def cv_run(tiny):
+def _cross_validate(data, cfg, finalists, **kwargs):
     from meta_tailor import cross_validate
 
+    return cross_validate(
+        finalists,
+        data,
+        mlp_config=MLPConfig(hidden=8, steps=50),
+        config=cfg,
+        folds=3,
+        compiler=_compiler,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def cv_run(tiny):
     data, _ = tiny
     cfg = RankConfig(
         inner_lrs=(0.1, 1.0),
@@ -219,15 +231,7 @@ def cv_run(tiny):
         {"formula": ["q^2 + c_0*p^2", "q*p + c_0"], "params": ["[0.9]", "[1.0]"]}
     )
     calls = []
-    cv = cross_validate(
-        finalists,
-        data,
-        mlp_config=MLPConfig(hidden=8, steps=50),
-        config=cfg,
-        folds=3,
-        compiler=_compiler,
-        progress=lambda *a: calls.append(a),
-    )
+    cv = _cross_validate(data, cfg, finalists, progress=lambda *a: calls.append(a))
     return data, cfg, finalists, cv, calls
 
 
@@ -277,18 +281,8 @@ def test_cross_validation_never_trains_on_the_held_out_trajectory(tiny, cv_run):
 
 
 def test_cross_validation_in_processes_gives_the_same_folds(cv_run):
-    from meta_tailor import cross_validate
-
     data, cfg, finalists, cv, _ = cv_run
-    par = cross_validate(
-        finalists,
-        data,
-        mlp_config=MLPConfig(hidden=8, steps=50),
-        config=cfg,
-        folds=3,
-        jobs=2,
-        compiler=_compiler,
-    )
+    par = _cross_validate(data, cfg, finalists, jobs=2)
     assert list(par.folds["formula"]) == list(cv.folds["formula"])
     np.testing.assert_allclose(par.folds["held_out_mse"], cv.folds["held_out_mse"], rtol=1e-4)
 
