@@ -108,7 +108,8 @@ def main() -> None:
     df.to_csv(out / "folds.csv", index=False)
     pd.set_option("display.width", 200)
     print(df.drop(columns=["param"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    in_sample = df[df["rank"] == 1].groupby("seed")["formula"].agg(_counts)
+    winners = df[df["rank"] == 1]  # each (seed, fold)'s in-sample winner
+    in_sample = winners.groupby("seed")["formula"].agg(_counts)
     cv = df.groupby(["seed", "formula"])["held_out_mse"].mean().unstack("formula")
     summary = cv.assign(
         cv_choice=cv.idxmin(axis=1),
@@ -117,7 +118,7 @@ def main() -> None:
     print("\nmean held-out rollout MSE over the folds (the CV score), per seed:")
     print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
     print("\nCV choice over seeds:", _counts(summary["cv_choice"]))
-    print("in-sample winner over (seed, fold):", _counts(df[df["rank"] == 1]["formula"]))
+    print("in-sample winner over (seed, fold):", _counts(winners["formula"]))
     per_fold = df.pivot_table(index=["seed", "fold"], columns="formula", values="held_out_mse")
     print("lowest held-out MSE over (seed, fold):", _counts(per_fold.idxmin(axis=1)))
     summary.to_csv(out / "summary.csv")
