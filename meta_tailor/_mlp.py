@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict
 
@@ -58,19 +59,32 @@ def train_mlp(
         progress: optional callable ``progress(step)`` called after each step.
 
     Returns:
-        The training loss before each step.
+        The training loss before each step. With ``config.keep == "best"`` the model ends with the weights
+        of the lowest loss among these and the loss after the last step (which is then appended).
     """
     steps = config.steps if steps is None else steps
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best = config.keep == "best"
+    best_loss, best_state = math.inf, None
     losses = []
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
         loss = torch.mean((model(x) - dxdt) ** 2)
         loss.backward()
+        value = float(loss.detach())
+        if best and value < best_loss:  # the weights this loss was computed with, before the step
+            best_loss = value
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(value)
         if progress is not None:
             progress(step)
+    if best:
+        with torch.no_grad():
+            final = float(torch.mean((model(x) - dxdt) ** 2))
+        losses.append(final)
+        if best_state is not None and best_loss < final:
+            model.load_state_dict(best_state)
     return losses
 
 

@@ -91,22 +91,37 @@ def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
         "noise": float(options.get("noise") or 0.0),
         "seed": int(options.get("seed") or 0),
         "n_train": int(sum(len(t.x) for t in data.train)),
-        "mlp": json.dumps(asdict(mlp_cfg), sort_keys=True),
+        "mlp": json.dumps(_without_defaults(asdict(mlp_cfg), keep="last"), sort_keys=True),
     }
 
 
+def _without_defaults(settings: dict, **defaults) -> dict:
+    """``settings`` without the keys that equal ``defaults``: a setting added later keeps the models
+    saved before it valid while it has its default."""
+    return {k: v for k, v in settings.items() if k not in defaults or v != defaults[k]}
+
+
 def _pretrain(
-    data, options: dict, run: Path, *, steps: int | None, device: str, model_seed: int = 0
+    data,
+    options: dict,
+    run: Path,
+    *,
+    steps: int | None,
+    device: str,
+    model_seed: int = 0,
+    keep: str = "last",
 ) -> tuple[float, bool]:
     """Train and save the vanilla MLP unless RUN/model.pt was trained on the same data and settings.
 
-    ``model_seed`` seeds the MLP's initialisation; the comparators (HNN) take it from the saved model.
+    ``model_seed`` seeds the MLP's initialisation and ``keep`` chooses its returned weights
+    (:attr:`~meta_tailor.MLPConfig.keep`); the comparators (HNN, the MLP with more epochs) take both from
+    the saved model.
     Returns the seconds spent and whether a model was trained.
     """
     from meta_tailor import load_mlp, paper_configs, pretrain, save_mlp
 
     mlp_cfg, _ = paper_configs(data.name)
-    mlp_cfg = replace(mlp_cfg, seed=model_seed)
+    mlp_cfg = replace(mlp_cfg, seed=model_seed, keep=keep)
     if steps is not None:
         mlp_cfg = replace(mlp_cfg, steps=steps)
     fingerprint = _model_fingerprint(data, options, mlp_cfg)
@@ -195,6 +210,7 @@ def _execute(
     outer_warmup: int | None = None,
     outer_decay: str | None = None,
     model_seed: int = 0,
+    pretrain_keep: str = "last",
     law_choice: str = "train",
     cv_folds: int | None = None,
 ) -> tuple[Path, dict]:
@@ -230,7 +246,13 @@ def _execute(
         )
     timings["search_s"] = time.perf_counter() - t0
     timings["pretrain_s"], _ = _pretrain(
-        data, options, out, steps=pretrain_steps, device=device, model_seed=model_seed
+        data,
+        options,
+        out,
+        steps=pretrain_steps,
+        device=device,
+        model_seed=model_seed,
+        keep=pretrain_keep,
     )
     model, mlp_cfg, _ = load_mlp(out / "model.pt")
     _, cfg = paper_configs(data.name, inner_rule=inner_rule)
@@ -375,6 +397,17 @@ MODEL_SEED = click.option(
 )
 
 
+PRETRAIN_KEEP = click.option(
+    "--pretrain-keep",
+    type=click.Choice(["last", "best"]),
+    default="last",
+    show_default=True,
+    help="Weights the MLP (and the HNN and the MLP with more epochs) keep: those after the last Adam "
+    "step (the reference set-up's), or those with the lowest training loss of all steps (full-batch "
+    "Adam keeps spiking, and the last step may land on a spike).",
+)
+
+
 def _stage_options(f):
     """Options shared by ``fsearch rank`` and ``fsearch run``."""
     decorators = [
@@ -471,6 +504,7 @@ def _stage_options(f):
             "training trajectories if fewer].",
         ),
         MODEL_SEED,
+        PRETRAIN_KEEP,
         DEVICE,
     ]
     for d in reversed(decorators):
@@ -494,8 +528,9 @@ def _dataset_options(f):
     help="Adam steps [default: 2000, the paper's].",
 )
 @MODEL_SEED
+@PRETRAIN_KEEP
 @DEVICE
-def pretrain_cmd(run, steps, model_seed, device, **kwargs):
+def pretrain_cmd(run, steps, model_seed, pretrain_keep, device, **kwargs):
     """Train the baseline MLP (HNN "vanilla MLP") and save it as RUN/model.pt."""
     from formula_search.data import pop_dataset_options
 
@@ -503,7 +538,13 @@ def pretrain_cmd(run, steps, model_seed, device, **kwargs):
     data = _load_data(options)
     out = _run_dir(run, data.name)
     secs, trained = _pretrain(
-        data, options, out, steps=steps, device=_resolve(device), model_seed=model_seed
+        data,
+        options,
+        out,
+        steps=steps,
+        device=_resolve(device),
+        model_seed=model_seed,
+        keep=pretrain_keep,
     )
     if trained:
         click.echo(f"wrote {out / 'model.pt'} ({secs:.1f} s)")
