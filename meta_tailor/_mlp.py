@@ -59,8 +59,8 @@ def train_mlp(
         progress: optional callable ``progress(step)`` called after each step.
 
     Returns:
-        The training loss before each step. With ``config.keep == "best"`` the model ends with the weights
-        of the lowest loss among these and the loss after the last step (which is then appended).
+        The training loss before each step, then after the last one (``steps + 1`` values). With
+        ``config.keep == "best"`` the model ends with the weights of the lowest of them.
     """
     steps = config.steps if steps is None else steps
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -79,12 +79,11 @@ def train_mlp(
         losses.append(value)
         if progress is not None:
             progress(step)
-    if best:
-        with torch.no_grad():
-            final = float(torch.mean((model(x) - dxdt) ** 2))
-        losses.append(final)
-        if best_state is not None and best_loss < final:
-            model.load_state_dict(best_state)
+    with torch.no_grad():
+        final = float(torch.mean((model(x) - dxdt) ** 2))
+    losses.append(final)
+    if best and best_state is not None and best_loss < final:
+        model.load_state_dict(best_state)
     return losses
 
 

@@ -124,6 +124,41 @@ def plot_meta_curves(
     return save_png(fig, path)
 
 
+def plot_pretrain_curve(
+    curve: str | os.PathLike[str] | pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    keep: str = "last",
+    title: str = "",
+) -> Path:
+    """The MLP's full-batch training loss per Adam step (log scale), with the lowest loss of the run and the
+    weights kept (``keep``: the last step's, or the lowest-loss ones) marked."""
+    from formula_search.io import read_table
+
+    table = curve if isinstance(curve, pd.DataFrame) else read_table(curve)
+    if table.empty:
+        raise ValueError("empty pretraining curve")
+    low = table.loc[table["loss"].idxmin()]
+    last = table.iloc[-1]
+    kept = low if keep == "best" else last
+    plt = agg_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(table["step"], table["loss"], lw=0.8, color="0.3")
+    ax.plot(
+        [low["step"]], [low["loss"]], "o", color="tab:green", label=f"lowest: {low['loss']:.3g}"
+    )
+    ax.plot([last["step"]], [last["loss"]], "s", mfc="none", color="tab:red",
+            label=f"last step: {last['loss']:.3g}")  # fmt: skip
+    ax.plot([kept["step"]], [kept["loss"]], "x", color="k", ms=10, label=f"kept ({keep})")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam steps taken")
+    ax.set_ylabel("full-batch training MSE of dx/dt")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
 def plot_cv(
     folds: str | os.PathLike[str] | pd.DataFrame,
     path: str | os.PathLike[str],

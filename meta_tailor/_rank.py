@@ -556,15 +556,25 @@ def rank(
 
 
 def pretrain(
-    data, *, config: MLPConfig = MLPConfig(), device: str = "auto", progress=None
+    data,
+    *,
+    config: MLPConfig = MLPConfig(),
+    device: str = "auto",
+    progress=None,
+    curve: list[float] | None = None,
 ) -> nn.Sequential:
-    """Train the vanilla MLP on all training points of ``data`` (returned on the CPU)."""
+    """Train the vanilla MLP on all training points of ``data`` (returned on the CPU).
+
+    ``curve``, if given, is extended with the training loss before each step and after the last one.
+    """
     device = resolve_device(device)
     x, dxdt = data.stacked("train")
     x = torch.as_tensor(x, dtype=torch.float32, device=device)
     dxdt = torch.as_tensor(dxdt, dtype=torch.float32, device=device)
     model = make_mlp(x.shape[1], hidden=config.hidden, seed=config.seed).to(device)
-    train_mlp(model, x, dxdt, config=config, progress=progress)
+    losses = train_mlp(model, x, dxdt, config=config, progress=progress)
+    if curve is not None:
+        curve.extend(losses)
     return model.cpu()
 
 

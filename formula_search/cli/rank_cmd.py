@@ -3,6 +3,7 @@
 A run directory (``RUN``, default ``runs/DATASET``) holds:
 
 - ``model.pt``: the pretrained vanilla MLP (``fsearch pretrain``; loaded with ``weights_only=True``);
+- ``pretrain_curve.csv``: its training loss after each number of Adam steps (0 to 2000);
 - ``ranking.csv``: the ranking table (:data:`meta_tailor.RANK_COLUMNS`), one row per accepted survivor;
 - ``screen.csv``: every screened (formula, inner_lr, inner_steps) and its screen loss;
 - ``meta_curves.csv``: the long stage epoch by epoch, per finalist and outer rate: outer loss and the
@@ -134,6 +135,7 @@ def _pretrain(
         if all(saved.get(k) == v for k, v in fingerprint.items()):
             return 0.0, False
     t0 = time.perf_counter()
+    curve: list[float] = []
     with progress_bar() as bar:
         task = bar.add_task("pretrain MLP", total=mlp_cfg.steps)
         model = pretrain(
@@ -141,9 +143,37 @@ def _pretrain(
             config=mlp_cfg,
             device=device,
             progress=lambda s: bar.update(task, completed=s + 1),
+            curve=curve,
         )
     save_mlp(model, path, config=mlp_cfg, n_vars=len(data.var_names), **fingerprint)
+    _write_pretrain_curve(curve, run / "pretrain_curve.csv", keep=mlp_cfg.keep)
     return time.perf_counter() - t0, True
+
+
+#: ``fsearch pretrain`` warns when the last step's training loss is this many times the run's lowest.
+SPIKE_WARNING = 1.5
+
+
+def _write_pretrain_curve(curve: list[float], path: Path, *, keep: str) -> None:
+    """Write the pretraining loss per step (``step`` 0..steps, the last row after the last step) and say
+    on stderr when the run stopped well above its lowest loss."""
+    import pandas as pd
+    from rich.console import Console
+
+    from formula_search.io import write_table
+
+    if not curve:
+        return
+    write_table(pd.DataFrame({"step": range(len(curve)), "loss": curve}), path)
+    low = min(range(len(curve)), key=curve.__getitem__)
+    final = curve[-1]
+    if keep == "last" and final > SPIKE_WARNING * curve[low]:
+        Console(stderr=True).print(
+            f"note: pretraining stopped on a loss spike: training loss {final:.3g} after the last step, "
+            f"{final / curve[low]:.1f}x the lowest of the run ({curve[low]:.3g} at step {low}). The "
+            "reference set-up keeps the last step; --pretrain-keep best keeps the lowest. "
+            f"Curve: {path}"
+        )
 
 
 def _resolve(device: str) -> str:
@@ -742,10 +772,16 @@ def export_cmd(run, fmt, top, output):
 )
 def plot_cmd(run, output):
     """Plot error against horizon per method, the discovered law along the test trajectories, the
-    finalists' training rollouts during meta-tailoring, and (after --law-choice cv) every fold's held-out
-    error per law (PNG)."""
+    finalists' training rollouts during meta-tailoring, (after --law-choice cv) every fold's held-out
+    error per law, and the MLP's pretraining loss (PNG)."""
     from formula_search.io import read_table
-    from meta_tailor._plots import plot_cv, plot_horizons, plot_law, plot_meta_curves
+    from meta_tailor._plots import (
+        plot_cv,
+        plot_horizons,
+        plot_law,
+        plot_meta_curves,
+        plot_pretrain_curve,
+    )
 
     run = Path(run)
     meta = _read_meta(run)
@@ -764,6 +800,16 @@ def plot_cmd(run, output):
     if (run / "cv.csv").exists():
         written.append(
             plot_cv(run / "cv.csv", out / "cv.png", title=f"{meta['dataset']}: choice of the law")
+        )
+    if (run / "pretrain_curve.csv").exists():
+        keep = meta.get("mlp_config", {}).get("keep", "last")
+        written.append(
+            plot_pretrain_curve(
+                run / "pretrain_curve.csv",
+                out / "pretrain_curve.png",
+                keep=keep,
+                title=f"{meta['dataset']}: pretraining of the MLP",
+            )
         )
     if not written:
         raise InputError(f"{run}: nothing to plot (no horizons.csv and no ranked law)")
@@ -891,9 +937,20 @@ def _normalised_constant(law: dict, names: list[str], unit_term: str) -> float |
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
 @TAILOR
 @INNER_RULE
+@PRETRAIN_KEEP
 @DEVICE
 def reproduce_cmd(
-    out, datasets, dedup, top_k, epochs, pretrain_steps, jobs, tailor, inner_rule, device
+    out,
+    datasets,
+    dedup,
+    top_k,
+    epochs,
+    pretrain_steps,
+    jobs,
+    tailor,
+    inner_rule,
+    pretrain_keep,
+    device,
 ):
     """Reproduce the paper's three scientific experiments and write OUT/report.md beside the paper's numbers."""
     from rich.console import Console
@@ -910,7 +967,9 @@ def reproduce_cmd(
     lines = [
         "# Reproduction of the Noether Networks scientific experiments",
         "",
-        f"Search: depth 7, dedup `{dedup}`; ranking: the paper's protocol (see docs/meta-tailoring.md).",
+        f"Search: depth 7, dedup `{dedup}`; ranking: the paper's protocol (see docs/meta-tailoring.md); "
+        f"trained models keep their {'last-step' if pretrain_keep == 'last' else 'lowest-loss'} weights "
+        f"(`--pretrain-keep {pretrain_keep}`).",
         "",
         "| dataset | discovered law | constant (ours / paper) | method | test RMSE (ours) | paper |",
         "|---|---|---|---|---|---|",
@@ -935,6 +994,7 @@ def reproduce_cmd(
             device=device,
             tailor=tailor,
             inner_rule=inner_rule,
+            pretrain_keep=pretrain_keep,
         )
         meta["timings"]["total_s"] = time.perf_counter() - t0
         _write_json(meta, run_dir / "meta.json")

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import dsl
 from formula_search.cli import cli
 from formula_search.cli.rank_cmd import _normalised_constant
+from meta_tailor import load_mlp
 
 NAMES = ["q", "p"]
 
@@ -40,10 +41,12 @@ def test_reproduce_writes_a_report_with_every_method(tmp_path, monkeypatch):
     result = CliRunner().invoke(
         cli,
         ["reproduce", "--out", str(out), "--datasets", "ideal_spring", "--epochs", "1", "--top-k", "1",
-         "--pretrain-steps", "20", "--device", "cpu"],
+         "--pretrain-steps", "20", "--pretrain-keep", "best", "--device", "cpu"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
+    assert "lowest-loss weights (`--pretrain-keep best`)" in report
+    assert load_mlp(out / "ideal_spring" / "model.pt")[1].keep == "best"
     rows = [line for line in report.splitlines() if line.startswith("|") and "---" not in line][1:]
     methods = [cells.split("|")[4].strip() for cells in rows]
     assert methods == [

@@ -113,7 +113,7 @@ def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
         assert kept["score"].min() == pytest.approx(row.train_rollout_mse, rel=1e-5)
     code, out, err = run_cli(["plot", str(run)], capsys)
     assert code in (0, None), err
-    for name in ("law_along_test.png", "meta_curves.png"):
+    for name in ("law_along_test.png", "meta_curves.png", "pretrain_curve.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     code, _, err = run_cli(
         [
@@ -177,10 +177,16 @@ def test_pretrain_keep_best_saves_the_lowest_loss_weights(tmp_path, capsys):
             "--device", "cpu"]  # fmt: skip
     code, out, err = run_cli(args, capsys)
     assert code in (0, None) and "wrote" in out, err
+    last_model, _, _ = load_mlp(run / "model.pt")
+    last_curve = pd.read_csv(run / "pretrain_curve.csv")
+    assert "stopped on a loss spike" in err  # these 80 steps end 1.8x above the run's lowest loss
     code, out, err = run_cli([*args, "--pretrain-keep", "best"], capsys)
     assert code in (0, None) and "wrote" in out, err  # the last-step model is not reused
+    assert "spike" not in err
     model, cfg, _ = load_mlp(run / "model.pt")
     assert cfg.keep == "best" and cfg.steps == 80
+    curve = pd.read_csv(run / "pretrain_curve.csv")
+    assert list(curve["step"]) == list(range(81)) and curve["loss"].equals(last_curve["loss"])
 
     x, y = (
         torch.as_tensor(a, dtype=torch.float32)
@@ -191,6 +197,10 @@ def test_pretrain_keep_best_saves_the_lowest_loss_weights(tmp_path, capsys):
     with torch.no_grad():
         final = float(torch.mean((reference(x) - y) ** 2))
         saved = float(torch.mean((model(x) - y) ** 2))
+        saved_last = float(torch.mean((last_model(x) - y) ** 2))
+    # the curve's last row is the loss of the saved last-step model, its lowest that of the best one
+    assert curve["loss"].iloc[-1] == pytest.approx(saved_last, rel=1e-6)
+    assert curve["loss"].min() == pytest.approx(saved, rel=1e-6)
     assert min(losses) < final, (
         "80 steps end on a loss spike here; otherwise the test does not bite"
     )
