@@ -82,7 +82,7 @@ def train_mlp(
     with torch.no_grad():
         final = float(torch.mean((model(x) - dxdt) ** 2))
     losses.append(final)
-    if best and best_state is not None and best_loss < final:
+    if best_loss < final:  # only "best" records a finite best_loss (and its state)
         model.load_state_dict(best_state)
     return losses
 

@@ -86,20 +86,19 @@ def _read_meta(run: Path) -> dict:
 
 
 def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
-    """What a saved model must match to be reused: the data it was trained on and its settings."""
+    """What a saved model must match to be reused: the data it was trained on and its settings.
+
+    ``keep`` is left out while it has its default, so models saved before it existed are still reused."""
+    settings = asdict(mlp_cfg)
+    if settings["keep"] == "last":
+        del settings["keep"]
     return {
         "dataset": data.name,
         "noise": float(options.get("noise") or 0.0),
         "seed": int(options.get("seed") or 0),
         "n_train": int(sum(len(t.x) for t in data.train)),
-        "mlp": json.dumps(_without_defaults(asdict(mlp_cfg), keep="last"), sort_keys=True),
+        "mlp": json.dumps(settings, sort_keys=True),
     }
-
-
-def _without_defaults(settings: dict, **defaults) -> dict:
-    """``settings`` without the keys that equal ``defaults``: a setting added later keeps the models
-    saved before it valid while it has its default."""
-    return {k: v for k, v in settings.items() if k not in defaults or v != defaults[k]}
 
 
 def _pretrain(

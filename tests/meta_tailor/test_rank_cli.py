@@ -245,3 +245,18 @@ def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
     # more folds than training trajectories: one line, before any work
     code, _, err = run_cli([*args, "--law-choice", "cv", "--cv-folds", "26"], capsys)
     assert code == 2 and "26 folds" in err and err.count("\n") == 1
+
+
+def test_model_fingerprint_leaves_out_the_default_keep():
+    """A model saved before `keep` existed had no such key in its fingerprint: with the default it must
+    still match (and be reused); with `best` it must not."""
+    from formula_search.cli.rank_cmd import _model_fingerprint
+    from formula_search.data._load import load_dataset
+    from meta_tailor import MLPConfig
+
+    data = load_dataset("ideal_spring")
+    saved_before = json.dumps(
+        {"hidden": 200, "steps": 2000, "lr": 1e-3, "weight_decay": 1e-4, "seed": 0}, sort_keys=True
+    )
+    assert _model_fingerprint(data, {}, MLPConfig())["mlp"] == saved_before
+    assert "keep" in json.loads(_model_fingerprint(data, {}, MLPConfig(keep="best"))["mlp"])
