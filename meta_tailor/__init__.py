@@ -26,7 +26,7 @@ from meta_tailor._config import (
 from meta_tailor._cv import CV_COLUMNS, CVResult, choose_by_cv, cross_validate, cv_fold, cv_folds
 from meta_tailor._hnn import HNN
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
-from meta_tailor._mlp import load_mlp, make_mlp, save_mlp, train_mlp
+from meta_tailor._mlp import load_adam_state, load_mlp, make_mlp, save_mlp, train_mlp
 from meta_tailor._rank import (
     COMPARATOR_COLUMNS,
     CURVE_COLUMNS,
@@ -80,6 +80,7 @@ __all__ = [
     "dsl_compiler",
     "euler_states",
     "horizon_errors",
+    "load_adam_state",
     "load_mlp",
     "make_mlp",
     "meta_tailor",

@@ -49,6 +49,9 @@ class MLPConfig:
 INNER_RULES = ("sgd", "polyak")
 #: Outer rates after the warm-up: constant (``"none"``) or a cosine fall towards zero (``"cosine"``).
 OUTER_DECAYS = ("none", "cosine")
+#: The outer Adam's start: a fresh optimiser (``"fresh"``) or the MLP's pretraining optimiser continued
+#: (``"continue"``).
+OUTER_ADAMS = ("fresh", "continue")
 
 
 def _paper_inner_lrs() -> tuple[float, ...]:
@@ -91,6 +94,11 @@ class TailorConfig:
             fall as ``(1 + cos(pi j / n)) / 2`` at the j-th step after the warm-up, j = 0 .. n - 1, where n is
             the number of steps after it, ``epochs - outer_warmup``), so the last steps are small and the long
             stage settles instead of ending wherever Adam's oscillation left it.
+        outer_adam: the MLP weights' outer Adam: ``"fresh"`` (default: new moment estimates) or
+            ``"continue"`` (the pretraining's Adam goes on: its first and second moment estimates and step
+            count, so each weight's first outer steps are scaled by the gradient history of pretraining
+            instead of moving it by about the full rate; the formula parameters' Adam starts afresh). Needs
+            the pretraining's state (``adam_state`` of :func:`~meta_tailor._mlp.train_mlp`).
         param_lr: Adam learning rate of the formula's parameters in the outer loop.
         weight_decay: Adam weight decay of the MLP weights in the outer loop.
         learn_params: whether the formula's parameters are meta-learned.
@@ -122,6 +130,7 @@ class TailorConfig:
     outer_lr: float = 1e-3
     outer_warmup: int = 0
     outer_decay: str = "none"
+    outer_adam: str = "fresh"
     param_lr: float = 1e-3
     weight_decay: float = 1e-4
     learn_params: bool = True
@@ -152,6 +161,8 @@ class TailorConfig:
             )
         if self.outer_decay not in OUTER_DECAYS:
             raise ValueError(f"outer_decay must be one of {OUTER_DECAYS}, not {self.outer_decay!r}")
+        if self.outer_adam not in OUTER_ADAMS:
+            raise ValueError(f"outer_adam must be one of {OUTER_ADAMS}, not {self.outer_adam!r}")
         if self.select_every < 1:
             raise ValueError("select_every must be a positive number of epochs")
         if self.select not in ("rollout", "outer"):

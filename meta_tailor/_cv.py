@@ -114,8 +114,17 @@ def cv_fold(
         time_step=float(data.time_step),
         var_names=tuple(data.var_names),
     )
-    model = pretrain(fold, config=mlp_config, device=config.device)
-    table = rank(survivors, model, fold, config=config, compiler=compiler, progress=progress).table
+    adam: dict = {}  # continued by config.tailor.outer_adam == "continue"
+    model = pretrain(fold, config=mlp_config, device=config.device, adam_state=adam)
+    table = rank(
+        survivors,
+        model,
+        fold,
+        config=config,
+        compiler=compiler,
+        progress=progress,
+        outer_state=adam,
+    ).table
     wall = time.perf_counter() - t0
     return [
         {

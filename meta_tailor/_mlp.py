@@ -39,6 +39,18 @@ def make_mlp(
     return model.to(dtype)
 
 
+def continue_adam(opt: torch.optim.Adam, params: dict[str, Tensor], state: dict) -> None:
+    """Give the parameters ``params`` (by name) of ``opt`` the Adam state ``state`` (``adam_state`` of
+    :func:`train_mlp`: moment estimates and step count), so that ``opt`` continues that optimiser."""
+    for name, p in params.items():
+        m, v = state["moments"][name]
+        opt.state[p] = {
+            "step": torch.tensor(float(state["step"])),
+            "exp_avg": m.detach().clone().to(p),
+            "exp_avg_sq": v.detach().clone().to(p),
+        }
+
+
 def train_mlp(
     model: nn.Module,
     x: Tensor,
@@ -47,6 +59,8 @@ def train_mlp(
     config: MLPConfig = MLPConfig(),
     steps: int | None = None,
     progress=None,
+    adam_state: dict | None = None,
+    resume: dict | None = None,
 ) -> list[float]:
     """Train ``model`` in place: full-batch Adam on the MSE of dx/dt.
 
@@ -57,6 +71,10 @@ def train_mlp(
         config: optimiser settings (lr, weight decay, steps).
         steps: overrides ``config.steps`` (used to train "as many extra epochs as meta-tailoring").
         progress: optional callable ``progress(step)`` called after each step.
+        adam_state: if given, filled with the optimiser's state belonging to the returned weights:
+            ``{"step": k, "moments": {name: (exp_avg, exp_avg_sq)}}`` (Adam's first and second moment
+            estimates after k steps, detached copies), so that a later run can continue the same Adam.
+        resume: such a state to continue instead of starting a fresh Adam (its step count goes on too).
 
     Returns:
         The training loss before each step, then after the last one (``steps + 1`` values). With
@@ -64,8 +82,19 @@ def train_mlp(
     """
     steps = config.steps if steps is None else steps
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if resume is not None:
+        continue_adam(opt, dict(model.named_parameters()), resume)
     best = config.keep == "best"
-    best_loss, best_state = math.inf, None
+    best_loss, best_state, best_adam = math.inf, None, None
+    names = dict(zip(model.parameters(), (n for n, _ in model.named_parameters())))
+
+    def snapshot() -> dict:
+        moments, taken = {}, 0
+        for p, st in opt.state.items():
+            moments[names[p]] = (st["exp_avg"].detach().clone(), st["exp_avg_sq"].detach().clone())
+            taken = int(st["step"])
+        return {"step": taken, "moments": moments}
+
     losses = []
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -75,6 +104,7 @@ def train_mlp(
         if best and value < best_loss:  # the weights this loss was computed with, before the step
             best_loss = value
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_adam = snapshot() if adam_state is not None else None
         opt.step()
         losses.append(value)
         if progress is not None:
@@ -82,15 +112,25 @@ def train_mlp(
     with torch.no_grad():
         final = float(torch.mean((model(x) - dxdt) ** 2))
     losses.append(final)
-    if best_loss < final:  # only "best" records a finite best_loss (and its state)
+    restore = best_loss < final  # only "best" records a finite best_loss (and its state)
+    if restore:
         model.load_state_dict(best_state)
+    if adam_state is not None:
+        adam_state.update(best_adam if restore else snapshot())
     return losses
 
 
 def save_mlp(
-    model: nn.Sequential, path: str | os.PathLike[str], *, config: MLPConfig, n_vars: int, **meta
+    model: nn.Sequential,
+    path: str | os.PathLike[str],
+    *,
+    config: MLPConfig,
+    n_vars: int,
+    adam_state: dict | None = None,
+    **meta,
 ) -> None:
-    """Save the weights and the settings needed to rebuild the model (atomic write)."""
+    """Save the weights and the settings needed to rebuild the model (atomic write), and the training's
+    Adam state if given (read back by :func:`load_adam_state`)."""
     from formula_search.io import atomic_path
 
     payload = {
@@ -99,6 +139,11 @@ def save_mlp(
         "n_vars": int(n_vars),
         "meta": {k: v for k, v in meta.items() if isinstance(v, str | int | float | bool)},
     }
+    if adam_state is not None:
+        payload["adam_step"] = int(adam_state["step"])
+        payload["adam_moments"] = {
+            k: [m.detach().cpu(), v.detach().cpu()] for k, (m, v) in adam_state["moments"].items()
+        }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -123,3 +168,13 @@ def load_mlp(path: str | os.PathLike[str]) -> tuple[nn.Sequential, MLPConfig, di
             f"{path}: not a model saved by fsearch pretrain ({exc.__class__.__name__})"
         ) from exc
     return model, config, dict(payload.get("meta", {}))
+
+
+def load_adam_state(path: str | os.PathLike[str]) -> dict | None:
+    """The Adam state saved with a model by :func:`save_mlp` (``weights_only=True``), or None for a model
+    saved without one."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if "adam_moments" not in payload:
+        return None
+    moments = {k: (m, v) for k, (m, v) in payload["adam_moments"].items()}
+    return {"step": int(payload["adam_step"]), "moments": moments}

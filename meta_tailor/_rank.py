@@ -35,6 +35,7 @@ from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_traj
 from meta_tailor._tailor import (
     ConservedFn,
     MetaTailorResult,
+    _continued_state,
     _is_tanh_mlp,
     meta_tailor,
     meta_tailor_many,
@@ -319,6 +320,7 @@ def _meta_tailor_top(
     dt: float,
     config: RankConfig,
     progress: Progress | None,
+    outer_state: dict | None = None,
 ) -> list[list[tuple[TailorConfig, MetaTailorResult]]]:
     """The long stage: meta-tailor each candidate of ``top`` with its screened rate and steps, at every
     outer rate of ``config.outer_rates``.
@@ -369,6 +371,7 @@ def _meta_tailor_top(
                     trajectories=train.groups,
                     progress=tick,
                     outer_lrs=[runs[r][1].outer_lr for r in batch],
+                    outer_state=outer_state,
                 )
                 done += len(batch) * epochs
                 for r, res in zip(batch, results):
@@ -387,6 +390,7 @@ def _meta_tailor_top(
                 dt=dt,
                 config=tcfg,
                 trajectories=train.groups,
+                outer_state=outer_state,
             )
             out[i].append((tcfg, res))
             if progress:
@@ -402,6 +406,7 @@ def rank(
     config: RankConfig = RankConfig(),
     compiler: Compiler | None = None,
     progress: Progress | None = None,
+    outer_state: dict | None = None,
 ) -> RankResult:
     """Rank conserved formulas by how much meta-tailoring with them improves long-term prediction.
 
@@ -413,6 +418,8 @@ def rank(
         config: the protocol (learning rates, steps, top k, epochs, device).
         compiler: maps formula text to ``(g, n_params)``; default: :func:`dsl_compiler`.
         progress: optional ``progress(stage, done, total)`` callback.
+        outer_state: the MLP's pretraining Adam state (``adam_state`` of :func:`pretrain`), needed by
+            ``config.tailor.outer_adam == "continue"``.
 
     Returns:
         A :class:`RankResult`.
@@ -503,7 +510,13 @@ def rank(
     models = {}
     curve_rows: list[dict] = []
     trained = _meta_tailor_top(
-        model, [candidates[j] for j in top], train, dt=dt, config=config, progress=progress
+        model,
+        [candidates[j] for j in top],
+        train,
+        dt=dt,
+        config=config,
+        progress=progress,
+        outer_state=outer_state,
     )
     for j, per_rate in zip(top, trained):
         c = candidates[j]
@@ -562,17 +575,20 @@ def pretrain(
     device: str = "auto",
     progress=None,
     curve: list[float] | None = None,
+    adam_state: dict | None = None,
 ) -> nn.Sequential:
     """Train the vanilla MLP on all training points of ``data`` (returned on the CPU).
 
-    ``curve``, if given, is extended with the training loss before each step and after the last one.
+    ``curve``, if given, is extended with the training loss before each step and after the last one;
+    ``adam_state``, if given, is filled with the optimiser's state of the returned weights (see
+    :func:`~meta_tailor._mlp.train_mlp`), for ``TailorConfig(outer_adam="continue")``.
     """
     device = resolve_device(device)
     x, dxdt = data.stacked("train")
     x = torch.as_tensor(x, dtype=torch.float32, device=device)
     dxdt = torch.as_tensor(dxdt, dtype=torch.float32, device=device)
     model = make_mlp(x.shape[1], hidden=config.hidden, seed=config.seed).to(device)
-    losses = train_mlp(model, x, dxdt, config=config, progress=progress)
+    losses = train_mlp(model, x, dxdt, config=config, progress=progress, adam_state=adam_state)
     if curve is not None:
         curve.extend(losses)
     return model.cpu()
@@ -599,6 +615,7 @@ def comparators(
     compiler: Compiler | None = None,
     include_hnn: bool = True,
     progress: Progress | None = None,
+    outer_state: dict | None = None,
 ) -> ComparatorResult:
     """Train and evaluate the paper's comparators on the same splits as the ranking.
 
@@ -607,6 +624,9 @@ def comparators(
     the rank table and its meta-tailored model), ``oracle`` (the same protocol with the true Hamiltonian
     ``oracle``: screen of rates/steps, then meta-tailoring), and ``hnn`` (a Hamiltonian Neural Network trained
     like the MLP).
+
+    With ``rank_config.tailor.outer_adam == "continue"`` (``outer_state``: the MLP's pretraining Adam
+    state), the oracle's meta-tailoring and the MLP's extra epochs both continue the pretraining's Adam.
     """
     device = resolve_device(rank_config.device)
     compiler = compiler or dsl_compiler(data.var_names)
@@ -637,7 +657,15 @@ def comparators(
 
     more = make_mlp(train.x.shape[1], hidden=mlp_config.hidden).to(device)
     more.load_state_dict(model.state_dict())
-    train_mlp(more, train.x, train.dxdt, config=mlp_config, steps=rank_config.tailor.epochs)
+    resume = _continued_state(rank_config.tailor, outer_state, dict(model.named_parameters()))
+    train_mlp(
+        more,
+        train.x,
+        train.dxdt,
+        config=mlp_config,
+        steps=rank_config.tailor.epochs,
+        resume=resume,
+    )
     add(
         "mlp_more_epochs",
         f"+{rank_config.tailor.epochs} epochs",
@@ -669,7 +697,14 @@ def comparators(
         oracle_cfg = replace(
             rank_config, top_k=1, tailor=replace(rank_config.tailor, learn_params=False)
         )
-        res = rank(survivors, model, data, config=oracle_cfg, compiler=compiler)
+        res = rank(
+            survivors,
+            model,
+            data,
+            config=oracle_cfg,
+            compiler=compiler,
+            outer_state=outer_state,
+        )
         row = res.table.iloc[0]
         if res.winner_model is not None:
             g, _ = compiler(oracle)

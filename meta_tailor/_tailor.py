@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from meta_tailor._config import INNER_RULES, TailorConfig
+from meta_tailor._mlp import continue_adam
 from meta_tailor._rollout import rk4_rollout
 
 #: A conservation function: ``g(x (..., n_vars), theta (..., n_params)) -> (...)``, broadcasting.
@@ -755,6 +756,7 @@ def meta_tailor(
     config: TailorConfig = TailorConfig(),
     trajectories: Sequence[tuple[Tensor, ...]] | None = None,
     progress: Callable[[int], None] | None = None,
+    outer_state: dict | None = None,
 ) -> MetaTailorResult:
     """Meta-tailor a copy of ``model`` (tanh MLP) with the conservation function ``g``.
 
@@ -782,6 +784,8 @@ def meta_tailor(
             (training rollout MSE by default, else the outer loss; the last step's weights are scored too),
             since Adam on these losses can end on worse weights.
         progress: optional callable ``progress(epoch)``.
+        outer_state: the MLP's pretraining Adam state (``adam_state`` of
+            :func:`~meta_tailor._mlp.train_mlp`), continued when ``config.outer_adam == "continue"``.
     """
     trajectory_mode = config.mode == "trajectory"
     if trajectory_mode and not trajectories:
@@ -806,6 +810,9 @@ def meta_tailor(
         theta.requires_grad_(True)
         groups.append({"params": [theta], "lr": config.param_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
+    state = _continued_state(config, outer_state, params)
+    if state is not None:
+        continue_adam(opt, params, state)
     base_lrs = [group["lr"] for group in groups]
     taken = 0  # outer steps taken (an epoch with a non-finite loss takes none)
     losses = []
@@ -905,6 +912,20 @@ def meta_tailor(
     return MetaTailorResult(model=model, theta=theta.detach(), losses=losses, scores=scores)
 
 
+def _continued_state(config: TailorConfig, outer_state: dict | None, names) -> dict | None:
+    """The pretraining Adam state to continue (``config.outer_adam == "continue"``), checked; else None."""
+    if config.outer_adam != "continue":
+        return None
+    if outer_state is None:
+        raise ValueError(
+            "outer_adam='continue' needs the MLP's pretraining Adam state (outer_state)"
+        )
+    missing = set(names) - set(outer_state["moments"])
+    if missing:
+        raise ValueError(f"the pretraining Adam state lacks {', '.join(sorted(missing))}")
+    return outer_state
+
+
 def _outer_factor(steps: Tensor | int, config: TailorConfig) -> Tensor:
     """Factor of the outer Adam rates at outer step ``steps`` (1-based; an int, or a tensor of each copy's
     steps): the warm-up ``min(1, k / outer_warmup)``, times, with ``outer_decay="cosine"``,
@@ -934,6 +955,7 @@ def meta_tailor_many(
     trajectories: Sequence[tuple[Tensor, ...]],
     progress: Callable[[int], None] | None = None,
     outer_lrs: Sequence[float] | None = None,
+    outer_state: dict | None = None,
 ) -> list[MetaTailorResult]:
     """:func:`meta_tailor` of several candidates at once (trajectory mode, tanh MLP).
 
@@ -953,6 +975,11 @@ def meta_tailor_many(
         config: trajectory-mode settings; ``config.inner_lr`` is replaced by each candidate's rate.
         outer_lrs: Adam rate of the MLP weights per candidate (default: ``config.outer_lr`` for all). When
             they are all equal the run is the same as with that one rate in ``config``.
+        outer_state: the MLP's pretraining Adam state (``adam_state`` of
+            :func:`~meta_tailor._mlp.train_mlp`), used when ``config.outer_adam == "continue"``: every
+            copy's outer Adam then continues it (its moment estimates, and its step count in the bias
+            corrections). The warm-up still counts this run's steps; the formula parameters' Adam starts
+            afresh.
 
     Returns:
         One :class:`MetaTailorResult` per candidate, in order.
@@ -1046,6 +1073,14 @@ def meta_tailor_many(
     ] + [config.param_lr] * learn
     group_wd = [config.weight_decay] * len(stacked) + [0.0] * learn
     moments = [(torch.zeros_like(v), torch.zeros_like(v)) for v in leaves]
+    offset = 0  # Adam steps taken before this run (by the MLP weights)
+    state = _continued_state(config, outer_state, stacked)
+    if state is not None:
+        offset = int(state["step"])
+        for (m, sq), name in zip(moments, stacked):
+            m0, sq0 = state["moments"][name]
+            m.copy_(m0.to(m))
+            sq.copy_(sq0.to(sq))
     n_steps = torch.zeros(n_c, dtype=torch.float64, device=ref.device)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     best_loss = torch.full((n_c,), math.inf, dtype=torch.float64, device=ref.device)
@@ -1086,12 +1121,13 @@ def meta_tailor_many(
                 torch.where(finite, loss, 0.0).sum(), leaves, materialize_grads=True
             )
             n_steps += finite.double()
-            bc1 = (1 - beta1 ** n_steps.clamp(min=1)).to(ref.dtype)
-            bc2 = (1 - beta2 ** n_steps.clamp(min=1)).to(ref.dtype)
             warm = _outer_factor(n_steps, config).to(ref.dtype)  # after each copy's own steps
             with torch.no_grad():
                 for i, (v, gr, (m, s)) in enumerate(zip(leaves, grads, moments)):
                     is_theta = learn and i == len(leaves) - 1
+                    k = n_steps.clamp(min=1) + (0 if is_theta else offset)
+                    bc1 = (1 - beta1**k).to(ref.dtype)
+                    bc2 = (1 - beta2**k).to(ref.dtype)
                     pick = (
                         (lambda u: u[owner]) if is_theta else (lambda u, w=v: per_candidate(u, w))
                     )

@@ -110,15 +110,17 @@ def _pretrain(
     device: str,
     model_seed: int = 0,
     keep: str = "last",
+    need_adam: bool = False,
 ) -> tuple[float, bool]:
     """Train and save the vanilla MLP unless RUN/model.pt was trained on the same data and settings.
 
     ``model_seed`` seeds the MLP's initialisation and ``keep`` chooses its returned weights
     (:attr:`~meta_tailor.MLPConfig.keep`); the comparators (HNN, the MLP with more epochs) take both from
-    the saved model.
+    the saved model. The model is saved with its Adam state; ``need_adam`` retrains a model saved without
+    one (before ``--outer-adam`` existed).
     Returns the seconds spent and whether a model was trained.
     """
-    from meta_tailor import load_mlp, paper_configs, pretrain, save_mlp
+    from meta_tailor import load_adam_state, load_mlp, paper_configs, pretrain, save_mlp
 
     mlp_cfg, _ = paper_configs(data.name)
     mlp_cfg = replace(mlp_cfg, seed=model_seed, keep=keep)
@@ -131,10 +133,13 @@ def _pretrain(
             _, _, saved = load_mlp(path)
         except InputError:
             saved = {}
-        if all(saved.get(k) == v for k, v in fingerprint.items()):
+        if all(saved.get(k) == v for k, v in fingerprint.items()) and (
+            not need_adam or load_adam_state(path) is not None
+        ):
             return 0.0, False
     t0 = time.perf_counter()
     curve: list[float] = []
+    adam: dict = {}
     with progress_bar() as bar:
         task = bar.add_task("pretrain MLP", total=mlp_cfg.steps)
         model = pretrain(
@@ -143,8 +148,11 @@ def _pretrain(
             device=device,
             progress=lambda s: bar.update(task, completed=s + 1),
             curve=curve,
+            adam_state=adam,
         )
-    save_mlp(model, path, config=mlp_cfg, n_vars=len(data.var_names), **fingerprint)
+    save_mlp(
+        model, path, config=mlp_cfg, n_vars=len(data.var_names), adam_state=adam, **fingerprint
+    )
     _write_pretrain_curve(curve, run / "pretrain_curve.csv", keep=mlp_cfg.keep)
     return time.perf_counter() - t0, True
 
@@ -242,11 +250,12 @@ def _execute(
     pretrain_keep: str = "last",
     law_choice: str = "train",
     cv_folds: int | None = None,
+    outer_adam: str = "fresh",
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
     from meta_tailor import comparators as run_comparators
-    from meta_tailor import load_mlp, paper_configs, rank
+    from meta_tailor import load_adam_state, load_mlp, paper_configs, rank
 
     device = _resolve(device)
     data = _load_data(options)
@@ -282,8 +291,10 @@ def _execute(
         device=device,
         model_seed=model_seed,
         keep=pretrain_keep,
+        need_adam=outer_adam == "continue",
     )
     model, mlp_cfg, _ = load_mlp(out / "model.pt")
+    adam = load_adam_state(out / "model.pt")
     _, cfg = paper_configs(data.name, inner_rule=inner_rule)
     cfg = replace(cfg, device=device)
     if top_k is not None:
@@ -304,6 +315,7 @@ def _execute(
         cfg = replace(cfg, tailor=replace(cfg.tailor, outer_warmup=outer_warmup))
     if outer_decay is not None:
         cfg = replace(cfg, tailor=replace(cfg.tailor, outer_decay=outer_decay))
+    cfg = replace(cfg, tailor=replace(cfg.tailor, outer_adam=outer_adam))
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -315,7 +327,7 @@ def _execute(
             bar.update(tasks[stage], completed=done)
             stamps[stage] = time.perf_counter()
 
-        res = rank(table, model, data, config=cfg, progress=progress)
+        res = rank(table, model, data, config=cfg, progress=progress, outer_state=adam)
         timings["screen_s"] = stamps.get("screen", stamps["start"]) - stamps["start"]
         timings["meta_tailor_s"] = time.perf_counter() - stamps.get("screen", stamps["start"])
         if law_choice == "cv":
@@ -352,6 +364,7 @@ def _execute(
                 oracle=data.hamiltonian,
                 include_hnn=hnn,
                 progress=progress,
+                outer_state=adam,
             )
             timings["comparators_s"] = time.perf_counter() - t1
             write_table(comp.table, out / "comparators.csv")
@@ -514,6 +527,15 @@ def _stage_options(f):
             default=None,
             help="Outer Adam rates after the warm-up: constant, or falling as a half cosine towards zero "
             "at the last epoch, so that the long stage settles [none].",
+        ),
+        click.option(
+            "--outer-adam",
+            type=click.Choice(["fresh", "continue"]),
+            default="fresh",
+            show_default=True,
+            help="The outer Adam of the MLP weights: a fresh optimiser, or the MLP's pretraining Adam "
+            "continued (its moment estimates scale each weight's first outer steps; the MLP with more "
+            "epochs and the oracle continue it too).",
         ),
         click.option(
             "--law-choice",

@@ -61,3 +61,61 @@ def test_keep_is_validated_and_saved(tmp_path):
     config = MLPConfig(hidden=4, keep="best")
     save_mlp(make_mlp(2, hidden=4), tmp_path / "m.pt", config=config, n_vars=2)
     assert load_mlp(tmp_path / "m.pt")[1] == config
+
+
+def test_adam_state_of_the_best_step_continues_the_same_run():
+    """The Adam state returned with the lowest-loss weights belongs to them: resuming training from those
+    weights and that state retraces the original run's losses from that step on, step for step."""
+    x, y = _data()
+    config = MLPConfig(hidden=16, steps=40, lr=0.05, keep="best")
+    model = make_mlp(2, hidden=16, seed=0, dtype=torch.float64)
+    state: dict = {}
+    losses = train_mlp(model, x, y, config=config, adam_state=state)
+    k = min(range(len(losses)), key=losses.__getitem__)
+    assert 0 < k < 40, "the best step must lie inside the run for this test to bite"
+    assert state["step"] == k  # the weights before step k have taken k Adam steps
+    assert set(state["moments"]) == {n for n, _ in model.named_parameters()}
+    resumed = train_mlp(
+        model, x, y, config=replace(config, keep="last"), steps=40 - k, resume=state
+    )
+    assert resumed == pytest.approx(losses[k:], rel=1e-10)
+    # a fresh Adam from the same weights takes another path
+    fresh = make_mlp(2, hidden=16, seed=0, dtype=torch.float64)
+    train_mlp(fresh, x, y, config=config)
+    other = train_mlp(fresh, x, y, config=replace(config, keep="last"), steps=40 - k)
+    assert other[1] != pytest.approx(losses[k + 1], rel=1e-6)
+
+
+def test_resuming_adam_equals_one_uninterrupted_run():
+    """Training 12 steps, then 18 more resuming the returned Adam state, gives the weights of 30 steps of
+    one optimiser (torch's Adam, uninterrupted)."""
+    x, y = _data()
+    config = MLPConfig(hidden=16, steps=30, lr=0.01)
+    whole = make_mlp(2, hidden=16, seed=2, dtype=torch.float64)
+    train_mlp(whole, x, y, config=config)
+    split = make_mlp(2, hidden=16, seed=2, dtype=torch.float64)
+    state: dict = {}
+    train_mlp(split, x, y, config=config, steps=12, adam_state=state)
+    assert state["step"] == 12
+    train_mlp(split, x, y, config=config, steps=18, resume=state)
+    for a, b in zip(whole.parameters(), split.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_adam_state_is_saved_with_the_model(tmp_path):
+    from meta_tailor._mlp import load_adam_state
+
+    x, y = _data()
+    model = make_mlp(2, hidden=4, dtype=torch.float64)
+    config = MLPConfig(hidden=4, steps=3)
+    state: dict = {}
+    train_mlp(model, x, y, config=config, adam_state=state)
+    save_mlp(model.float(), tmp_path / "m.pt", config=config, n_vars=2, adam_state=state)
+    loaded = load_adam_state(tmp_path / "m.pt")
+    assert loaded["step"] == 3 and loaded["moments"].keys() == state["moments"].keys()
+    for name, (m, v) in state["moments"].items():
+        assert torch.equal(loaded["moments"][name][0], m) and torch.equal(
+            loaded["moments"][name][1], v
+        )
+    save_mlp(model.float(), tmp_path / "old.pt", config=config, n_vars=2)
+    assert load_adam_state(tmp_path / "old.pt") is None

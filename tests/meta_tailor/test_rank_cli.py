@@ -260,3 +260,47 @@ def test_model_fingerprint_leaves_out_the_default_keep():
     )
     assert _model_fingerprint(data, {}, MLPConfig())["mlp"] == saved_before
     assert "keep" in json.loads(_model_fingerprint(data, {}, MLPConfig(keep="best"))["mlp"])
+
+
+def test_rank_outer_adam_continue_uses_the_saved_pretraining_state(tmp_path, capsys):
+    """`--outer-adam continue` is recorded; the model is saved with its Adam state (that of the saved
+    weights, here 20 steps), and a model saved without one (before the option) is trained again."""
+    import torch
+
+    from meta_tailor import load_adam_state
+
+    survivors = tmp_path / "survivors.csv"
+    pd.DataFrame({"formula": ["q^2 + c_0*p^2"], "params": ["[1.0]"], "accepted": [True]}).to_csv(
+        survivors, index=False
+    )
+    run = tmp_path / "run"
+    args = ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
+            "--epochs", "2", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code in (0, None), err
+    assert (
+        json.loads((run / "meta.json").read_text())["rank_config"]["tailor"]["outer_adam"]
+        == "fresh"
+    )
+    state = load_adam_state(run / "model.pt")
+    assert state["step"] == 20
+    # a model file from before the option: same weights and fingerprint, no Adam state
+    payload = torch.load(run / "model.pt", weights_only=True)
+    del payload["adam_step"], payload["adam_moments"]
+    torch.save(payload, run / "model.pt")
+    code, _, err = run_cli([*args, "--outer-adam", "continue"], capsys)
+    assert code in (0, None), err
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["rank_config"]["tailor"]["outer_adam"] == "continue"
+    assert meta["timings"]["pretrain_s"] > 0  # trained again, to get the state
+    again = load_adam_state(run / "model.pt")
+    assert again["step"] == 20
+    for name, (m, v) in state["moments"].items():
+        assert torch.equal(again["moments"][name][0], m) and torch.equal(
+            again["moments"][name][1], v
+        )
+    code, _, err = run_cli([*args, "--outer-adam", "continue"], capsys)
+    assert code in (0, None), err
+    assert json.loads((run / "meta.json").read_text())["timings"]["pretrain_s"] == 0  # reused
+    code, _, err = run_cli([*args, "--outer-adam", "warm"], capsys)
+    assert code == 2 and "warm" in err

@@ -580,3 +580,96 @@ def test_meta_tailor_steps_with_the_cosine_decay():
         model, g_pend, theta, x, dx, dt=0.2, config=replace(cfg, outer_decay="none")
     )
     assert not torch.allclose(plain.theta, got.theta)
+
+
+def _pretraining_state(model, x, dx, steps=6):
+    """Train a copy of ``model`` a few Adam steps; return the copy and its Adam state."""
+    import copy
+
+    from meta_tailor import MLPConfig, train_mlp
+
+    trained = copy.deepcopy(model)
+    state: dict = {}
+    train_mlp(trained, x, dx, config=MLPConfig(hidden=7, steps=steps, lr=1e-2), adam_state=state)
+    return trained, state
+
+
+def test_continued_outer_adam_with_no_tailoring_is_continued_pretraining():
+    """With an inner rate of 0 the state-mode outer loss is the MLP's own training loss, so meta-tailoring
+    that continues the pretraining Adam (same rate and weight decay, no warm-up) takes exactly the steps
+    that resuming ``train_mlp`` takes; a fresh outer Adam does not."""
+    import copy
+    from dataclasses import replace
+
+    from meta_tailor import MLPConfig, train_mlp
+
+    model, x, dx, theta = _state_problem()
+    trained, state = _pretraining_state(model, x, dx)
+    cfg = TailorConfig(
+        epochs=5, outer_lr=1e-2, inner_lr=0.0, weight_decay=1e-4, outer_adam="continue"
+    )
+    res = meta_tailor(trained, g_pend, theta, x, dx, dt=0.2, config=cfg, outer_state=state)
+    resumed = copy.deepcopy(trained)
+    train_mlp(resumed, x, dx, config=MLPConfig(hidden=7, lr=1e-2), steps=5, resume=state)
+    for a, b in zip(res.model.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+    fresh = meta_tailor(
+        trained, g_pend, theta, x, dx, dt=0.2, config=replace(cfg, outer_adam="fresh")
+    )
+    assert not torch.allclose(fresh.model[0].weight, res.model[0].weight, rtol=1e-6)
+    with pytest.raises(ValueError, match="pretraining Adam state"):
+        meta_tailor(trained, g_pend, theta, x, dx, dt=0.2, config=cfg)
+    with pytest.raises(ValueError, match="outer_adam"):
+        TailorConfig(outer_adam="warm")
+
+
+@pytest.mark.parametrize("rule,warmup", [("sgd", 0), ("polyak", 3)])
+def test_meta_tailor_many_continues_the_pretraining_adam_like_one_at_a_time(rule, warmup):
+    """Stacked meta-tailoring with ``outer_adam="continue"`` (hand-written Adam, bias corrections at the
+    pretraining's step count plus this run's) equals meta_tailor run alone on each candidate (torch's Adam
+    given the pretraining state), and differs from a fresh outer Adam."""
+    from dataclasses import replace
+
+    from meta_tailor._tailor import meta_tailor_many
+
+    model, x, dx, _ = _state_problem()
+    trained, state = _pretraining_state(model, x, dx)
+    f64 = dict(dtype=torch.float64)
+    gen = torch.Generator().manual_seed(5)
+    t = torch.linspace(0, 1, 6, **f64).expand(3, -1)
+    xs = torch.randn(3, 6, 2, generator=gen, **f64)
+    dxs = torch.randn(3, 6, 2, generator=gen, **f64)
+    cands = [(g_pend, torch.tensor([2.0], **f64), 0.05), (g_pend, torch.tensor([0.7], **f64), 0.3)]
+    cfg = TailorConfig(
+        mode="trajectory",
+        epochs=5,
+        outer_lr=1e-2,
+        param_lr=1e-2,
+        inner_rule=rule,
+        outer_warmup=warmup,
+        outer_adam="continue",
+    )
+    groups = [(t, xs, dxs)]
+    many = meta_tailor_many(
+        trained, cands, dt=0.2, config=cfg, trajectories=groups, outer_state=state
+    )
+    for (g, theta, lr), got in zip(cands, many):
+        want = meta_tailor(
+            trained,
+            g,
+            theta,
+            xs.reshape(-1, 2),
+            dxs.reshape(-1, 2),
+            dt=0.2,
+            config=replace(cfg, inner_lr=lr),
+            trajectories=groups,
+            outer_state=state,
+        )
+        for a, b in zip(got.model.parameters(), want.model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(got.theta, want.theta, rtol=1e-9, atol=1e-12)
+        assert np.allclose(got.losses, want.losses, rtol=1e-7)
+    fresh = meta_tailor_many(
+        trained, cands, dt=0.2, config=replace(cfg, outer_adam="fresh"), trajectories=groups
+    )
+    assert not np.allclose(fresh[0].losses, many[0].losses, rtol=1e-6)
