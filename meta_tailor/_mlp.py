@@ -90,9 +90,13 @@ def train_mlp(
 
     def snapshot() -> dict:
         moments, taken = {}, 0
-        for p, st in opt.state.items():
-            moments[names[p]] = (st["exp_avg"].detach().clone(), st["exp_avg_sq"].detach().clone())
-            taken = int(st["step"])
+        for p, name in names.items():  # before the first step: zero moments, as a fresh Adam
+            st = opt.state.get(p) or {
+                "exp_avg": torch.zeros_like(p),
+                "exp_avg_sq": torch.zeros_like(p),
+            }
+            moments[name] = (st["exp_avg"].detach().clone(), st["exp_avg_sq"].detach().clone())
+            taken = int(st.get("step", 0))
         return {"step": taken, "moments": moments}
 
     losses = []

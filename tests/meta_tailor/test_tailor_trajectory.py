@@ -617,6 +617,13 @@ def test_continued_outer_adam_with_no_tailoring_is_continued_pretraining():
         trained, g_pend, theta, x, dx, dt=0.2, config=replace(cfg, outer_adam="fresh")
     )
     assert not torch.allclose(fresh.model[0].weight, res.model[0].weight, rtol=1e-6)
+    # the state of an MLP trained 0 steps is a fresh Adam's
+    _, empty = _pretraining_state(model, x, dx, steps=0)
+    assert empty["step"] == 0
+    zero = meta_tailor(model, g_pend, theta, x, dx, dt=0.2, config=cfg, outer_state=empty)
+    new = meta_tailor(model, g_pend, theta, x, dx, dt=0.2, config=replace(cfg, outer_adam="fresh"))
+    for a, b in zip(zero.model.parameters(), new.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="pretraining Adam state"):
         meta_tailor(trained, g_pend, theta, x, dx, dt=0.2, config=cfg)
     with pytest.raises(ValueError, match="outer_adam"):
