@@ -318,3 +318,40 @@ def test_choose_by_cv_reranks_the_finalists_and_swaps_the_winner(tiny):
     partial = CVResult(folds=folds[~((folds["fold"] == 1) & (folds["formula"] == second))])
     assert partial.scores[second] == math.inf
     assert choose_by_cv(res, partial).table["formula"].iloc[0] == first
+
+
+def test_cross_validation_fold_continues_its_own_pretraining_adam(cv_run):
+    """With ``outer_adam="continue"`` each fold's meta-tailoring continues the Adam of the MLP pretrained
+    on that fold (rebuilt here by hand), not a fresh one."""
+    from meta_tailor import cv_fold
+
+    data, cfg, finalists, _, _ = cv_run
+    cont = replace(cfg, top_k=2, tailor=replace(cfg.tailor, outer_adam="continue"))
+    mlp = MLPConfig(hidden=8, steps=50)
+    rows = cv_fold(finalists, data, [1], mlp_config=mlp, config=cont, compiler=_compiler)
+    rest = [tr for j, tr in enumerate(data.train) if j != 1]
+    fold = SimpleNamespace(
+        train=rest,
+        test=[data.train[1]],
+        time_step=data.time_step,
+        var_names=data.var_names,
+        stacked=lambda split: (
+            np.concatenate([t.x for t in rest]),
+            np.concatenate([t.dxdt for t in rest]),
+        ),
+    )
+    state: dict = {}
+    model = pretrain(fold, config=mlp, device="cpu", adam_state=state)
+    assert state["step"] == 50
+    want = rank(finalists, model, fold, config=cont, compiler=_compiler, outer_state=state).table
+    fresh = rank(finalists, model, fold, config=replace(cfg, top_k=2), compiler=_compiler).table
+    for r in rows:
+        w = want[want["formula"] == r["formula"]].iloc[0]
+        assert r["params"] == pytest.approx(list(w["params"]), rel=1e-6)
+        assert r["train_rollout_mse"] == pytest.approx(w["train_rollout_mse"], rel=1e-6)
+        assert r["held_out_mse"] == pytest.approx(w["test_rmse"] ** 2, rel=1e-6)
+    assert not np.allclose(
+        sorted(want["train_rollout_mse"]), sorted(fresh["train_rollout_mse"]), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="pretraining Adam state"):
+        rank(finalists, model, fold, config=cont, compiler=_compiler)
