@@ -86,17 +86,18 @@ def train_mlp(
         continue_adam(opt, dict(model.named_parameters()), resume)
     best = config.keep == "best"
     best_loss, best_state, best_adam = math.inf, None, None
-    names = dict(zip(model.parameters(), (n for n, _ in model.named_parameters())))
+    names = {p: name for name, p in model.named_parameters()}
 
     def snapshot() -> dict:
-        moments, taken = {}, 0
-        for p, name in names.items():  # before the first step: zero moments, as a fresh Adam
-            st = opt.state.get(p) or {
-                "exp_avg": torch.zeros_like(p),
-                "exp_avg_sq": torch.zeros_like(p),
-            }
-            moments[name] = (st["exp_avg"].detach().clone(), st["exp_avg_sq"].detach().clone())
-            taken = int(st.get("step", 0))
+        """The optimiser's state now; before the first step, a fresh Adam's (zero moments)."""
+        moments = {}
+        for p, name in names.items():
+            st = opt.state.get(p, {})
+            moments[name] = tuple(
+                st[k].detach().clone() if k in st else torch.zeros_like(p)
+                for k in ("exp_avg", "exp_avg_sq")
+            )
+        taken = next((int(st["step"]) for st in opt.state.values()), 0)
         return {"step": taken, "moments": moments}
 
     losses = []

@@ -1122,12 +1122,16 @@ def meta_tailor_many(
             )
             n_steps += finite.double()
             warm = _outer_factor(n_steps, config).to(ref.dtype)  # after each copy's own steps
+            # Adam's bias corrections per copy; the MLP weights count the pretraining's steps too
+            own = n_steps.clamp(min=1)
+            corr_theta = ((1 - beta1**own).to(ref.dtype), (1 - beta2**own).to(ref.dtype))
+            corr_mlp = corr_theta
+            if offset:
+                corr_mlp = tuple((1 - b ** (own + offset)).to(ref.dtype) for b in (beta1, beta2))
             with torch.no_grad():
                 for i, (v, gr, (m, s)) in enumerate(zip(leaves, grads, moments)):
                     is_theta = learn and i == len(leaves) - 1
-                    k = n_steps.clamp(min=1) + (0 if is_theta else offset)
-                    bc1 = (1 - beta1**k).to(ref.dtype)
-                    bc2 = (1 - beta2**k).to(ref.dtype)
+                    bc1, bc2 = corr_theta if is_theta else corr_mlp
                     pick = (
                         (lambda u: u[owner]) if is_theta else (lambda u, w=v: per_candidate(u, w))
                     )

@@ -294,7 +294,7 @@ def _execute(
         need_adam=outer_adam == "continue",
     )
     model, mlp_cfg, _ = load_mlp(out / "model.pt")
-    adam = load_adam_state(out / "model.pt")
+    adam = load_adam_state(out / "model.pt") if outer_adam == "continue" else None
     _, cfg = paper_configs(data.name, inner_rule=inner_rule)
     cfg = replace(cfg, device=device)
     if top_k is not None:
