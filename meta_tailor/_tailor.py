@@ -439,7 +439,9 @@ def _linear(w: Tensor, b: Tensor | None, h: Tensor) -> Tensor:
         if b is not None:
             z = z + (b.unsqueeze(-2) if b.dim() > 1 else b)
     else:
-        z = (w @ h.unsqueeze(-1)).squeeze(-1)
+        # a row vector times w^T: on the CPU several times faster than torch's batched matrix-vector
+        # product w @ h[..., None] (bmm with a size-1 dimension), forward and backward; equal up to rounding
+        z = (h.unsqueeze(-2) @ w.mT).squeeze(-2)
         if b is not None:
             z = z + b
     return z
