@@ -474,8 +474,9 @@ def _mlp_sequence_grads(
     The weights of a linear layer are used at every evaluation s of the inner rollout, so the gradient of
     one sequence's loss is ``sum_s delta_s h_s^T`` (``delta_s`` the adjoint of the layer's pre-activation
     at evaluation s, ``h_s`` its input). Autograd under ``vmap`` would form and add one (out, in) matrix per
-    sequence and evaluation; here a zero "probe" is added to every pre-activation, one backward pass gives
-    all ``delta_s`` (the gradients w.r.t. the probes), and each layer's gradient is one batched product.
+    sequence and evaluation; here one backward pass gives all ``delta_s`` (autograd's gradients w.r.t. the
+    pre-activations themselves, which are non-leaf tensors of the graph), and each layer's gradient is one
+    batched product.
     Differentiable w.r.t. ``params`` and ``theta`` when grad mode is on (second order, for meta-tailoring).
 
     Args:
@@ -489,7 +490,7 @@ def _mlp_sequence_grads(
     """
     layers = mlp_layers(params)
     inputs: list[list[Tensor]] = [[] for _ in layers]
-    probes: list[list[Tensor]] = [[] for _ in layers]
+    pre: list[list[Tensor]] = [[] for _ in layers]  # pre-activations, whose gradients are the delta_s
     outer = torch.is_grad_enabled()
 
     def fn(x: Tensor) -> Tensor:
@@ -497,21 +498,21 @@ def _mlp_sequence_grads(
         for li, (w, b) in enumerate(layers):
             inputs[li].append(h)
             z = _linear(w, b, h)
-            probe = torch.zeros_like(z, requires_grad=True)
-            probes[li].append(probe)
-            z = z + probe
+            pre[li].append(z)
             h = torch.tanh(z) if li < len(layers) - 1 else z
         return h
 
     with torch.enable_grad():
+        if not x0.requires_grad:  # so that every pre-activation is in the graph, even with fixed weights
+            x0 = x0.detach().requires_grad_(True)
         xs = euler_states(fn, x0, dt=dt, horizon=horizon, integrator=integrator)
         losses = sequence_noether_loss(g, theta, xs, form=form)
-        flat = [p for per_layer in probes for p in per_layer]
+        flat = [z for per_layer in pre for z in per_layer]
         adjoints = torch.autograd.grad(losses.sum(), flat, create_graph=outer)
     out: dict[str, Tensor] = {}
     pos = 0
     for li, (name, (_, b)) in enumerate(zip(_layer_indices(params), layers)):
-        n_eval = len(probes[li])
+        n_eval = len(pre[li])
         delta = torch.stack(adjoints[pos : pos + n_eval], dim=-2)  # (..., N, S, out)
         h = torch.stack(inputs[li], dim=-2)  # (..., N, S, in)
         if not outer:

@@ -248,7 +248,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("steps", [1, 2, 3])
 def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
-    """The tanh-MLP path (probe adjoints, factored one-step rollout) gives the generic torch.func numbers,
+    """The tanh-MLP path (pre-activation adjoints, factored one-step rollout) gives the generic torch.func numbers,
     values and meta-gradients into the weights and the formula parameter."""
     import meta_tailor._tailor as tailor_mod
 
