@@ -447,15 +447,66 @@ def _linear(w: Tensor, b: Tensor | None, h: Tensor) -> Tensor:
     return z
 
 
+def _mlp_fn(
+    params: dict[str, Tensor],
+    like: Tensor,
+    record: list[tuple[list[Tensor], list[Tensor]]] | None = None,
+) -> Callable[[Tensor], Tensor]:
+    """The tanh MLP with batched weights, as a function of states shaped like ``like``.
+
+    The weights are laid out once, so that each evaluation is one fused ``baddbmm`` (``h w^T + b``) and one
+    ``tanh`` per layer: in a sequential rollout the cost is the number of operations, not their size. The
+    shapes of :func:`_linear`: weights ``(*lead, out, in)`` either shared by the rows of ``like``
+    (``(*lead, N, n)``) or one set per row (``(*lead, n)``); with ``lead`` empty, any ``like``; other shapes
+    take :func:`_linear` per evaluation.
+
+    Args:
+        params: MLP parameters by name.
+        like: a state tensor of the shape the function will be called with.
+        record: if given, one ``(inputs, pre-activations)`` pair of lists per layer; every evaluation
+            appends its tensors (in a flattened layout: stack them along dim -2, then reshape to
+            ``(*like.shape[:-1], evaluations, -1)``).
+    """
+    layers = mlp_layers(params)
+    last = len(layers) - 1
+    lead = layers[0][0].shape[:-2]
+    if lead and like.shape[:-1] == lead:
+        rows = 1  # one weight set per row
+    elif lead and like.shape[:-2] == lead:
+        rows = like.shape[-2]  # shared by the rows of each weight set
+    else:
+        rows = 0
+    if rows:
+        n_sets = math.prod(lead)
+        laid = [
+            (w.reshape(n_sets, *w.shape[-2:]).mT, None if b is None else b.reshape(n_sets, 1, -1))
+            for w, b in layers
+        ]
+    out_dim = layers[-1][0].shape[-2]
+
+    def fn(x: Tensor) -> Tensor:
+        h = x.reshape(n_sets, rows, x.shape[-1]) if rows else x
+        for li in range(len(layers)):
+            if record is not None:
+                record[li][0].append(h)
+            if rows:
+                w_t, b = laid[li]
+                z = torch.bmm(h, w_t) if b is None else torch.baddbmm(b, h, w_t)
+            elif not lead:
+                z = torch.nn.functional.linear(h, *layers[li])
+            else:
+                z = _linear(*layers[li], h)
+            if record is not None:
+                record[li][1].append(z)
+            h = torch.tanh(z) if li < last else z
+        return h.reshape(*x.shape[:-1], out_dim) if rows else h
+
+    return fn
+
+
 def _mlp_apply(params: dict[str, Tensor], x: Tensor) -> Tensor:
     """The tanh MLP with batched weights (see :func:`_linear` for the shapes)."""
-    layers = mlp_layers(params)
-    h = x
-    for li, (w, b) in enumerate(layers):
-        h = _linear(w, b, h)
-        if li < len(layers) - 1:
-            h = torch.tanh(h)
-    return h
+    return _mlp_fn(params, x)(x)
 
 
 def _mlp_sequence_grads(
@@ -489,32 +540,27 @@ def _mlp_sequence_grads(
         Gradients by name, shapes (*lead, N, *s_k), and the per-sequence inner losses, shape (*lead, N).
     """
     layers = mlp_layers(params)
-    inputs: list[list[Tensor]] = [[] for _ in layers]
-    pre: list[list[Tensor]] = [[] for _ in layers]  # pre-activations, whose gradients are the delta_s
+    # per layer, the inputs h_s and the pre-activations (whose gradients are the delta_s)
+    record: list[tuple[list[Tensor], list[Tensor]]] = [([], []) for _ in layers]
     outer = torch.is_grad_enabled()
 
-    def fn(x: Tensor) -> Tensor:
-        h = x
-        for li, (w, b) in enumerate(layers):
-            inputs[li].append(h)
-            z = _linear(w, b, h)
-            pre[li].append(z)
-            h = torch.tanh(z) if li < len(layers) - 1 else z
-        return h
+    def stacked(seq: Sequence[Tensor]) -> Tensor:  # (..., N, S, dim)
+        return torch.stack(list(seq), dim=-2).reshape(*x0.shape[:-1], len(seq), -1)
 
     with torch.enable_grad():
         if not x0.requires_grad:  # so that every pre-activation is in the graph, even with fixed weights
             x0 = x0.detach().requires_grad_(True)
+        fn = _mlp_fn(params, x0, record)
         xs = euler_states(fn, x0, dt=dt, horizon=horizon, integrator=integrator)
         losses = sequence_noether_loss(g, theta, xs, form=form)
-        flat = [z for per_layer in pre for z in per_layer]
+        flat = [z for _, pre in record for z in pre]
         adjoints = torch.autograd.grad(losses.sum(), flat, create_graph=outer)
     out: dict[str, Tensor] = {}
     pos = 0
     for li, (name, (_, b)) in enumerate(zip(_layer_indices(params), layers)):
-        n_eval = len(pre[li])
-        delta = torch.stack(adjoints[pos : pos + n_eval], dim=-2)  # (..., N, S, out)
-        h = torch.stack(inputs[li], dim=-2)  # (..., N, S, in)
+        n_eval = len(record[li][1])
+        delta = stacked(adjoints[pos : pos + n_eval])  # (..., N, S, out)
+        h = stacked(record[li][0])  # (..., N, S, in)
         if not outer:
             h = h.detach()
         pos += n_eval
@@ -678,10 +724,10 @@ def trajectory_rollout(
         rule=rule,
     )
 
-    def field(x: Tensor) -> Tensor:
-        return batched_forward(model, p, x)
-
-    return rk4_rollout(field, x0.expand(lrs.shape[0], *x0.shape), t)
+    x0 = x0.expand(lrs.shape[0], *x0.shape)
+    if _is_tanh_mlp(model):
+        return rk4_rollout(_mlp_fn(p, x0), x0, t)
+    return rk4_rollout(lambda x: batched_forward(model, p, x), x0, t)
 
 
 def trajectory_predictor(
@@ -876,9 +922,12 @@ def meta_tailor(
                     sq, n_sq = 0.0, 0
                     for t, xs, p in tailored:
                         pd = {k: v.detach() for k, v in p.items()}
-                        pred = rk4_rollout(
-                            lambda x, q=pd: batched_forward(model, q, x), xs[:, 0], t
+                        field = (
+                            _mlp_fn(pd, xs[:, 0])
+                            if _is_tanh_mlp(model)
+                            else lambda x, q=pd: batched_forward(model, q, x)
                         )
+                        pred = rk4_rollout(field, xs[:, 0], t)
                         sq += float(((pred - xs) ** 2).sum())
                         n_sq += xs.numel()
                     score = sq / n_sq
@@ -1054,7 +1103,7 @@ def meta_tailor_many(
                 target = rest[0]
             else:
                 x0 = xs[:, 0].expand(n_c, *xs[:, 0].shape)
-                pred = rk4_rollout(lambda x, q=p: _mlp_apply(q, x), x0, t)
+                pred = rk4_rollout(_mlp_fn(p, x0), x0, t)
                 target = xs
             total = total + ((pred - target) ** 2).flatten(1).sum(1)
             count += xs.numel()
