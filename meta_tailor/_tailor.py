@@ -548,7 +548,8 @@ def _mlp_sequence_grads(
         return torch.stack(list(seq), dim=-2).reshape(*x0.shape[:-1], len(seq), -1)
 
     with torch.enable_grad():
-        if not x0.requires_grad:  # so that every pre-activation is in the graph, even with fixed weights
+        # so that every pre-activation is in the graph, even with fixed weights
+        if not x0.requires_grad:
             x0 = x0.detach().requires_grad_(True)
         fn = _mlp_fn(params, x0, record)
         xs = euler_states(fn, x0, dt=dt, horizon=horizon, integrator=integrator)

@@ -140,6 +140,48 @@ def test_batched_forward_fast_path_equals_functional_call():
             torch.testing.assert_close(got[i, b], functional_call(model, pi, (x[i, b],)))
 
 
+@pytest.mark.parametrize(
+    "w_lead,x_shape",
+    [
+        ((), (4, 2)),
+        ((), (3, 4, 2)),
+        ((2, 3), (2, 3, 2)),
+        ((2, 3), (2, 3, 5, 2)),
+        ((1, 3), (2, 3, 2)),
+    ],
+    ids=["plain", "plain-batched", "per-row", "shared-by-rows", "broadcast-fallback"],
+)
+def test_mlp_fn_layouts_equal_functional_call(w_lead, x_shape):
+    """Every weight layout of the fused rollout MLP (one set, one per row, one shared by the rows of each
+    sequence, and broadcasting that takes the per-evaluation path) gives the module's own outputs, and
+    records each layer's inputs and pre-activations in the layout ``_mlp_sequence_grads`` reshapes."""
+    from meta_tailor._tailor import _mlp_fn
+
+    model = tiny(seed=4)
+    gen = torch.Generator().manual_seed(2)
+    p = {
+        k: v.detach() + 0.1 * torch.randn(*w_lead, *v.shape, generator=gen, dtype=torch.float64)
+        for k, v in model.named_parameters()
+    }
+    x = torch.randn(*x_shape, generator=gen, dtype=torch.float64)
+    record = [([], []) for _ in range(3)]
+    got = _mlp_fn(p, x, record)(x)
+    # the module, evaluated weight set by weight set (broadcasting the weights' leading dims over x's)
+    lead = torch.broadcast_shapes(w_lead, x.shape[: len(w_lead)]) if w_lead else ()
+    want = torch.empty_like(got)
+    for idx in np.ndindex(*lead) if lead else [()]:
+        w_idx = tuple(i if n > 1 else 0 for i, n in zip(idx, w_lead))
+        pi = {k: v[w_idx] for k, v in p.items()}
+        want[idx] = functional_call(model, pi, (x[idx],))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # the second layer's input is tanh of the first layer's pre-activation, in the recorded layout
+    (h1,), (z0,) = record[1][0], record[0][1]
+    shape = (*x.shape[:-1], 1, -1)
+    torch.testing.assert_close(h1.reshape(shape), torch.tanh(z0).reshape(shape))
+    h0 = record[0][0][0].reshape(shape)
+    torch.testing.assert_close(h0, x.reshape(shape))
+
+
 def test_meta_gradient_gradcheck_and_gradgradcheck():
     model = make_mlp(2, hidden=3, seed=0).double()
     names = [k for k, _ in model.named_parameters()]
