@@ -726,9 +726,17 @@ def trajectory_rollout(
     )
 
     x0 = x0.expand(lrs.shape[0], *x0.shape)
+    return rk4_rollout(_rollout_field(model, p, x0), x0, t)
+
+
+def _rollout_field(
+    model: nn.Module, params: dict[str, Tensor], like: Tensor
+) -> Callable[[Tensor], Tensor]:
+    """``model`` with one weight set per state (:func:`batched_forward`) as a field for states shaped like
+    ``like``; the tanh MLP's weights are laid out once for the whole rollout (:func:`_mlp_fn`)."""
     if _is_tanh_mlp(model):
-        return rk4_rollout(_mlp_fn(p, x0), x0, t)
-    return rk4_rollout(lambda x: batched_forward(model, p, x), x0, t)
+        return _mlp_fn(params, like)
+    return lambda x: batched_forward(model, params, x)
 
 
 def trajectory_predictor(
@@ -923,12 +931,7 @@ def meta_tailor(
                     sq, n_sq = 0.0, 0
                     for t, xs, p in tailored:
                         pd = {k: v.detach() for k, v in p.items()}
-                        field = (
-                            _mlp_fn(pd, xs[:, 0])
-                            if _is_tanh_mlp(model)
-                            else lambda x, q=pd: batched_forward(model, q, x)
-                        )
-                        pred = rk4_rollout(field, xs[:, 0], t)
+                        pred = rk4_rollout(_rollout_field(model, pd, xs[:, 0]), xs[:, 0], t)
                         sq += float(((pred - xs) ** 2).sum())
                         n_sq += xs.numel()
                     score = sq / n_sq
