@@ -476,8 +476,8 @@ def _mlp_fn(
         rows = like.shape[-2]  # shared by the rows of each weight set
     else:
         rows = 0
+    n_sets = math.prod(lead)
     if rows:
-        n_sets = math.prod(lead)
         laid = [
             (w.reshape(n_sets, *w.shape[-2:]).mT, None if b is None else b.reshape(n_sets, 1, -1))
             for w, b in layers
@@ -640,12 +640,7 @@ def batched_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor) -> T
     (the same numbers as ``vmap(functional_call)``, without its per-call overhead); other models use
     ``vmap`` of ``functional_call``.
     """
-    if _is_tanh_mlp(model):
-        return _mlp_apply(params, x)  # one weight matrix per row
-    fn = lambda p, xi: functional_call(model, p, (xi,))  # noqa: E731
-    for _ in range(x.dim() - 1):
-        fn = vmap(fn)
-    return fn(params, x)
+    return _rollout_field(model, params, x)(x)
 
 
 def trajectory_rollout(
@@ -732,11 +727,14 @@ def trajectory_rollout(
 def _rollout_field(
     model: nn.Module, params: dict[str, Tensor], like: Tensor
 ) -> Callable[[Tensor], Tensor]:
-    """``model`` with one weight set per state (:func:`batched_forward`) as a field for states shaped like
-    ``like``; the tanh MLP's weights are laid out once for the whole rollout (:func:`_mlp_fn`)."""
+    """:func:`batched_forward` as a function of states shaped like ``like``, prepared once for a whole
+    rollout: the tanh MLP's weights laid out (:func:`_mlp_fn`), or the ``vmap`` of ``functional_call``."""
     if _is_tanh_mlp(model):
-        return _mlp_fn(params, like)
-    return lambda x: batched_forward(model, params, x)
+        return _mlp_fn(params, like)  # one weight matrix per row
+    fn = lambda p, xi: functional_call(model, p, (xi,))  # noqa: E731
+    for _ in range(like.dim() - 1):
+        fn = vmap(fn)
+    return lambda x: fn(params, x)
 
 
 def trajectory_predictor(
