@@ -424,8 +424,18 @@ def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
         progress=progress,
     )
     write_table(cv.folds, out / "cv.csv")
-    scores = ", ".join(f"{f}: {v:.4g}" for f, v in cv.scores.items())
+    wins = cv.fold_wins
+    scores = ", ".join(
+        f"{f}: {v:.4g} (lowest in {wins[f]} of {folds} folds)" for f, v in cv.scores.items()
+    )
     console.print(f"law choice by {folds}-fold CV (mean held-out rollout MSE): {scores}")
+    top = cv.scores.iloc[:2]
+    if len(top) == 2 and math.isfinite(top.iloc[1]) and top.iloc[0] > 0:
+        margin = top.iloc[1] / top.iloc[0] - 1
+        console.print(
+            f"CV margin: the runner-up's mean is {100 * margin:.1f}% higher"
+            + ("; the folds' vote disagrees with the mean" if wins.iloc[1] > wins.iloc[0] else "")
+        )
     return choose_by_cv(res, cv), folds
 
 

@@ -320,6 +320,26 @@ def test_choose_by_cv_reranks_the_finalists_and_swaps_the_winner(tiny):
     assert choose_by_cv(res, partial).table["formula"].iloc[0] == first
 
 
+def test_cv_fold_wins_count_the_folds_each_law_is_best_in():
+    """A hand-worked table where one fold with large errors decides the mean against the other three."""
+    from meta_tailor import CVResult
+
+    mse = {
+        "A": [1.0, 0.01, 0.01, 0.01],
+        "B": [0.5, 0.02, 0.02, 0.02],
+        "C": [2.0, 0.03, 0.01, math.nan],
+    }
+    folds = pd.DataFrame(
+        [{"fold": k, "formula": f, "held_out_mse": v[k]} for f, v in mse.items() for k in range(4)]
+    )
+    cv = CVResult(folds=folds)
+    # means: B 0.14, A 0.2575; C has a NaN fold, so it scores inf and comes last
+    assert list(cv.scores.index) == ["B", "A", "C"]
+    assert cv.scores["B"] == pytest.approx(0.14)
+    # B is lowest in fold 0 only; A in folds 1, 2 and 3, sharing fold 2 with C
+    assert cv.fold_wins.to_dict() == {"B": 1, "A": 3, "C": 1}
+
+
 def test_cross_validation_fold_continues_its_own_pretraining_adam(cv_run):
     """With ``outer_adam="continue"`` each fold's meta-tailoring continues the Adam of the MLP pretrained
     on that fold (rebuilt here by hand), not a fresh one."""

@@ -234,6 +234,13 @@ def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
     assert meta["winner"]["formula"] == means.idxmin()
     for row in ranking.itertuples():
         assert row.cv_mse == pytest.approx(means[row.formula], rel=1e-6)
+    # the printed vote: how many folds each law has the lowest held-out error in, recounted from cv.csv
+    wins = cv.loc[cv.groupby("fold")["held_out_mse"].idxmin(), "formula"].value_counts()
+    said = " ".join(err.split())
+    for formula in means.index:
+        assert f"{formula}: " in said and f"(lowest in {wins.get(formula, 0)} of 2 folds)" in said
+    margin = 100 * (means.max() / means.min() - 1)
+    assert f"runner-up's mean is {margin:.1f}% higher" in said
     code, out, err = run_cli(["plot", str(run)], capsys)
     assert code in (0, None), err
     assert (run / "cv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
