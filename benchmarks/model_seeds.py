@@ -7,7 +7,8 @@ The reference set-up trains the vanilla MLP from seed 0, and every table in the 
 initialisation. This script runs the whole pipeline (``fsearch run --model-seed S``, one run directory per
 seed under ``--out``) for several seeds, one after the other. It prints per seed the winning law with its
 meta-learned constant, its inner rate and steps, its training rollout MSE (the ranking's criterion), the
-test RMSE of every method and the wall time; then how often each formula won, the mean and spread of each
+test RMSE of every method and the wall time (with ``--law-choice cv``, also in how many folds the winner had
+the lowest held-out error); then how often each formula won, the mean and spread of each
 method's test RMSE, and every finalist's training rollout MSE and test RMSE averaged over the seeds (the
 law a seed-averaged criterion would choose).
 
@@ -45,6 +46,12 @@ def _row(seed: int, run: Path) -> dict:
         row["params"] = " ".join(f"{v:.5g}" for v in law["params"])
         row.update(inner_lr=law["inner_lr"], inner_steps=law["inner_steps"])
     row["train_mse"] = comp.loc["noether", "train_rollout_mse"]
+    # with --law-choice cv: in how many folds the winner had the lowest held-out error
+    if (run / "cv.csv").exists() and laws:
+        from meta_tailor import CVResult
+
+        cv = CVResult(folds=pd.read_csv(run / "cv.csv"))
+        row["cv_folds_won"] = f"{cv.fold_wins.get(row['formula'], 0)}/{cv.folds['fold'].nunique()}"
     row.update({m: comp.loc[m, "test_rmse"] for m in METHODS if m in comp.index})
     row["wall_s"] = meta["timings"].get("total_s")
     return row
