@@ -434,7 +434,7 @@ def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
         margin = top.iloc[1] / top.iloc[0] - 1
         console.print(
             f"CV margin: the runner-up's mean is {100 * margin:.1f}% higher"
-            + ("; the folds' vote disagrees with the mean" if wins.iloc[1] > wins.iloc[0] else "")
+            + ("; the folds' vote disagrees with the mean" if wins.max() > wins.iloc[0] else "")
         )
     return choose_by_cv(res, cv), folds
 

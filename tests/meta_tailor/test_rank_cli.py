@@ -237,8 +237,8 @@ def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
     # the printed vote: how many folds each law has the lowest held-out error in, recounted from cv.csv
     wins = cv.loc[cv.groupby("fold")["held_out_mse"].idxmin(), "formula"].value_counts()
     said = " ".join(err.split())
-    for formula in means.index:
-        assert f"{formula}: " in said and f"(lowest in {wins.get(formula, 0)} of 2 folds)" in said
+    for formula, mean in means.items():
+        assert f"{formula}: {mean:.4g} (lowest in {wins.get(formula, 0)} of 2 folds)" in said
     margin = 100 * (means.max() / means.min() - 1)
     assert f"runner-up's mean is {margin:.1f}% higher" in said
     code, out, err = run_cli(["plot", str(run)], capsys)
