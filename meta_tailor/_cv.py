@@ -166,12 +166,15 @@ class CVResult:
     @property
     def fold_wins(self) -> pd.Series:
         """Per formula, the number of folds in which its held-out rollout MSE is the lowest (a fold whose
-        lowest value is shared counts for each formula sharing it; NaN never wins), in the order of
+        lowest value is shared counts for each formula sharing it; NaN and inf never win), in the order of
         :attr:`scores`. The mean can be decided by one fold whose errors are much larger than the others'
         (a held-out swing the model extrapolates to), so the vote shows how far the folds agree."""
         mse = self.folds.pivot_table(
             index="fold", columns="formula", values="held_out_mse", aggfunc="first"
         )
+        mse = mse.where(
+            np.isfinite(mse)
+        )  # a diverged rollout (inf) never wins, not even a tie of them
         best = mse.min(axis=1)
         wins = mse.eq(best, axis=0).sum()
         return wins.reindex(self.scores.index).fillna(0).astype(int)

@@ -338,6 +338,9 @@ def test_cv_fold_wins_count_the_folds_each_law_is_best_in():
     assert cv.scores["B"] == pytest.approx(0.14)
     # B is lowest in fold 0 only; A in folds 1, 2 and 3, sharing fold 2 with C
     assert cv.fold_wins.to_dict() == {"B": 1, "A": 3, "C": 1}
+    # a fold where every rollout diverged gives no win to anyone
+    diverged = folds.assign(held_out_mse=folds["held_out_mse"].where(folds["fold"] != 0, math.inf))
+    assert CVResult(folds=diverged).fold_wins.to_dict() == {"A": 3, "B": 0, "C": 1}
 
 
 def test_cross_validation_fold_continues_its_own_pretraining_adam(cv_run):
