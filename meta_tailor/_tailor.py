@@ -477,11 +477,10 @@ def _mlp_fn(
     else:
         rows = 0
     n_sets = math.prod(lead)
-    if rows:
-        laid = [
-            (w.reshape(n_sets, *w.shape[-2:]).mT, None if b is None else b.reshape(n_sets, 1, -1))
-            for w, b in layers
-        ]
+    laid = [  # the weights as (n_sets, in, out) and the biases as (n_sets, 1, out), for baddbmm
+        (w.reshape(n_sets, *w.shape[-2:]).mT, None if b is None else b.reshape(n_sets, 1, -1))
+        for w, b in (layers if rows else [])
+    ]
     out_dim = layers[-1][0].shape[-2]
 
     def fn(x: Tensor) -> Tensor:

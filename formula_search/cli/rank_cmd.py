@@ -424,19 +424,28 @@ def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
         progress=progress,
     )
     write_table(cv.folds, out / "cv.csv")
-    wins = cv.fold_wins
-    scores = ", ".join(
-        f"{f}: {v:.4g} (lowest in {wins[f]} of {folds} folds)" for f, v in cv.scores.items()
+    for line in _cv_summary(cv):
+        console.print(line)
+    return choose_by_cv(res, cv), folds
+
+
+def _cv_summary(cv) -> list[str]:
+    """What the command says of a CV choice (:class:`meta_tailor.CVResult`): each law's mean held-out MSE
+    with the folds it is best in, then the margin of the first over the runner-up, noting when the folds'
+    vote disagrees with the mean (one fold with large errors can decide the mean)."""
+    scores, wins = cv.scores, cv.fold_wins
+    folds = cv.folds["fold"].nunique()
+    listed = ", ".join(
+        f"{f}: {v:.4g} (lowest in {wins[f]} of {folds} folds)" for f, v in scores.items()
     )
-    console.print(f"law choice by {folds}-fold CV (mean held-out rollout MSE): {scores}")
-    top = cv.scores.iloc[:2]
-    if len(top) == 2 and math.isfinite(top.iloc[1]) and top.iloc[0] > 0:
-        margin = top.iloc[1] / top.iloc[0] - 1
-        console.print(
+    lines = [f"law choice by {folds}-fold CV (mean held-out rollout MSE): {listed}"]
+    if len(scores) >= 2 and math.isfinite(scores.iloc[1]) and scores.iloc[0] > 0:
+        margin = scores.iloc[1] / scores.iloc[0] - 1
+        lines.append(
             f"CV margin: the runner-up's mean is {100 * margin:.1f}% higher"
             + ("; the folds' vote disagrees with the mean" if wins.max() > wins.iloc[0] else "")
         )
-    return choose_by_cv(res, cv), folds
+    return lines
 
 
 MODEL_SEED = click.option(

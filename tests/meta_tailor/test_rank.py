@@ -343,6 +343,30 @@ def test_cv_fold_wins_count_the_folds_each_law_is_best_in():
     assert CVResult(folds=diverged).fold_wins.to_dict() == {"A": 3, "B": 0, "C": 1}
 
 
+def test_cv_summary_says_when_the_vote_disagrees_with_the_mean():
+    """The command's lines for a CV choice, hand-worked: the mean picks B (0.14 against 0.2575, so the
+    runner-up is 83.9% higher) though A is best in 3 of 4 folds; without the large fold they agree."""
+    from formula_search.cli.rank_cmd import _cv_summary
+    from meta_tailor import CVResult
+
+    mse = {"A": [1.0, 0.01, 0.01, 0.01], "B": [0.5, 0.02, 0.02, 0.02]}
+    rows = [
+        {"fold": k, "formula": f, "held_out_mse": v[k]} for f, v in mse.items() for k in range(4)
+    ]
+    listed, margin = _cv_summary(CVResult(folds=pd.DataFrame(rows)))
+    assert listed == (
+        "law choice by 4-fold CV (mean held-out rollout MSE): "
+        "B: 0.14 (lowest in 1 of 4 folds), A: 0.2575 (lowest in 3 of 4 folds)"
+    )
+    assert margin == (
+        "CV margin: the runner-up's mean is 83.9% higher; the folds' vote disagrees with the mean"
+    )
+    agree = pd.DataFrame([r for r in rows if r["fold"] != 0])  # A: 0.01 in every fold, B: 0.02
+    assert (
+        _cv_summary(CVResult(folds=agree))[1] == "CV margin: the runner-up's mean is 100.0% higher"
+    )
+
+
 def test_cross_validation_fold_continues_its_own_pretraining_adam(cv_run):
     """With ``outer_adam="continue"`` each fold's meta-tailoring continues the Adam of the MLP pretrained
     on that fold (rebuilt here by hand), not a fresh one."""
