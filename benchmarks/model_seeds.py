@@ -10,9 +10,10 @@ meta-learned constant, its inner rate and steps, its training rollout MSE (the r
 test RMSE of every method and the wall time (with ``--law-choice cv``, also in how many folds the winner had
 the lowest held-out error); then how often each formula won, the mean and spread of each
 method's test RMSE, and every finalist's training rollout MSE and test RMSE averaged over the seeds (the
-law a seed-averaged criterion would choose). For the built-in datasets it ends with the acceptance of the
-meta-tailoring stage checked seed by seed (the law, its constant's range and the error checks of
-:data:`ACCEPTANCE`) and in how many seeds each holds.
+law a seed-averaged criterion would choose). For the built-in datasets it ends with the paper's claims as the
+acceptance of the meta-tailoring stage checks them (:func:`formula_search.paper.check_claims`: the law with
+its constant's range, and the error checks), and in how many seeds each holds; ``seeds.csv`` has them per
+seed (columns ``ok: ...``).
 
 Options after ``--`` go to ``fsearch run`` unchanged (for example ``-- --inner-rule polyak``). A seed whose
 run directory is finished is only read again, so an interrupted study resumes where it stopped; use a new
@@ -30,64 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from formula_search.paper import PAPER, check_claims
+
 METHODS = ["vanilla_mlp", "mlp_more_epochs", "noether", "oracle", "hnn"]
-
-#: The meta-tailoring acceptance per built-in dataset: the law (DSL text, compared with sympy), the range of its
-#: meta-learned constant c_0, and the error checks on the test RMSEs of a seed's row.
-ACCEPTANCE = {
-    "ideal_pendulum": (
-        "p^2 + c_0*cos(q)",
-        (-3.03, -2.97),
-        {
-            "15% below MLP": lambda r: r["noether"] <= 0.85 * r["vanilla_mlp"],
-            "oracle +5%": lambda r: r["noether"] <= 1.05 * r["oracle"],
-        },
-    ),
-    "ideal_spring": (
-        "q^2 + c_0*p^2",
-        (0.99, 1.01),
-        {
-            "below MLP": lambda r: r["noether"] < r["vanilla_mlp"],
-            "oracle +5%": lambda r: r["noether"] <= 1.05 * r["oracle"],
-        },
-    ),
-    "real_pendulum": (
-        "p^2 + c_0*cos(q)",
-        (-2.5, -2.3),
-        {
-            "MSE 10x below MLP": lambda r: 10 * r["noether"] ** 2 <= r["vanilla_mlp"] ** 2,
-            "below HNN": lambda r: r["noether"] < r["hnn"],
-        },
-    ),
-}
-
-
-def acceptance(dataset: str, table: pd.DataFrame) -> pd.DataFrame | None:
-    """Per seed, which criteria of the acceptance hold (``None`` for a dataset without one): the law, its
-    constant, each error check, and all of them together."""
-    import sympy
-
-    import dsl
-
-    if dataset not in ACCEPTANCE:
-        return None
-    text, (low, high), checks = ACCEPTANCE[dataset]
-    target = dsl.to_sympy(dsl.parse(text))
-
-    def same_law(formula: str) -> bool:
-        try:
-            return sympy.simplify(dsl.to_sympy(dsl.parse(formula)) - target) == 0
-        except dsl.ParseError:
-            return False
-
-    out = pd.DataFrame({"seed": table["seed"]})
-    out["law"] = [same_law(f) for f in table["formula"]]
-    c0 = pd.to_numeric(table["params"].astype(str).str.split().str[0], errors="coerce")
-    out["constant"] = out["law"] & c0.between(low, high)
-    for name, check in checks.items():
-        out[name] = [bool(check(r)) for _, r in table.iterrows()]
-    out["all"] = out.drop(columns="seed").all(axis=1)
-    return out
 
 
 def _row(seed: int, run: Path) -> dict:
@@ -113,7 +59,22 @@ def _row(seed: int, run: Path) -> dict:
         row["cv_folds_won"] = f"{cv.fold_wins.get(row['formula'], 0)}/{cv.folds['fold'].nunique()}"
     row.update({m: comp.loc[m, "test_rmse"] for m in METHODS if m in comp.index})
     row["wall_s"] = meta["timings"].get("total_s")
+    # the paper's claims as the acceptance checks them (formula_search.paper), for the built-in datasets
+    names = [v["name"] for v in meta["variables"]]
+    rmse = {m: float(comp.loc[m, "test_rmse"]) for m in comp.index}
+    law = laws[0] if laws else None
+    checks = check_claims(
+        meta["dataset"], law["expr"] if law else None, law["params"] if law else [], names, rmse
+    )
+    for label, check in zip(_claim_labels(meta["dataset"]), checks or []):
+        row[label] = check.holds
     return row
+
+
+def _claim_labels(dataset: str) -> list[str]:
+    """Short column names of the checks of :func:`formula_search.paper.check_claims`."""
+    errors = PAPER.get(dataset, {}).get("errors", [])
+    return ["ok: law"] + [f"ok: {e[0]} x{e[2]:.3g}" for e in errors]
 
 
 def main() -> None:
@@ -146,7 +107,8 @@ def main() -> None:
         sys.exit("no finished seed to tabulate")
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    print(table.drop(columns="formula").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    shown = table.drop(columns=["formula", *[c for c in table if c.startswith("ok: ")]])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\nwins per formula:")
     print(table["formula"].value_counts().to_string())
     methods = [m for m in METHODS if m in table]
@@ -168,13 +130,19 @@ def main() -> None:
         test_rmse=("test_rmse", "mean"),
     )
     print(per_formula.sort_values("train_mse").to_string(float_format=lambda v: f"{v:.4g}"))
-    met = acceptance(args.dataset, table)
-    if met is not None:
-        _, (low, high), _ = ACCEPTANCE[args.dataset]
-        print(f"\nacceptance per seed (constant c_0 in [{low}, {high}]):")
-        print(met.to_string(index=False))
-        counts = met.drop(columns="seed").sum().astype(int)
-        print("held in: " + ", ".join(f"{k} {v} of {len(met)}" for k, v in counts.items()))
+    labels = [c for c in _claim_labels(args.dataset) if c in table]
+    if labels:
+        print(
+            "\nthe paper's claims as the acceptance checks them (formula_search.paper), seeds where they hold:"
+        )
+        met = table[labels].astype(bool)
+        claims = [
+            f"the law: {PAPER[args.dataset]['law']}, constant in {PAPER[args.dataset]['constant_range']}"
+        ]
+        claims += [e[1] for e in PAPER[args.dataset]["errors"]]
+        for label, claim in zip(labels, claims):
+            print(f"  {met[label].sum()} of {len(met)}: {claim}")
+        print(f"  {met.all(axis=1).sum()} of {len(met)}: all of them")
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "seeds.csv", index=False)
     print(f"\nwrote {args.out / 'seeds.csv'}")

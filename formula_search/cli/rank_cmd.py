@@ -856,29 +856,6 @@ def plot_cmd(run, output):
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
-#: The paper's numbers (Noether Networks, Tables 1-2 and section 4) for the report of ``fsearch reproduce``.
-PAPER = {
-    "ideal_pendulum": {
-        "law": "p^2 - 2.99*cos(q)",
-        "constant": 3.0,
-        "unit_term": "p^2",
-        "rmse": {"vanilla_mlp": 0.0563, "noether": 0.0423, "oracle": 0.0422},
-    },
-    "ideal_spring": {
-        "law": "q^2 + 1.002*p^2",
-        "constant": 1.0,
-        "unit_term": "q^2",
-        "rmse": {"vanilla_mlp": 0.0174, "noether": 0.0165, "oracle": 0.0166},
-    },
-    "real_pendulum": {
-        "law": "p^2 - 2.39*cos(q)",
-        "constant": 2.39,
-        "unit_term": "p^2",
-        "rmse": {},
-    },
-}
-
-
 def _finish(out: Path, meta: dict, console) -> None:
     """After ranking with comparators: LaTeX and Markdown export, plots, and a summary on the terminal."""
     from rich.table import Table
@@ -910,6 +887,28 @@ def _finish(out: Path, meta: dict, console) -> None:
         law = laws[0]
         console.print(f"discovered law: [bold]{dsl.to_display(law['expr'], law['params'])}[/bold]")
         console.print(f"LaTeX: {dsl.to_latex(law['expr'], law['params'])}")
+    if comp_path.exists() and not meta.get("noise"):
+        _print_claims(meta, laws[0] if laws else None, read_table(comp_path), console)
+
+
+def _print_claims(meta: dict, law: dict | None, comp, console) -> None:
+    """The paper's claims for a built-in dataset (:func:`formula_search.paper.check_claims`), checked on this
+    run; nothing for other data."""
+    from rich.markup import escape
+
+    from formula_search.paper import check_claims
+
+    names = [v["name"] for v in meta["variables"]]
+    rmse = dict(zip(comp["method"], comp["test_rmse"].astype(float)))
+    checks = check_claims(
+        meta["dataset"], law["expr"] if law else None, law["params"] if law else [], names, rmse
+    )
+    if not checks:
+        return
+    console.print("the paper's claims, as the acceptance checks them (one MLP seed):")
+    for c in checks:
+        verdict = "[green]holds[/green]" if c.holds else "[red]does not hold[/red]"
+        console.print(f"  {verdict}: {escape(c.claim)}: {escape(c.ours)}")
 
 
 @click.command("run")
@@ -933,27 +932,6 @@ def run_cmd(**kwargs):
     _write_json(meta, out / "meta.json")
     _finish(out, meta, console)
     console.print(f"run directory: {out} ({meta['timings']['total_s']:.0f} s)")
-
-
-def _normalised_constant(law: dict, names: list[str], unit_term: str) -> float | None:
-    """The constant of a two-term law written as the paper writes it: ``unit_term`` with coefficient 1.
-
-    ``c*p^2 - cos(q)`` with ``unit_term="p^2"`` gives ``1/c`` (the paper's ``p^2 - 3 cos q``: 3);
-    ``q^2 + c*p^2`` with ``unit_term="q^2"`` gives ``c``. Returns ``None`` unless the law has exactly two
-    terms with inputs, one of them ``unit_term``.
-    """
-    import sympy
-
-    import dsl
-
-    expr = sympy.expand(dsl.to_sympy(law["expr"], law["params"]))
-    terms = [t for t in sympy.Add.make_args(expr) if t.free_symbols]
-    unit = dsl.to_sympy(dsl.parse(unit_term, names))
-    coeffs = [t.as_coeff_Mul() for t in terms]
-    if len(terms) != 2 or not any(rest == unit for _, rest in coeffs):
-        return None
-    first = 0 if coeffs[0][1] == unit else 1
-    return float(abs(coeffs[1 - first][0] / coeffs[first][0]))
 
 
 @click.command("reproduce")
@@ -995,8 +973,10 @@ def reproduce_cmd(
     """Reproduce the paper's three scientific experiments and write OUT/report.md beside the paper's numbers."""
     from rich.console import Console
 
+    import dsl
     from formula_search.data import list_datasets
     from formula_search.io import atomic_path, read_table
+    from formula_search.paper import PAPER, check_claims, normalised_constant
 
     names = [d.strip() for d in datasets.split(",") if d.strip()]
     known = set(list_datasets()["name"])
@@ -1014,6 +994,7 @@ def reproduce_cmd(
         "| dataset | discovered law | constant (ours / paper) | method | test RMSE (ours) | paper |",
         "|---|---|---|---|---|---|",
     ]
+    claims: list[str] = []
     for name in names:
         console.rule(name)
         options = {"dataset": name, "seed": 0, "noise": None}
@@ -1041,13 +1022,25 @@ def reproduce_cmd(
         _finish(run_dir, meta, console)
         laws = _law_rows(run_dir, meta, 1)
         paper = PAPER.get(name, {})
-        import dsl
-
-        law_text = dsl.to_display(laws[0]["expr"], laws[0]["params"]) if laws else "none"
+        law = laws[0] if laws else None
+        law_text = dsl.to_display(law["expr"], law["params"]) if law else "none"
         names_ = [v["name"] for v in meta["variables"]]
-        k = _normalised_constant(laws[0], names_, paper["unit_term"]) if laws and paper else None
+        k = (
+            normalised_constant(law["expr"], law["params"], names_, paper["unit_term"])
+            if law and paper
+            else None
+        )
         const = f"{k:.4g} / {paper.get('constant', float('nan')):.4g}" if k is not None else "n/a"
         comp = read_table(run_dir / "comparators.csv")
+        rmse = dict(zip(comp["method"], comp["test_rmse"].astype(float)))
+        checks = check_claims(
+            name, law["expr"] if law else None, law["params"] if law else [], names_, rmse
+        )
+        if checks:
+            claims += [
+                f"| {name} | {c.claim} | {c.ours} | {'yes' if c.holds else '**no**'} |"
+                for c in checks
+            ]
         for i, (_, c) in enumerate(comp.iterrows()):
             ref = paper.get("rmse", {}).get(c["method"])
             lines.append(
@@ -1055,6 +1048,18 @@ def reproduce_cmd(
                 f"{const if i == 0 else ''} | {METHOD_NAMES.get(c['method'], c['method'])} | "
                 f"{c['test_rmse']:.4g} | {'' if ref is None else ref} |"
             )
+    if claims:
+        lines += [
+            "",
+            "## The paper's claims, checked on these runs",
+            "",
+            "The thresholds are those of docs/meta-tailoring.md (`formula_search.paper`); one run per dataset "
+            "(MLP seed 0). Over MLP seeds: `python benchmarks/model_seeds.py --dataset NAME --seeds ...`.",
+            "",
+            "| dataset | claim | ours | holds |",
+            "|---|---|---|---|",
+            *claims,
+        ]
     report = Path(out) / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

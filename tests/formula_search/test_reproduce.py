@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import dsl
 from formula_search.cli import cli
-from formula_search.cli.rank_cmd import _normalised_constant
+from formula_search.paper import normalised_constant
 from meta_tailor import load_mlp
 
 NAMES = ["q", "p"]
@@ -25,13 +26,13 @@ NAMES = ["q", "p"]
     ],
 )
 def test_constant_is_read_in_the_papers_normalisation(text, params, unit_term, expected):
-    law = {"expr": dsl.parse(text, NAMES), "params": params}
-    assert _normalised_constant(law, NAMES, unit_term) == pytest.approx(expected)
+    assert normalised_constant(dsl.parse(text, NAMES), params, NAMES, unit_term) == pytest.approx(
+        expected
+    )
 
 
 def test_constant_is_none_for_laws_of_another_shape():
-    law = {"expr": dsl.parse("sin(q)*p + c", NAMES), "params": [1.0]}
-    assert _normalised_constant(law, NAMES, "p^2") is None
+    assert normalised_constant(dsl.parse("sin(q)*p + c", NAMES), [1.0], NAMES, "p^2") is None
 
 
 @pytest.mark.slow
@@ -47,7 +48,8 @@ def test_reproduce_writes_a_report_with_every_method(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "lowest-loss weights (`--pretrain-keep best`)" in report
     assert load_mlp(out / "ideal_spring" / "model.pt")[1].keep == "best"
-    rows = [line for line in report.splitlines() if line.startswith("|") and "---" not in line][1:]
+    results, claims = report.split("## The paper's claims, checked on these runs")
+    rows = [line for line in results.splitlines() if line.startswith("|") and "---" not in line][1:]
     methods = [cells.split("|")[4].strip() for cells in rows]
     assert methods == [
         "Vanilla MLP",
@@ -57,7 +59,21 @@ def test_reproduce_writes_a_report_with_every_method(tmp_path, monkeypatch):
         "HNN",
     ]
     # the spring's law with its constant (fitted exactly, then one meta-learning epoch) beside the paper's 1
-    ours, paper = re.search(r"\| ([0-9.]+) / ([0-9.]+) \|", report).groups()
+    ours, paper = re.search(r"\| ([0-9.]+) / ([0-9.]+) \|", results).groups()
     assert float(paper) == 1.0
     assert float(ours) == pytest.approx(1.0, abs=0.02)
-    assert (out / "ideal_spring" / "comparators.csv").exists()
+    # the claims section, recomputed here from the run's own files
+    comp = pd.read_csv(out / "ideal_spring" / "comparators.csv").set_index("method")["test_rmse"]
+    c = float(ours)
+    expected = [
+        0.99 <= c <= 1.01,
+        comp["noether"] < comp["vanilla_mlp"],
+        comp["noether"] < 1.05 * comp["oracle"],
+    ]
+    rows = [line for line in claims.splitlines() if line.startswith("| ideal_spring |")]
+    assert [row.rstrip(" |").endswith("yes") for row in rows] == expected
+    assert f"c = {c:.4g}" in rows[0]
+    # and the same verdicts on the terminal
+    verdicts = [line.split(":")[0].strip() for line in result.output.splitlines()
+                if line.startswith(("  holds:", "  does not hold:"))]  # fmt: skip
+    assert verdicts == ["holds" if ok else "does not hold" for ok in expected]
