@@ -31,14 +31,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from formula_search.paper import PAPER, check_claims
+from formula_search.paper import PAPER
 
 METHODS = ["vanilla_mlp", "mlp_more_epochs", "noether", "oracle", "hnn"]
 
 
 def _row(seed: int, run: Path) -> dict:
     import dsl
-    from formula_search.cli.rank_cmd import _law_rows
+    from formula_search.cli.rank_cmd import _law_rows, _run_claims
 
     meta = json.loads((run / "meta.json").read_text())
     comp = pd.read_csv(run / "comparators.csv").set_index("method")
@@ -60,12 +60,7 @@ def _row(seed: int, run: Path) -> dict:
     row.update({m: comp.loc[m, "test_rmse"] for m in METHODS if m in comp.index})
     row["wall_s"] = meta["timings"].get("total_s")
     # the paper's claims as the acceptance checks them (formula_search.paper), for the built-in datasets
-    names = [v["name"] for v in meta["variables"]]
-    rmse = {m: float(comp.loc[m, "test_rmse"]) for m in comp.index}
-    law = laws[0] if laws else None
-    checks = check_claims(
-        meta["dataset"], law["expr"] if law else None, law["params"] if law else [], names, rmse
-    )
+    checks = _run_claims(meta, laws[0] if laws else None, comp.reset_index())
     for label, check in zip(_claim_labels(meta["dataset"]), checks or []):
         row[label] = check.holds
     return row

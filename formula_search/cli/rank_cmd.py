@@ -887,24 +887,36 @@ def _finish(out: Path, meta: dict, console) -> None:
         law = laws[0]
         console.print(f"discovered law: [bold]{dsl.to_display(law['expr'], law['params'])}[/bold]")
         console.print(f"LaTeX: {dsl.to_latex(law['expr'], law['params'])}")
-    if comp_path.exists() and not meta.get("noise"):
-        _print_claims(meta, laws[0] if laws else None, read_table(comp_path), console)
+    checks = (
+        _run_claims(meta, laws[0] if laws else None, read_table(comp_path))
+        if comp_path.exists()
+        else None
+    )
+    if checks:
+        _print_claims(checks, console)
 
 
-def _print_claims(meta: dict, law: dict | None, comp, console) -> None:
-    """The paper's claims for a built-in dataset (:func:`formula_search.paper.check_claims`), checked on this
-    run; nothing for other data."""
-    from rich.markup import escape
-
+def _run_claims(meta: dict, law: dict | None, comp) -> list | None:
+    """The paper's claims (:func:`formula_search.paper.check_claims`) checked on a run: ``law`` is its winner
+    (a row of :func:`_law_rows`, or ``None``), ``comp`` its ``comparators.csv``. ``None`` unless the data are
+    one of the paper's built-in datasets without added noise."""
     from formula_search.paper import check_claims
 
+    dataset = meta["dataset"]
+    # not for noisy simulations, nor for a file of the user's that happens to share a built-in name
+    if meta.get("noise") or meta.get("dataset_options", {}).get("dataset", dataset) != dataset:
+        return None
     names = [v["name"] for v in meta["variables"]]
     rmse = dict(zip(comp["method"], comp["test_rmse"].astype(float)))
-    checks = check_claims(
-        meta["dataset"], law["expr"] if law else None, law["params"] if law else [], names, rmse
+    return check_claims(
+        dataset, law["expr"] if law else None, law["params"] if law else [], names, rmse
     )
-    if not checks:
-        return
+
+
+def _print_claims(checks: list, console) -> None:
+    """One line per claim: whether it holds, what it says, and our numbers."""
+    from rich.markup import escape
+
     console.print("the paper's claims, as the acceptance checks them (one MLP seed):")
     for c in checks:
         verdict = "[green]holds[/green]" if c.holds else "[red]does not hold[/red]"
@@ -976,7 +988,7 @@ def reproduce_cmd(
     import dsl
     from formula_search.data import list_datasets
     from formula_search.io import atomic_path, read_table
-    from formula_search.paper import PAPER, check_claims, normalised_constant
+    from formula_search.paper import PAPER, normalised_constant
 
     names = [d.strip() for d in datasets.split(",") if d.strip()]
     known = set(list_datasets()["name"])
@@ -1032,10 +1044,7 @@ def reproduce_cmd(
         )
         const = f"{k:.4g} / {paper.get('constant', float('nan')):.4g}" if k is not None else "n/a"
         comp = read_table(run_dir / "comparators.csv")
-        rmse = dict(zip(comp["method"], comp["test_rmse"].astype(float)))
-        checks = check_claims(
-            name, law["expr"] if law else None, law["params"] if law else [], names_, rmse
-        )
+        checks = _run_claims(meta, law, comp)
         if checks:
             claims += [
                 f"| {name} | {c.claim} | {c.ours} | {'yes' if c.holds else '**no**'} |"

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import dsl
 from formula_search.cli import cli
+from formula_search.cli.rank_cmd import _run_claims
 from formula_search.paper import normalised_constant
 from meta_tailor import load_mlp
 
@@ -29,6 +30,22 @@ def test_constant_is_read_in_the_papers_normalisation(text, params, unit_term, e
     assert normalised_constant(dsl.parse(text, NAMES), params, NAMES, unit_term) == pytest.approx(
         expected
     )
+
+
+def test_claims_are_checked_for_the_papers_data_only():
+    law = {"expr": dsl.parse("p^2 + c*cos(q)", NAMES), "params": [-2.447]}
+    comp = pd.DataFrame(
+        {"method": ["vanilla_mlp", "noether", "hnn"], "test_rmse": [0.3768, 0.3567, 0.09085]}
+    )
+    variables = [{"name": "q"}, {"name": "p"}]
+    meta = {"dataset": "real_pendulum", "noise": None, "variables": variables,
+            "dataset_options": {"dataset": "real_pendulum"}}  # fmt: skip
+    checks = _run_claims(meta, law, comp)
+    assert [c.holds for c in checks] == [True, False, False]
+    assert _run_claims({**meta, "noise": 0.1}, law, comp) is None
+    user_file = {**meta, "dataset_options": {"dataset": "data/real_pendulum.csv"}}
+    assert _run_claims(user_file, law, comp) is None
+    assert _run_claims({**meta, "dataset": "my_data", "dataset_options": {}}, law, comp) is None
 
 
 def test_constant_is_none_for_laws_of_another_shape():
