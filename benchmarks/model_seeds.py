@@ -69,7 +69,7 @@ def _row(seed: int, run: Path) -> dict:
 def _claim_labels(dataset: str) -> list[str]:
     """Short column names of the checks of :func:`formula_search.paper.check_claims`."""
     errors = PAPER.get(dataset, {}).get("errors", [])
-    return ["ok: law"] + [f"ok: {e[0]} x{e[2]:.3g}" for e in errors]
+    return ["ok: law"] + [f"ok: {e.method} x{e.factor:.3g}" for e in errors]
 
 
 def main() -> None:
@@ -134,7 +134,7 @@ def main() -> None:
         claims = [
             f"the law: {PAPER[args.dataset]['law']}, constant in {PAPER[args.dataset]['constant_range']}"
         ]
-        claims += [e[1] for e in PAPER[args.dataset]["errors"]]
+        claims += [e.claim for e in PAPER[args.dataset]["errors"]]
         for label, claim in zip(labels, claims):
             print(f"  {met[label].sum()} of {len(met)}: {claim}")
         print(f"  {met.all(axis=1).sum()} of {len(met)}: all of them")

@@ -22,12 +22,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class ErrorClaim(NamedTuple):
+    """An error claim: it holds when the Noether Network's test RMSE is below ``factor`` times ``method``'s
+    (an MSE 10x lower: ``10**-0.5``); ``in_mse`` adds the MSE ratio to the numbers shown."""
+
+    method: str
+    claim: str
+    factor: float
+    in_mse: bool = False
+
 
 #: The paper's numbers: its law and constant (the size of the coefficient of ``other_term`` when ``unit_term``
 #: has coefficient 1, and that coefficient's sign), the range of the constant the checks accept, and its test
-#: RMSEs per method; ``errors`` lists the error claims as ``(method, claim, factor[, in_mse])``: the claim
-#: holds when the Noether Network's test RMSE is below ``factor`` times ``method``'s (an MSE 10x lower:
-#: 10^-0.5); ``in_mse`` adds the MSE ratio to the numbers shown.
+#: RMSEs per method; ``errors`` lists its error claims (:class:`ErrorClaim`).
 PAPER = {
     "ideal_pendulum": {
         "law": "p^2 - 2.99*cos(q)",
@@ -38,8 +48,8 @@ PAPER = {
         "constant_range": (2.97, 3.03),
         "rmse": {"vanilla_mlp": 0.0563, "noether": 0.0423, "oracle": 0.0422},
         "errors": [
-            ("vanilla_mlp", "at least 15% below the vanilla MLP (the paper: 25%)", 0.85),
-            ("oracle", "at most 5% above the oracle (the paper: 0.2% above it)", 1.05),
+            ErrorClaim("vanilla_mlp", "at least 15% below the vanilla MLP (the paper: 25%)", 0.85),
+            ErrorClaim("oracle", "at most 5% above the oracle (the paper: 0.2% above it)", 1.05),
         ],
     },
     "ideal_spring": {
@@ -51,8 +61,8 @@ PAPER = {
         "constant_range": (0.99, 1.01),
         "rmse": {"vanilla_mlp": 0.0174, "noether": 0.0165, "oracle": 0.0166},
         "errors": [
-            ("vanilla_mlp", "below the vanilla MLP (the paper: 5% below)", 1.0),
-            ("oracle", "at most 5% above the oracle (the paper: 0.6% below it)", 1.05),
+            ErrorClaim("vanilla_mlp", "below the vanilla MLP (the paper: 5% below)", 1.0),
+            ErrorClaim("oracle", "at most 5% above the oracle (the paper: 0.6% below it)", 1.05),
         ],
     },
     "real_pendulum": {
@@ -64,8 +74,13 @@ PAPER = {
         "constant_range": (2.3, 2.5),
         "rmse": {},
         "errors": [
-            ("vanilla_mlp", "a long-term MSE at least 10x below the vanilla MLP's", 10**-0.5, True),
-            ("hnn", "below HNN", 1.0),
+            ErrorClaim(
+                "vanilla_mlp",
+                "a long-term MSE at least 10x below the vanilla MLP's",
+                10**-0.5,
+                in_mse=True,
+            ),
+            ErrorClaim("hnn", "below HNN", 1.0),
         ],
     },
 }
@@ -175,5 +190,7 @@ def check_claims(
             f"c = {k:.4g}" if k is not None else "another law" if expr is not None else "no law",
         )
     ]
-    checks += [_error_check(rmse, *error) for error in paper["errors"]]
+    checks += [
+        _error_check(rmse, *error) for error in paper["errors"]
+    ]  # ErrorClaim fields, in order
     return checks
