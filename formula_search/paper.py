@@ -151,6 +151,17 @@ def _error_check(
     return ClaimCheck(claim, noether < factor * other, ours)
 
 
+def law_constant(dataset: str, expr, params: Sequence[float], names: Sequence[str]) -> float | None:
+    """The discovered law's constant as the paper writes its law for ``dataset`` (``p^2 - c cos q``: c;
+    ``q^2 + c p^2``: c), or ``None`` when the law has another form. A constant of the wrong sign comes out
+    negative (``p^2 + 3 cos q``: -3)."""
+    paper = PAPER[dataset]
+    ratio = normalised_constant(
+        expr, params, names, paper["unit_term"], paper["other_term"], signed=True
+    )
+    return None if ratio is None else paper["sign"] * ratio
+
+
 def check_claims(
     dataset: str,
     expr,
@@ -176,12 +187,7 @@ def check_claims(
     if paper is None:
         return None
     low, high = paper["constant_range"]
-    k = None
-    if expr is not None:
-        ratio = normalised_constant(
-            expr, params, names, paper["unit_term"], paper["other_term"], signed=True
-        )
-        k = None if ratio is None else paper["sign"] * ratio
+    k = None if expr is None else law_constant(dataset, expr, params, names)
     form = f"{paper['unit_term']} {'-' if paper['sign'] < 0 else '+'} c {paper['other_term']}"
     checks = [
         ClaimCheck(
@@ -190,7 +196,5 @@ def check_claims(
             f"c = {k:.4g}" if k is not None else "another law" if expr is not None else "no law",
         )
     ]
-    checks += [
-        _error_check(rmse, *error) for error in paper["errors"]
-    ]  # ErrorClaim fields, in order
+    checks += [_error_check(rmse, e.method, e.claim, e.factor, e.in_mse) for e in paper["errors"]]
     return checks

@@ -172,9 +172,8 @@ class CVResult:
         mse = self.folds.pivot_table(
             index="fold", columns="formula", values="held_out_mse", aggfunc="first"
         )
-        mse = mse.where(
-            np.isfinite(mse)
-        )  # a diverged rollout (inf) never wins, not even a tie of them
+        # a diverged rollout (inf) never wins, not even a tie of them
+        mse = mse.where(np.isfinite(mse))
         best = mse.min(axis=1)
         wins = mse.eq(best, axis=0).sum()
         return wins.reindex(self.scores.index).fillna(0).astype(int)

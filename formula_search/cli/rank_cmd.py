@@ -856,8 +856,9 @@ def plot_cmd(run, output):
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
-def _finish(out: Path, meta: dict, console) -> None:
-    """After ranking with comparators: LaTeX and Markdown export, plots, and a summary on the terminal."""
+def _finish(out: Path, meta: dict, console) -> list | None:
+    """After ranking with comparators: LaTeX and Markdown export, plots, and a summary on the terminal.
+    Returns the paper's claims checked on the run (:func:`_run_claims`), which the summary prints."""
     from rich.table import Table
 
     import dsl
@@ -894,6 +895,7 @@ def _finish(out: Path, meta: dict, console) -> None:
     )
     if checks:
         _print_claims(checks, console)
+    return checks
 
 
 def _run_claims(meta: dict, law: dict | None, comp) -> list | None:
@@ -988,7 +990,7 @@ def reproduce_cmd(
     import dsl
     from formula_search.data import list_datasets
     from formula_search.io import atomic_path, read_table
-    from formula_search.paper import PAPER, normalised_constant
+    from formula_search.paper import PAPER, law_constant
 
     names = [d.strip() for d in datasets.split(",") if d.strip()]
     known = set(list_datasets()["name"])
@@ -1031,20 +1033,16 @@ def reproduce_cmd(
         )
         meta["timings"]["total_s"] = time.perf_counter() - t0
         _write_json(meta, run_dir / "meta.json")
-        _finish(run_dir, meta, console)
+        checks = _finish(run_dir, meta, console)
         laws = _law_rows(run_dir, meta, 1)
         paper = PAPER.get(name, {})
         law = laws[0] if laws else None
         law_text = dsl.to_display(law["expr"], law["params"]) if law else "none"
         names_ = [v["name"] for v in meta["variables"]]
-        k = (
-            normalised_constant(law["expr"], law["params"], names_, paper["unit_term"])
-            if law and paper
-            else None
-        )
-        const = f"{k:.4g} / {paper.get('constant', float('nan')):.4g}" if k is not None else "n/a"
+        # the same reading of the constant as the law's claim: a law of another form has none
+        k = law_constant(name, law["expr"], law["params"], names_) if law and paper else None
+        const = f"{k:.4g} / {paper['constant']:.4g}" if k is not None else "n/a"
         comp = read_table(run_dir / "comparators.csv")
-        checks = _run_claims(meta, law, comp)
         if checks:
             claims += [
                 f"| {name} | {c.claim} | {c.ours} | {'yes' if c.holds else '**no**'} |"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 import dsl
-from formula_search.paper import check_claims, normalised_constant
+from formula_search.paper import check_claims, law_constant, normalised_constant
 
 NAMES = ["q", "p"]
 
@@ -103,3 +103,14 @@ def test_signed_constant_and_other_term():
     )
     assert normalised_constant(pend, [-2.5], NAMES, "p^2", "cos(q)") == pytest.approx(2.5)
     assert normalised_constant(pend, [-2.5], NAMES, "p^2", "sin(q)") is None
+
+
+def test_law_constant_is_the_law_checks_reading():
+    """The reproduce report's constant column and the law's claim read the constant the same way: the
+    small-angle form on the real pendulum has no p^2 - c cos q constant (the old column gave 1/0.93)."""
+    small_angle = dsl.parse("q^2 + c*p^2", NAMES)
+    assert law_constant("real_pendulum", small_angle, [0.93], NAMES) is None
+    assert normalised_constant(small_angle, [0.93], NAMES, "p^2") == pytest.approx(1 / 0.93)
+    flipped = dsl.parse("p^2 + c*cos(q)", NAMES)
+    assert law_constant("ideal_pendulum", flipped, [3.0], NAMES) == pytest.approx(-3.0)
+    assert law_constant("ideal_spring", small_angle, [1.002], NAMES) == pytest.approx(1.002)
