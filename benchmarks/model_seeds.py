@@ -38,11 +38,12 @@ CLAIM = "holds: "
 
 def _row(seed: int, run: Path) -> dict:
     import dsl
-    from formula_search.cli.rank_cmd import _law_rows, _run_claims
+    from formula_search.cli.export_cmd import law_rows
+    from formula_search.cli.rank_cmd import _run_claims
 
     meta = json.loads((run / "meta.json").read_text())
     comp = pd.read_csv(run / "comparators.csv").set_index("method")
-    laws = _law_rows(run, meta, 1)
+    laws = law_rows(run, meta, 1)
     row = {"seed": seed, "formula": "(none)", "law": "(none)"}
     if laws:
         law = laws[0]

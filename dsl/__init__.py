@@ -14,7 +14,7 @@ Examples:
 
 from dsl._canonical import CanonicalForms, DedupLevel
 from dsl._compile import compile_torch
-from dsl._dims import BASE_DIMENSIONS, DIMENSIONLESS, Dim, UnitError
+from dsl._dims import BASE_DIMENSIONS, DIMENSIONLESS, Dim, UnitError, pretty_units
 from dsl._expr import (
     Const,
     Expr,
@@ -71,6 +71,7 @@ __all__ = [
     "param_units",
     "parse",
     "parse_variables",
+    "pretty_units",
     "sin",
     "size",
     "square",

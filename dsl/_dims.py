@@ -41,6 +41,19 @@ def _registry():
     return pint.UnitRegistry()
 
 
+def pretty_units(units: str) -> str:
+    """Units written for people, as pint's short pretty format: ``"1 / s ** 2"`` -> ``"1/s²"``; ``""`` when
+    dimensionless (``"1"`` or empty).
+
+    Examples:
+        >>> pretty_units("kg * m ** 2 / s")
+        'kg·m²/s'
+    """
+    if not units.strip() or units.strip() == "1":
+        return ""
+    return format(_registry().Unit(units), "~P")
+
+
 @dataclass(frozen=True, slots=True)
 class Dim:
     """A physical dimension: exponents of length, mass, time, current, temperature, substance, luminosity.

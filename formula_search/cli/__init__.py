@@ -42,11 +42,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run the whole pipeline end to end on a dataset.",
     ),
     "export": (
-        "formula_search.cli.rank_cmd:export_cmd",
+        "formula_search.cli.export_cmd:export_cmd",
         "Export discovered laws as LaTeX, sympy, JSON or Markdown.",
     ),
     "plot": (
-        "formula_search.cli.rank_cmd:plot_cmd",
+        "formula_search.cli.export_cmd:plot_cmd",
         "Plot error against horizon and the discovered law.",
     ),
     "reproduce": (

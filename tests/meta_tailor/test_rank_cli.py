@@ -70,6 +70,24 @@ def test_export_latex_and_json(fake_run, capsys):
     assert [law["params"] for law in payload["laws"]] == [[2.391], [1.2]]
 
 
+def test_export_markdown_is_written_for_people(fake_run, capsys):
+    """The Markdown table shows the law with its value folded in (not ``+ (-2.391)*``), the constant's unit
+    as pint writes it for people, and N/A where the vanilla MLP has no description (an empty CSV cell)."""
+    pd.DataFrame(
+        {
+            "method": ["vanilla_mlp", "noether"],
+            "description": ["", "p^2 - c_0*cos(q)"],
+            "test_rmse": [0.2, 0.04],
+        }
+    ).to_csv(fake_run / "comparators.csv", index=False)
+    code, out, _ = run_cli(["export", str(fake_run), "--format", "markdown"], capsys)
+    assert code == 0
+    # c_0 = 2.391 multiplies cos(q) and must carry the unit of p^2 = (kg m^2 / s)^2
+    assert "| 1 | `p^2 - 2.391*cos(q)` | c_0 = 2.391 kg²·m⁴/s² | 0.04 |" in out
+    assert "| Vanilla MLP | N/A | 0.2 |" in out
+    assert "nan" not in out
+
+
 def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     """`fsearch rank --inner-rule polyak --outer-lr R --inner-integrator euler` screens the Polyak rates and
     records its settings."""
