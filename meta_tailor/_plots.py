@@ -4,6 +4,7 @@ test trajectories (how well the true data conserve it). Written as PNG with the 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +35,23 @@ def plot_horizons(
     path: str | os.PathLike[str],
     *,
     title: str = "",
+    labels: Mapping[str, str] | None = None,
 ) -> Path:
-    """Mean squared test error against time since the first state, one line per method (log scale)."""
+    """Mean squared test error against time since the first state, one line per method (log scale).
+
+    ``labels`` maps a method's key (``noether``) to its legend text; the oracle is dashed, so that a Noether
+    Network equal to it (as on the real pendulum) shows as a solid line under a dashed one.
+    """
     from formula_search.io import read_table
 
     table = horizons if isinstance(horizons, pd.DataFrame) else read_table(horizons)
+    labels = labels or {}
     plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, part in table.groupby("method", sort=False):
         part = part[part["horizon"] > 0]
-        ax.plot(part["t"], part["mse"], label=str(method))
+        style = {"linestyle": "--", "zorder": 3} if method == "oracle" else {}
+        ax.plot(part["t"], part["mse"], label=labels.get(str(method), str(method)), **style)
     ax.set_yscale("log")
     ax.set_xlabel("time since the initial state")
     ax.set_ylabel("test MSE of the rollout")

@@ -192,6 +192,7 @@ def plot_cmd(run, output):
     """Plot error against horizon per method, the discovered law along the test trajectories, the
     finalists' training rollouts during meta-tailoring, (after --law-choice cv) every fold's held-out
     error per law, and the MLP's pretraining loss (PNG)."""
+    import dsl
     from formula_search.io import read_table
     from meta_tailor._plots import (
         plot_cv,
@@ -205,11 +206,19 @@ def plot_cmd(run, output):
     meta = read_meta(run)
     out = Path(output) if output else run
     written = []
-    if (run / "horizons.csv").exists():
-        written.append(
-            plot_horizons(run / "horizons.csv", out / "horizon_error.png", title=meta["dataset"])
-        )
     laws = law_rows(run, meta, 1)
+    if (run / "horizons.csv").exists():
+        labels = dict(METHOD_NAMES)
+        if laws:
+            labels["noether"] += f": {dsl.to_display(laws[0]['expr'], laws[0]['params'])}"
+        written.append(
+            plot_horizons(
+                run / "horizons.csv",
+                out / "horizon_error.png",
+                title=meta["dataset"],
+                labels=labels,
+            )
+        )
     if laws:
         written.append(plot_law(meta, laws[0], out / "law_along_test.png"))
     curves = run / "meta_curves.csv"
