@@ -88,7 +88,7 @@ def plot_law(meta: dict, law: dict, path: str | os.PathLike[str]) -> Path:
         ax.plot(np.asarray(tr.t) - tr.t[0], vals - vals[0], lw=0.8, alpha=0.7)
     ax.set_xlabel("time")
     ax.set_ylabel("g(x_t) - g(x_0)")
-    ax.set_title(dsl.to_text(law["expr"], law["params"], digits=4) + " along test trajectories")
+    ax.set_title(dsl.to_display(law["expr"], law["params"]) + " along the test trajectories")
     fig.tight_layout()
     return save_png(fig, path)
 
