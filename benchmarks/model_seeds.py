@@ -17,7 +17,9 @@ seed (columns ``holds: CLAIM``).
 
 Options after ``--`` go to ``fsearch run`` unchanged (for example ``-- --inner-rule polyak``). A seed whose
 run directory is finished is only read again, so an interrupted study resumes where it stopped; use a new
-``--out`` for other options. ``--collect-only`` tabulates the finished seeds without running anything.
+``--out`` for other options. ``--collect-only`` tabulates the finished seeds without running anything. ``--law-from DIR`` (an earlier
+``--out``) makes each seed's run meta-tailor only the law that seed chose there: two studies, the first for
+the law (say with the paper's settings), the second for the predictor (``-- --inner-rule polyak ...``).
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", type=Path, default=Path("fsearch-out/model-seeds"))
     ap.add_argument("--collect-only", action="store_true")
+    ap.add_argument(
+        "--law-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="an earlier --out of this script: each seed meta-tailors only the law that seed's run there "
+        "chose (fsearch run --law-from DIR/seedS), e.g. the law by the paper's settings and the "
+        "predictor by other options given after --",
+    )
     args = ap.parse_args(argv)
 
     rows = []
@@ -87,6 +98,11 @@ def main() -> None:
         if not done and not args.collect_only:
             cmd = [sys.executable, "-m", "formula_search.cli", "run", "--dataset", args.dataset]
             cmd += ["--model-seed", str(seed), "--run", str(run), *extra]
+            if args.law_from is not None:
+                earlier = args.law_from / f"seed{seed}"
+                if not (earlier / "meta.json").exists():
+                    sys.exit(f"--law-from: {earlier} has no finished run for seed {seed}")
+                cmd += ["--law-from", str(earlier)]
             print(f"seed {seed}: {' '.join(cmd[2:])}", flush=True)
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

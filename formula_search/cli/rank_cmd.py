@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 
 from formula_search.cli._common import dedup_option, progress_bar
-from formula_search.cli.export_cmd import METHOD_NAMES, export_cmd, law_rows, plot_cmd
+from formula_search.cli.export_cmd import METHOD_NAMES, export_cmd, law_rows, plot_cmd, read_meta
 from formula_search.errors import InputError
 
 DEVICE = click.option(
@@ -242,11 +242,12 @@ def _execute(
     law_choice: str = "train",
     cv_folds: int | None = None,
     outer_adam: str = "fresh",
+    law_from: str | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
     from meta_tailor import comparators as run_comparators
-    from meta_tailor import load_adam_state, load_mlp, paper_configs, rank
+    from meta_tailor import load_adam_state, load_mlp, rank
 
     device = _resolve(device)
     data = _load_data(options)
@@ -258,9 +259,22 @@ def _execute(
         check_folds(len(data.train), cv_folds)  # bad input fails before any work
     else:
         cv_folds = None
+    # bad input fails before any work
+    if len(set(outer_lr)) != len(outer_lr):
+        raise InputError(f"--outer-lr: a rate is given twice ({', '.join(map(str, outer_lr))})")
+    if survivors and law_from:
+        raise InputError(
+            "--survivors and --law-from both name the formulas to rank: give one of them"
+        )
+    if law_from and law_choice != "train":
+        raise InputError(
+            f"--law-from gives the law; --law-choice {law_choice} would choose another"
+        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if survivors:
+    if law_from:
+        table, source = _law_from(Path(law_from), data.name, options)
+    elif survivors:
         table = read_table(survivors)
         source = str(survivors)
     else:
@@ -286,27 +300,19 @@ def _execute(
     )
     model, mlp_cfg, _ = load_mlp(out / "model.pt")
     adam = load_adam_state(out / "model.pt") if outer_adam == "continue" else None
-    _, cfg = paper_configs(data.name, inner_rule=inner_rule)
-    cfg = replace(cfg, device=device)
-    if top_k is not None:
-        cfg = replace(cfg, top_k=top_k)
-    if epochs is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, epochs=epochs))
-    if tailor is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, mode=tailor))
-    if len(set(outer_lr)) != len(outer_lr):
-        raise InputError(f"--outer-lr: a rate is given twice ({', '.join(map(str, outer_lr))})")
-    if outer_lr:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_lr=outer_lr[0]))
-    if len(outer_lr) > 1:
-        cfg = replace(cfg, outer_lrs=tuple(outer_lr))
-    if inner_integrator is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, inner_integrator=inner_integrator))
-    if outer_warmup is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_warmup=outer_warmup))
-    if outer_decay is not None:
-        cfg = replace(cfg, tailor=replace(cfg.tailor, outer_decay=outer_decay))
-    cfg = replace(cfg, tailor=replace(cfg.tailor, outer_adam=outer_adam))
+    settings = dict(
+        device=device,
+        top_k=top_k,
+        epochs=epochs,
+        tailor=tailor,
+        inner_integrator=inner_integrator,
+        outer_warmup=outer_warmup,
+        outer_decay=outer_decay,
+        outer_adam=outer_adam,
+    )
+    cfg = _rank_config(data.name, inner_rule=inner_rule, outer_lr=outer_lr, **settings)
+    # --law-choice paper: the law is chosen by a ranking with the paper's inner rule and outer rate
+    law_cfg = _rank_config(data.name, inner_rule="sgd", outer_lr=(), **settings)
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -318,6 +324,26 @@ def _execute(
             bar.update(tasks[stage], completed=done)
             stamps[stage] = time.perf_counter()
 
+        law_stage = None
+        if law_choice == "paper" and law_cfg != cfg:
+            law_stage = rank(
+                table,
+                model,
+                data,
+                config=law_cfg,
+                progress=lambda stage, done, total: progress(f"law: {stage}", done, total),
+                outer_state=adam,
+            )
+            write_table(law_stage.table, out / "law_ranking.csv")
+            table = _one_law(law_stage.table)
+            from rich.console import Console
+
+            Console(stderr=True).print(_law_stage_summary(law_stage.table, cfg))
+            timings["law_stage_s"] = time.perf_counter() - stamps["start"]
+            stamps.clear()
+            stamps["start"] = time.perf_counter()
+        else:
+            (out / "law_ranking.csv").unlink(missing_ok=True)
         res = rank(table, model, data, config=cfg, progress=progress, outer_state=adam)
         timings["screen_s"] = stamps.get("screen", stamps["start"]) - stamps["start"]
         timings["meta_tailor_s"] = time.perf_counter() - stamps.get("screen", stamps["start"])
@@ -370,6 +396,7 @@ def _execute(
         "time_step": float(data.time_step),
         "hamiltonian": data.hamiltonian,
         "survivors": source,
+        "law_from": law_from,
         "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
         "depth": depth,
         "dedup": dedup,
@@ -377,6 +404,7 @@ def _execute(
         "tailor_mode": cfg.tailor.mode,
         "inner_rule": cfg.tailor.inner_rule,
         "law_choice": law_choice,
+        "law_rank_config": asdict(law_cfg) if law_stage is not None else None,
         "cv_folds": cv_folds,
         "rank_config": asdict(cfg),
         "mlp_config": asdict(mlp_cfg),
@@ -388,6 +416,94 @@ def _execute(
     }
     _write_json(meta, out / "meta.json")
     return out, meta
+
+
+def _law_from(run: Path, dataset: str, options: dict):
+    """The winning law of an earlier run on the same data, as a one-row survivors table (its formula and the
+    fit's constants, where meta-tailoring starts from): ``--law-from RUN``."""
+    import pandas as pd
+
+    meta = read_meta(run)
+    same = json.loads(json.dumps(options, default=str))
+    if meta.get("dataset") != dataset or meta.get("dataset_options", same) != same:
+        raise InputError(
+            f"--law-from {run}: that run is on other data ({meta.get('dataset')}, "
+            f"{meta.get('dataset_options')}); give the same dataset options as it had"
+        )
+    winner = meta.get("winner") or {}
+    if not winner.get("formula"):
+        raise InputError(f"--law-from {run}: that run chose no law (no finalist was meta-tailored)")
+    return _one_law(pd.DataFrame([winner])), f"{run} (its law: {winner['formula']})"
+
+
+def _one_law(ranking):
+    """The winner (rank 1) of a ranking table as a one-row survivors table: its formula and the fit's
+    constants, from which meta-tailoring starts again. Empty when no finalist was ranked."""
+    import pandas as pd
+
+    top = ranking[ranking["rank"] == 1]
+    return pd.DataFrame(
+        {
+            "formula": list(top["formula"]),
+            "params": [
+                v if isinstance(v, str) else json.dumps([float(x) for x in v])
+                for v in top["fitted_params"]
+            ],
+            "accepted": [True] * len(top),
+        }
+    )
+
+
+def _law_stage_summary(ranking, cfg) -> str:
+    """What ``--law-choice paper`` says of its law stage: each finalist's training rollout MSE (its
+    criterion), best first, and the settings the chosen law is then meta-tailored with."""
+    finalists = ranking.dropna(subset=["rank"]).sort_values("rank")
+    listed = ", ".join(f"{r.formula}: {r.train_rollout_mse:.4g}" for r in finalists.itertuples())
+    rates = cfg.outer_lrs or (cfg.tailor.outer_lr,)
+    return (
+        f"law choice by the paper's inner rule and outer rate (training rollout MSE; law_ranking.csv): "
+        f"{listed or 'no finalist'}; the law is then meta-tailored alone with inner rule "
+        f"{cfg.tailor.inner_rule}, outer rate {', '.join(f'{r:g}' for r in rates)}"
+    )
+
+
+def _rank_config(
+    dataset: str,
+    *,
+    inner_rule: str,
+    outer_lr: tuple[float, ...],
+    device: str,
+    top_k: int | None,
+    epochs: int | None,
+    tailor: str | None,
+    inner_integrator: str | None,
+    outer_warmup: int | None,
+    outer_decay: str | None,
+    outer_adam: str,
+):
+    """The ranking settings: the paper's for ``dataset`` and ``inner_rule``, with the command line's choices
+    (``None``: the paper's) on top."""
+    from meta_tailor import paper_configs
+
+    _, cfg = paper_configs(dataset, inner_rule=inner_rule)
+    cfg = replace(cfg, device=device)
+    if top_k is not None:
+        cfg = replace(cfg, top_k=top_k)
+    tail = {
+        "epochs": epochs,
+        "mode": tailor,
+        "outer_lr": outer_lr[0] if outer_lr else None,
+        "inner_integrator": inner_integrator,
+        "outer_warmup": outer_warmup,
+        "outer_decay": outer_decay,
+        "outer_adam": outer_adam,
+    }
+    cfg = replace(
+        cfg, tailor=replace(cfg.tailor, **{k: v for k, v in tail.items() if v is not None})
+    )
+    if len(outer_lr) > 1:
+        cfg = replace(cfg, outer_lrs=tuple(outer_lr))
+    return cfg
 
 
 def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
@@ -548,14 +664,24 @@ def _stage_options(f):
             "epochs and the oracle continue it too).",
         ),
         click.option(
+            "--law-from",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Meta-tailor only the law an earlier run on the same data chose (its run directory), "
+            "starting from the fit's constants: the law found with one setting, the predictor built "
+            "with another (e.g. a first run with the paper's settings, then --inner-rule polyak).",
+        ),
+        click.option(
             "--law-choice",
-            type=click.Choice(["train", "cv"]),
+            type=click.Choice(["train", "cv", "paper"]),
             default="train",
             show_default=True,
             help="Choose the winner by the meta-tailored models' rollouts of the training trajectories "
             "(train, the paper's), or by cross-validation over them (cv: the MLP's pretraining and the "
             "ranking again without each fold, scored by rollouts of the held-out trajectories; costs "
-            "--cv-folds more rankings, run in --jobs processes).",
+            "--cv-folds more rankings, run in --jobs processes), or as train but with the paper's inner "
+            "rule and outer rate (paper: the law of a ranking with --inner-rule sgd and --outer-lr 1e-3, "
+            "then meta-tailored alone with this run's settings; written to law_ranking.csv).",
         ),
         click.option(
             "--cv-folds",

@@ -329,3 +329,95 @@ def test_rank_outer_adam_continue_uses_the_saved_pretraining_state(tmp_path, cap
     assert json.loads((run / "meta.json").read_text())["timings"]["pretrain_s"] == 0  # reused
     code, _, err = run_cli([*args, "--outer-adam", "warm"], capsys)
     assert code == 2 and "warm" in err
+
+
+def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path, capsys):
+    """`--law-from RUN` meta-tailors only the law RUN chose, from the fit's constants, with the new run's
+    own settings; it refuses a run on other data and a second list of formulas. `--law-choice paper` gives
+    the same two rankings in one run."""
+    survivors = tmp_path / "survivors.csv"
+    pd.DataFrame(
+        {
+            "formula": ["q^2 + c_0*p^2", "q^2 + c_0*q*p"],
+            "params": ["[0.9]", "[0.1]"],
+            "accepted": [True, True],
+        }
+    ).to_csv(survivors, index=False)
+    common = ["--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"]
+    first = tmp_path / "first"
+    code, _, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(first)]
+        + common,
+        capsys,
+    )
+    assert code in (0, None), err
+    winner = json.loads((first / "meta.json").read_text())["winner"]
+    second = tmp_path / "second"
+    code, _, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--law-from", str(first), "--run", str(second),
+         "--inner-rule", "polyak"] + common,
+        capsys,
+    )  # fmt: skip
+    assert code in (0, None), err
+    ranked = pd.read_csv(second / "ranking.csv")
+    assert list(ranked["formula"]) == [winner["formula"]]
+    # it starts from the fit's constants (the survivors file's), not from the first run's meta-learned ones
+    start = 0.9 if winner["formula"] == "q^2 + c_0*p^2" else 0.1
+    assert json.loads(ranked["fitted_params"].iloc[0]) == pytest.approx([start])
+    meta = json.loads((second / "meta.json").read_text())
+    assert meta["law_from"] == str(first) and meta["inner_rule"] == "polyak"
+    # --law-choice paper does both in one run: its law stage is the first run's ranking (the paper's inner
+    # rule and outer rate), and its ranking is the second run's (the law alone, with this run's settings)
+    both = tmp_path / "both"
+    code, _, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(both),
+         "--inner-rule", "polyak", "--law-choice", "paper"] + common,
+        capsys,
+    )  # fmt: skip
+    assert code in (0, None), err
+    # it says what chose the law: the finalists' training rollout MSE, the winner first
+    said = " ".join(err.split())
+    assert "law choice by the paper's inner rule and outer rate" in said
+    first_ranking = pd.read_csv(first / "ranking.csv").dropna(subset=["rank"]).sort_values("rank")
+    listed = ", ".join(
+        f"{r.formula}: {r.train_rollout_mse:.4g}" for r in first_ranking.itertuples()
+    )
+    assert f"(training rollout MSE; law_ranking.csv): {listed}; " in said
+    assert "meta-tailored alone with inner rule polyak, outer rate 0.001" in said
+    cols = [
+        "formula",
+        "params",
+        "inner_lr",
+        "inner_steps",
+        "train_rollout_mse",
+        "test_rmse",
+        "rank",
+    ]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(both / "law_ranking.csv")[cols], pd.read_csv(first / "ranking.csv")[cols]
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(both / "ranking.csv")[cols], ranked[cols])
+    meta = json.loads((both / "meta.json").read_text())
+    assert meta["law_rank_config"]["tailor"]["inner_rule"] == "sgd"
+    assert meta["rank_config"]["tailor"]["inner_rule"] == "polyak"
+    # with the paper's rule and rate the law stage would be the ranking itself: it is not run twice
+    code, _, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(both),
+         "--law-choice", "paper"] + common,
+        capsys,
+    )  # fmt: skip
+    assert code in (0, None), err
+    assert not (both / "law_ranking.csv").exists()
+    pd.testing.assert_frame_equal(
+        pd.read_csv(both / "ranking.csv")[cols], pd.read_csv(first / "ranking.csv")[cols]
+    )
+    # other data (another seed of the simulation), two lists of formulas, and a law given and chosen:
+    # one-line errors
+    for extra in (["--seed", "1"], ["--survivors", str(survivors)], ["--law-choice", "paper"]):
+        code, _, err = run_cli(
+            ["rank", "--dataset", "ideal_spring", "--law-from", str(first), "--run", str(second)]
+            + extra
+            + common,
+            capsys,
+        )
+        assert code == 2 and err.startswith("Error:") and err.count("\n") == 1, err
