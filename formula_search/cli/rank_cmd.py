@@ -11,6 +11,8 @@ A run directory (``RUN``, default ``runs/DATASET``) holds:
 - ``comparators.csv``: vanilla MLP, MLP with more epochs, Noether winner, oracle, HNN
   (:data:`meta_tailor.COMPARATOR_COLUMNS`);
 - ``horizons.csv``: test error per prediction horizon and method;
+- ``law_ranking.csv``: with ``--law-choice paper`` (and another inner rule or outer rate), the ranking that
+  chose the law, with the paper's inner rule and outer rate;
 - ``cv.csv``: with ``--law-choice cv``, every fold's held-out rollout MSE per finalist
   (:data:`meta_tailor.CV_COLUMNS`); the ranking's ``cv_mse`` is its mean over the folds;
 - ``winner.pt``: the meta-tailored winner's MLP weights and formula parameters;
@@ -810,8 +812,9 @@ def _finish(out: Path, meta: dict, console) -> list | None:
 
 def _run_claims(meta: dict, law: dict | None, comp) -> list | None:
     """The paper's claims (:func:`formula_search.paper.check_claims`) checked on a run: ``law`` is its winner
-    (a row of :func:`~formula_search.cli.export_cmd.law_rows`, or ``None``), ``comp`` its ``comparators.csv``. ``None`` unless the data are
-    one of the paper's built-in datasets without added noise."""
+    (a row of :func:`~formula_search.cli.export_cmd.law_rows`, or ``None``), ``comp`` its
+    ``comparators.csv``. ``None`` unless the data are one of the paper's built-in datasets without added
+    noise."""
     from formula_search.paper import check_claims
 
     dataset = meta["dataset"]
