@@ -198,8 +198,10 @@ def _search(data, *, depth: int, dedup: str, ratio: float, jobs: int, device: st
     console = Console(stderr=True)
     with progress_bar() as bar:
         task = bar.add_task(f"enumerate depth {depth} ({dedup})", total=None)
+        computed = []
 
         def enumerated(n: int) -> None:
+            computed.append(n)
             bar.update(task, description=f"fit {n} candidates", total=n, completed=0)
 
         table, path = search(
@@ -208,8 +210,11 @@ def _search(data, *, depth: int, dedup: str, ratio: float, jobs: int, device: st
             on_enumerated=enumerated,
             progress=lambda k: bar.advance(task, k),
         )
+        if not computed:  # the same inputs were searched before: nothing was enumerated or fitted
+            bar.update(task, description="search: the cached result", total=1, completed=1)
     n_acc = int(table["accepted"].sum())
-    console.print(f"search: {len(table)} candidates, {n_acc} conserved (cached at {path})")
+    stored = "saved to" if computed else "reused from"
+    console.print(f"search: {len(table)} candidates, {n_acc} conserved ({stored} {path})")
     if n_acc == 0:
         raise InputError(
             f"no formula up to depth {depth} is conserved on {data.name} at ratio {ratio}; "

@@ -421,3 +421,21 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
             capsys,
         )
         assert code == 2 and err.startswith("Error:") and err.count("\n") == 1, err
+
+
+def test_search_says_whether_it_searched_or_reused_the_cache(tmp_path, monkeypatch, capsys):
+    """The second search of the same inputs reads the first one's file back, and says so."""
+    from formula_search.cli.rank_cmd import _search
+    from formula_search.data import load_dataset
+
+    monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path))
+    data = load_dataset("ideal_spring")
+    args = dict(depth=7, dedup="conservation", ratio=0.01, jobs=1, device="cpu", seed=0)
+    first, path = _search(data, **args)
+    said_first = " ".join(capsys.readouterr().err.split())
+    again, path_again = _search(data, **args)
+    said_again = " ".join(capsys.readouterr().err.split())
+    assert path_again == path and path.startswith(str(tmp_path))
+    pd.testing.assert_frame_equal(again, first)
+    assert "saved to" in said_first and "reused from" not in said_first
+    assert "reused from" in said_again and "saved to" not in said_again
