@@ -94,3 +94,39 @@ def test_reproduce_writes_a_report_with_every_method(tmp_path, monkeypatch):
     verdicts = [line.split(":")[0].strip() for line in result.output.splitlines()
                 if line.startswith(("  holds:", "  does not hold:"))]  # fmt: skip
     assert verdicts == ["holds" if ok else "does not hold" for ok in expected]
+    # the real pendulum's opt-in row is only added when the real pendulum is run
+    assert "real_pendulum-opt-in" not in report and not (out / "real_pendulum-opt-in").exists()
+
+
+def test_reproduce_adds_the_real_pendulums_opt_in_run(tmp_path, monkeypatch):
+    """The real pendulum is run twice: the paper's settings, and our opt-in setting (its own run directory,
+    row and claims), whose settings the run records."""
+    import json
+
+    monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "repro"
+    result = CliRunner().invoke(
+        cli,
+        ["reproduce", "--out", str(out), "--datasets", "real_pendulum", "--epochs", "1", "--top-k", "1",
+         "--pretrain-steps", "20", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    results, claims = report.split("## The paper's claims, checked on these runs")
+    labels = [
+        line.split("|")[1].strip() for line in results.splitlines() if line.startswith("| real")
+    ]
+    assert labels == ["real_pendulum", "real_pendulum-opt-in"]
+    assert "`--inner-rule polyak --outer-lr 0.0003 --law-choice paper`" in results
+    for label in labels:  # each run's three claims: law, 10x below the MLP, below HNN
+        assert sum(line.startswith(f"| {label} |") for line in claims.splitlines()) == 3
+    paper = json.loads((out / "real_pendulum" / "meta.json").read_text())
+    opt_in = json.loads((out / "real_pendulum-opt-in" / "meta.json").read_text())
+    assert (paper["inner_rule"], paper["law_choice"]) == ("sgd", "train")
+    assert (opt_in["inner_rule"], opt_in["law_choice"]) == ("polyak", "paper")
+    assert opt_in["rank_config"]["tailor"]["outer_lr"] == 3e-4
+    assert opt_in["law_rank_config"]["tailor"]["outer_lr"] == 1e-3
+    # its law is the one the paper's settings rank first, here in its own law stage
+    law_stage = pd.read_csv(out / "real_pendulum-opt-in" / "law_ranking.csv")
+    chosen = law_stage.loc[law_stage["rank"] == 1, "formula"].item()
+    assert pd.read_csv(out / "real_pendulum-opt-in" / "ranking.csv")["formula"].tolist() == [chosen]
