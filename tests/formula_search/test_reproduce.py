@@ -130,3 +130,27 @@ def test_reproduce_adds_the_real_pendulums_opt_in_run(tmp_path, monkeypatch):
     law_stage = pd.read_csv(out / "real_pendulum-opt-in" / "law_ranking.csv")
     chosen = law_stage.loc[law_stage["rank"] == 1, "formula"].item()
     assert pd.read_csv(out / "real_pendulum-opt-in" / "ranking.csv")["formula"].tolist() == [chosen]
+    # `fsearch run`'s hint names the opt-in after a miss, and only for the run that did not use it
+    default_rows = [line for line in claims.splitlines() if line.startswith("| real_pendulum |")]
+    missed = any(row.rstrip(" |").endswith("**no**") for row in default_rows)
+    hints = [line for line in result.output.splitlines() if line.startswith("hint: our opt-in")]
+    assert len(hints) == (1 if missed else 0)
+
+
+def test_opt_in_hint_names_the_setting_only_after_a_miss_without_it():
+    from formula_search.cli.rank_cmd import _opt_in_hint
+    from formula_search.paper import ClaimCheck, opt_in_args
+
+    assert (
+        opt_in_args("real_pendulum") == "--inner-rule polyak --outer-lr 0.0003 --law-choice paper"
+    )
+    assert opt_in_args("ideal_spring") == ""
+    miss = [ClaimCheck("law", True, "c = 2.447"), ClaimCheck("below HNN", False, "3.9x")]
+    paper = {"dataset": "real_pendulum", "inner_rule": "sgd", "law_choice": "train",
+             "rank_config": {"tailor": {"outer_lr": 1e-3}}}  # fmt: skip
+    used = {"dataset": "real_pendulum", "inner_rule": "polyak", "law_choice": "paper",
+            "rank_config": {"tailor": {"outer_lr": 3e-4}}}  # fmt: skip
+    assert "--inner-rule polyak --outer-lr 0.0003 --law-choice paper" in _opt_in_hint(paper, miss)
+    assert _opt_in_hint(paper, miss[:1]) is None  # every claim holds
+    assert _opt_in_hint(used, miss) is None  # the opt-in itself missed: nothing to suggest
+    assert _opt_in_hint(paper | {"dataset": "ideal_spring"}, miss) is None  # no opt-in there
