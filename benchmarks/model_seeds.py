@@ -17,9 +17,10 @@ seed (columns ``holds: CLAIM``).
 
 Options after ``--`` go to ``fsearch run`` unchanged (for example ``-- --inner-rule polyak``). A seed whose
 run directory is finished is only read again, so an interrupted study resumes where it stopped; use a new
-``--out`` for other options. ``--collect-only`` tabulates the finished seeds without running anything. ``--law-from DIR`` (an earlier
-``--out``) makes each seed's run meta-tailor only the law that seed chose there: two studies, the first for
-the law (say with the paper's settings), the second for the predictor (``-- --inner-rule polyak ...``).
+``--out`` for other options. ``--collect-only`` tabulates the finished seeds without running anything.
+``--law-from DIR`` (an earlier ``--out``) makes each seed's run meta-tailor only the law that seed chose
+there: two studies, the first for the law (say with the paper's settings), the second for the predictor
+(``-- --inner-rule polyak ...``); ``-- --law-choice paper`` does both in one study.
 """
 
 from __future__ import annotations
