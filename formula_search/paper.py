@@ -150,10 +150,10 @@ class ClaimCheck:
     ours: str
 
 
-def _error_check(
-    rmse: Mapping[str, float], method: str, claim: str, factor: float, in_mse: bool = False
-) -> ClaimCheck:
-    """``claim`` holds when the Noether Network's test RMSE is below ``factor`` times ``method``'s."""
+def _error_check(rmse: Mapping[str, float], error: ErrorClaim) -> ClaimCheck:
+    """``error.claim`` holds when the Noether Network's test RMSE is below ``error.factor`` times that of
+    ``error.method``."""
+    method, claim = error.method, error.claim
     noether, other = rmse.get("noether", math.nan), rmse.get(method, math.nan)
     if not (math.isfinite(noether) and math.isfinite(other) and other > 0):
         return ClaimCheck(
@@ -166,9 +166,9 @@ def _error_check(
     else:
         change = f"{noether / other:.3g}x as large"
     ours = f"{noether:.4g} against {other:.4g}: {change}"
-    if in_mse and noether > 0:
+    if error.in_mse and noether > 0:
         ours += f" (MSE {(other / noether) ** 2:.3g}x lower)"
-    return ClaimCheck(claim, noether < factor * other, ours)
+    return ClaimCheck(claim, noether < error.factor * other, ours)
 
 
 def law_constant(dataset: str, expr, params: Sequence[float], names: Sequence[str]) -> float | None:
@@ -216,5 +216,5 @@ def check_claims(
             f"c = {k:.4g}" if k is not None else "another law" if expr is not None else "no law",
         )
     ]
-    checks += [_error_check(rmse, e.method, e.claim, e.factor, e.in_mse) for e in paper["errors"]]
+    checks += [_error_check(rmse, error) for error in paper["errors"]]
     return checks

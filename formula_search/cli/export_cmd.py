@@ -63,8 +63,8 @@ METHOD_NAMES = {
 }
 
 
-def _description(text) -> str:
-    """A comparator's description; the vanilla MLP has none (an empty CSV cell reads back as NaN)."""
+def method_description(text) -> str:
+    """A comparator's description as shown; the vanilla MLP has none (an empty CSV cell reads back as NaN)."""
     return "N/A" if not isinstance(text, str) or not text else text
 
 
@@ -115,7 +115,7 @@ def export_cmd(run, fmt, top, output):
                 r"\midrule",
             ]
             for _, c in comp.iterrows():
-                desc = "N/A"
+                desc = method_description(c["description"])
                 if c["method"] in ("noether", "oracle") and laws:
                     expr = dsl.parse(c["description"], [v["name"] for v in meta["variables"]])
                     desc = (
@@ -125,8 +125,6 @@ def export_cmd(run, fmt, top, output):
                         )
                         + "$"
                     )
-                elif c["method"] != "vanilla_mlp":
-                    desc = str(c["description"])
                 lines.append(
                     f"{METHOD_NAMES.get(c['method'], c['method'])} & {desc} & {c['test_rmse']:.4f} \\\\"
                 )
@@ -166,7 +164,7 @@ def export_cmd(run, fmt, top, output):
         if comp is not None:
             lines += ["", "| method | description | test RMSE |", "|---|---|---|"]
             lines += [
-                f"| {METHOD_NAMES.get(c['method'], c['method'])} | {_description(c['description'])} | "
+                f"| {METHOD_NAMES.get(c['method'], c['method'])} | {method_description(c['description'])} | "
                 f"{c['test_rmse']:.4g} |"
                 for _, c in comp.iterrows()
             ]

@@ -30,7 +30,14 @@ from pathlib import Path
 import click
 
 from formula_search.cli._common import dedup_option, progress_bar
-from formula_search.cli.export_cmd import METHOD_NAMES, export_cmd, law_rows, plot_cmd, read_meta
+from formula_search.cli.export_cmd import (
+    METHOD_NAMES,
+    export_cmd,
+    law_rows,
+    method_description,
+    plot_cmd,
+    read_meta,
+)
 from formula_search.errors import InputError
 
 DEVICE = click.option(
@@ -259,14 +266,14 @@ def _execute(
     device = _resolve(device)
     data = _load_data(options)
     out = _run_dir(run, data.name)
+    # bad input fails before any work
     if law_choice == "cv":
         from meta_tailor import cv_folds as check_folds
 
         cv_folds = cv_folds if cv_folds is not None else min(4, len(data.train))
-        check_folds(len(data.train), cv_folds)  # bad input fails before any work
+        check_folds(len(data.train), cv_folds)
     else:
         cv_folds = None
-    # bad input fails before any work
     if len(set(outer_lr)) != len(outer_lr):
         raise InputError(f"--outer-lr: a rate is given twice ({', '.join(map(str, outer_lr))})")
     if survivors and law_from:
@@ -318,8 +325,11 @@ def _execute(
         outer_adam=outer_adam,
     )
     cfg = _rank_config(data.name, inner_rule=inner_rule, outer_lr=outer_lr, **settings)
-    # --law-choice paper: the law is chosen by a ranking with the paper's inner rule and outer rate
+    # --law-choice paper: the law is chosen by a ranking with the paper's inner rule and outer rate; with
+    # those settings themselves it is the ranking below
     law_cfg = _rank_config(data.name, inner_rule="sgd", outer_lr=(), **settings)
+    if law_choice != "paper" or law_cfg == cfg:
+        law_cfg = None
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -331,21 +341,11 @@ def _execute(
             bar.update(tasks[stage], completed=done)
             stamps[stage] = time.perf_counter()
 
-        law_stage = None
-        if law_choice == "paper" and law_cfg != cfg:
-            law_stage = rank(
-                table,
-                model,
-                data,
-                config=law_cfg,
+        if law_cfg is not None:
+            table = _choose_by_paper_settings(
+                table, model, data, law_cfg=law_cfg, cfg=cfg, adam=adam, out=out,
                 progress=lambda stage, done, total: progress(f"law: {stage}", done, total),
-                outer_state=adam,
-            )
-            write_table(law_stage.table, out / "law_ranking.csv")
-            table = _one_law(law_stage.table)
-            from rich.console import Console
-
-            Console(stderr=True).print(_law_stage_summary(law_stage.table, cfg))
+            )  # fmt: skip
             timings["law_stage_s"] = time.perf_counter() - stamps["start"]
             stamps.clear()
             stamps["start"] = time.perf_counter()
@@ -411,7 +411,7 @@ def _execute(
         "tailor_mode": cfg.tailor.mode,
         "inner_rule": cfg.tailor.inner_rule,
         "law_choice": law_choice,
-        "law_rank_config": asdict(law_cfg) if law_stage is not None else None,
+        "law_rank_config": asdict(law_cfg) if law_cfg is not None else None,
         "cv_folds": cv_folds,
         "rank_config": asdict(cfg),
         "mlp_config": asdict(mlp_cfg),
@@ -452,13 +452,24 @@ def _one_law(ranking):
     return pd.DataFrame(
         {
             "formula": list(top["formula"]),
-            "params": [
-                v if isinstance(v, str) else json.dumps([float(x) for x in v])
-                for v in top["fitted_params"]
-            ],
+            "params": list(top["fitted_params"]),  # rank() reads lists and their text alike
             "accepted": [True] * len(top),
         }
     )
+
+
+def _choose_by_paper_settings(table, model, data, *, law_cfg, cfg, adam, out: Path, progress):
+    """``--law-choice paper``: rank ``table`` with the paper's inner rule and outer rate (``law_cfg``), write
+    RUN/law_ranking.csv, say what chose the law, and return the winner as a one-row survivors table."""
+    from rich.console import Console
+
+    from formula_search.io import write_table
+    from meta_tailor import rank
+
+    law_stage = rank(table, model, data, config=law_cfg, progress=progress, outer_state=adam)
+    write_table(law_stage.table, out / "law_ranking.csv")
+    Console(stderr=True).print(_law_stage_summary(law_stage.table, cfg))
+    return _one_law(law_stage.table)
 
 
 def _law_stage_summary(ranking, cfg) -> str:
@@ -797,7 +808,7 @@ def _finish(out: Path, meta: dict, console) -> list | None:
         for _, c in read_table(comp_path).iterrows():
             table.add_row(
                 METHOD_NAMES.get(c["method"], c["method"]).replace("$\\mathcal{H}$", "H"),
-                "N/A" if c["description"] != c["description"] else str(c["description"]),
+                method_description(c["description"]),
                 f"{c['test_rmse']:.4g}",
             )
     console.print(table)
