@@ -6,6 +6,7 @@ Every problem in a file is reported as one :class:`InputError` line naming the f
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,23 @@ class RawTable:
     time_index: int = 0
 
 
-def _split_line(line: str, comma: bool) -> list[str]:
-    if comma:
-        return [cell.strip().strip('"').strip("'") for cell in line.split(",")]
+def _separator(line: str, suffix: str) -> str | None:
+    """The cell separator of a file whose first line is ``line``: ";" (spreadsheets written with decimal
+    commas), "," or ``None`` for whitespace."""
+    if ";" in line:
+        return ";"
+    if "," in line or suffix.lower() == ".csv":
+        return ","
+    return None
+
+
+def _split_line(line: str, sep: str | None) -> list[str]:
+    if sep is not None:
+        return [cell.strip().strip('"').strip("'") for cell in line.split(sep)]
     return line.split()
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
 
 
 def _is_number(cell: str) -> bool:
@@ -71,8 +85,9 @@ def read_table(
     """Read and check the columns a dataset needs from a CSV or whitespace-separated text file.
 
     The first line that is neither blank nor a ``#`` comment is the header (a leading ``%`` or ``#`` is
-    dropped) unless ``column_names`` is given. Cells are separated by commas when the header line (or first
-    data line) contains one, else by whitespace.
+    dropped) unless ``column_names`` is given. Cells are separated by semicolons when the header line (or first
+    data line) contains one (spreadsheets that write decimal commas export so; the numbers must still use a
+    point), else by commas when it contains one or the file ends in ``.csv``, else by whitespace.
 
     Args:
         path: the file.
@@ -105,10 +120,10 @@ def read_table(
     if not content:
         raise InputError(f"{path}: the file is empty")
     first_no, first = content[0]
-    comma = "," in first or path.suffix.lower() == ".csv"
+    sep = _separator(first, path.suffix)
 
     if column_names is None:
-        header = _split_line(first.strip().lstrip("%#"), comma)
+        header = _split_line(first.strip().lstrip("%#"), sep)
         if header and all(_is_number(c) for c in header):
             raise InputError(
                 f"{path}, line {first_no}: expected a header line naming the columns, found numbers "
@@ -156,7 +171,7 @@ def read_table(
     traj: list[str] = []
     traj_k = index[traj_col] if traj_col else None
     for r, (no, line) in enumerate(rows):
-        cells = _split_line(line, comma)
+        cells = _split_line(line, sep)
         if len(cells) != ncols:
             raise InputError(
                 f"{path}, line {no}: {len(cells)} values, expected {ncols} ({', '.join(names)})"
@@ -167,8 +182,13 @@ def read_table(
                 v = float(cell)
             except ValueError:
                 shown = repr(cell) if cell else "an empty cell"
+                hint = (
+                    f" (a decimal comma: write {cell.replace(',', '.')})"
+                    if _DECIMAL_COMMA.fullmatch(cell)
+                    else ""
+                )
                 raise InputError(
-                    f"{path}, line {no}, column {k + 1} ({names[k]!r}): {shown} is not a number"
+                    f"{path}, line {no}, column {k + 1} ({names[k]!r}): {shown} is not a number{hint}"
                 ) from None
             if not math.isfinite(v):
                 raise InputError(

@@ -80,6 +80,26 @@ def test_whitespace_text_and_time_column_name(tmp_path):
     assert ds.time_step == 0.5
 
 
+def test_semicolon_separated_file(tmp_path, good_csv):
+    # a spreadsheet export: the same rows as good_csv, separated by semicolons
+    semi = tmp_path / "spring_semi.csv"
+    semi.write_text(good_csv.read_text().replace(",", ";"))
+    a = load_dataset(good_csv, columns=COLS, traj_col="trial")
+    b = load_dataset(semi, columns=COLS, traj_col="trial")
+    assert b.n_rows == a.n_rows == 80
+    np.testing.assert_array_equal(b.stacked("all")[0], a.stacked("all")[0])
+
+
+def test_decimal_comma_is_named(tmp_path):
+    path = tmp_path / "de.csv"
+    path.write_text("t;q;p\n0;1;0\n0,1;0,98;-0,2\n")
+    with pytest.raises(
+        InputError,
+        match=r"line 3, column 1 \('t'\): '0,1' is not a number \(a decimal comma: write 0\.1\)",
+    ):
+        load_dataset(path, columns="q:rad,p:rad/s")
+
+
 def test_sidecar_card(good_csv):
     (good_csv.parent / "spring.toml").write_text(
         'description = "my spring"\nhamiltonian = "x^2 + mom^2"\n'
