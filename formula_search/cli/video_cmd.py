@@ -17,6 +17,32 @@ from formula_search.io import atomic_path, read_table, write_table
 
 DEFAULT_ROOT = Path("fsearch-out/video")
 
+#: Defaults that ``--preset`` gives the options left unset (an option given on the command line wins).
+#: "cpu": the pixel pendulum at 32x32 with a smaller model, measured in docs/video.md (about 20 minutes
+#: per seed for the paper's 50 + 20 epochs on 2 CPU cores).
+PRESETS: dict[str, dict[str, int]] = {
+    "paper": {},
+    "cpu": {
+        "episodes": 40,
+        "size": 32,
+        "nf": 16,
+        "g_dim": 64,
+        "rnn_size": 128,
+        "batch_size": 8,
+        "steps_per_epoch": 100,
+    },
+}
+
+
+def _apply_preset(kw: dict) -> None:
+    """Fill the options of ``kw`` left unset from its ``preset`` (removed from ``kw``)."""
+    preset = kw.pop("preset")
+    if preset != "paper" and (kw["dataset"] != "pendulum" or kw["data_file"] is not None):
+        raise InputError(f"--preset {preset} is for the built-in pendulum; give sizes as options")
+    for key, value in PRESETS[preset].items():
+        if key in kw and kw[key] is None:
+            kw[key] = value
+
 
 def _data_options(f: Callable) -> Callable:
     opts = [
@@ -26,6 +52,15 @@ def _data_options(f: Callable) -> Callable:
             default="pendulum",
             show_default=True,
             help="Built-in pixel pendulum, synthetic ramp, or Physics 101 ramp clips.",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(list(PRESETS)),
+            default="paper",
+            show_default=True,
+            help="Sizes: the paper's, or cpu: the pendulum at 32x32 with a smaller model (40 episodes, "
+            "--nf 16, --g-dim 64, --rnn-size 128, --batch-size 8, 100 batches per epoch), about 20 "
+            "minutes per seed on 2 CPU cores. Options given explicitly win.",
         ),
         click.option(
             "--data",
@@ -338,6 +373,7 @@ def video_group() -> None:
 @_data_options
 def generate_cmd(**kw: object) -> None:
     """Render (or read) a video data set and cache it as arrays with its actions."""
+    _apply_preset(kw)
     data, path = _load_data(**kw)
     n, t, c, h, w = data.frames.shape
     click.echo(
@@ -356,6 +392,7 @@ def generate_cmd(**kw: object) -> None:
 )
 def train_cmd(out: str, seed: int, **kw: object) -> None:
     """Train SVG, SVG (more steps) and the Noether Network; checkpoints resume when interrupted."""
+    _apply_preset(kw)
     data_kw = {k: kw.pop(k) for k in list(kw) if k in _DATA_KEYS}
     data, path = _load_data(**data_kw)
     config = _video_config(data, seed=seed, **kw)
@@ -583,6 +620,7 @@ def experiment_cmd(
     if seeds < 1:
         raise InputError("--seeds must be at least 1")
     ks = parse_study_steps(study)
+    _apply_preset(kw)
     data_kw = {k: kw.pop(k) for k in list(kw) if k in _DATA_KEYS}
     data, _ = _load_data(**data_kw)
     config = _video_config(data, seed=0, **kw)

@@ -139,9 +139,34 @@ def test_ramp_experiment_with_cngrad(tmp_path, capsys):
     assert '"inner_optimizer": "polyak"' in cfg
 
 
+def test_cpu_preset_fills_only_unset_options(tmp_path, capsys):
+    pytest.importorskip("gymnasium")
+    data = ["--preset", "cpu", "--episodes", "2", "--steps", "16", "--n-train", "1",
+            "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+    code, out, _ = run(["video", "generate", *data], capsys)
+    assert code == 0 and "2 episodes x 16 frames of 3x32x32" in out  # size from the preset
+    tiny = ["--nf", "2", "--g-dim", "4", "--svg-epochs", "1", "--meta-epochs", "1",
+            "--steps-per-epoch", "1", "--device", "cpu"]  # fmt: skip
+    run_dir = tmp_path / "run"
+    code, out, _ = run(
+        ["video", "train", *data, *tiny, "--eval-future", "6", "--out", str(run_dir)], capsys
+    )
+    assert code == 0, out
+    cfg = json.loads((run_dir / "config.json").read_text())
+    preset = {"size": 32, "rnn_size": 128, "batch_size": 8}  # left unset on the command line
+    given = {
+        "nf": 2,
+        "g_dim": 4,
+        "steps_per_epoch": 1,
+    }  # given: they win over the preset's 16, 64, 100
+    assert {k: cfg["model"].get(k, cfg.get(k)) for k in preset} == preset
+    assert {k: cfg["model"].get(k, cfg.get(k)) for k in given} == given
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["video", "generate", "--preset", "cpu", "--dataset", "ramp"],
         ["video", "train", "--data", "missing.npz"],
         ["video", "evaluate", "--out", "no-such-run"],
         ["video", "plot", "missing.csv"],
