@@ -4,7 +4,7 @@ Usage: python benchmarks/video.py [--device cpu|cuda|auto] [--full] [--steps N] 
 
 --full uses the paper's controlled-pendulum sizes (64x64 RGB, DCGAN-64 with 64 filters, 2-layer LSTM of 256,
 embedding MLP 512 -> 100, batch 32, 4 history + 10 predicted frames, 600 batches per epoch); the default is
-a quick reduced size. Frames are random (timing does not depend on content). Prints a table.
+a quick reduced size (the pendulum's is that of `--preset cpu`). Frames are random (timing does not depend on content). Prints a table.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from formula_search.cli.video_cmd import PRESETS
 from meta_tailor.video import (
     ModelConfig,
     VideoData,
@@ -51,11 +52,14 @@ def main() -> None:
             "ramp CNGRAD (paper: 128x128, batch 2)": ramp_config(),
         }
     else:
-        small = ModelConfig(size=32, nf=16, g_dim=64, rnn_size=128)
+        cpu = PRESETS["cpu"]  # the sizes of `fsearch video ... --preset cpu`
+        small = ModelConfig(
+            size=cpu["size"], nf=cpu["nf"], g_dim=cpu["g_dim"], rnn_size=cpu["rnn_size"]
+        )
         ramp_small = dataclasses.replace(ramp_config().model, size=32, nf=16, g_dim=64)
         setups = {
-            "pendulum (quick: 32x32, nf 16, batch 8)": pendulum_config(
-                model=small, batch_size=8, steps_per_epoch=100
+            "pendulum (quick: --preset cpu)": pendulum_config(
+                model=small, batch_size=cpu["batch_size"], steps_per_epoch=cpu["steps_per_epoch"]
             ),
             "ramp CNGRAD (quick: 32x32, nf 16)": ramp_config(model=ramp_small, steps_per_epoch=100),
         }

@@ -325,11 +325,12 @@ def _execute(
         outer_adam=outer_adam,
     )
     cfg = _rank_config(data.name, inner_rule=inner_rule, outer_lr=outer_lr, **settings)
-    # --law-choice paper: the law is chosen by a ranking with the paper's inner rule and outer rate; with
-    # those settings themselves it is the ranking below
-    law_cfg = _rank_config(data.name, inner_rule="sgd", outer_lr=(), **settings)
-    if law_choice != "paper" or law_cfg == cfg:
-        law_cfg = None
+    law_cfg = None
+    if law_choice == "paper":
+        # the law is chosen by a ranking with the paper's inner rule and outer rate; with those settings
+        # themselves it is the ranking below
+        law_cfg = _rank_config(data.name, inner_rule="sgd", outer_lr=(), **settings)
+        law_cfg = None if law_cfg == cfg else law_cfg
 
     stamps = {"start": time.perf_counter()}
     with progress_bar() as bar:
@@ -347,8 +348,7 @@ def _execute(
                 progress=lambda stage, done, total: progress(f"law: {stage}", done, total),
             )  # fmt: skip
             timings["law_stage_s"] = time.perf_counter() - stamps["start"]
-            stamps.clear()
-            stamps["start"] = time.perf_counter()
+            stamps["start"] = time.perf_counter()  # its stages were stamped as "law: STAGE"
         else:
             (out / "law_ranking.csv").unlink(missing_ok=True)
         res = rank(table, model, data, config=cfg, progress=progress, outer_state=adam)

@@ -344,21 +344,17 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
         }
     ).to_csv(survivors, index=False)
     common = ["--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"]
+
+    def rank_spring(*args):  # a ranking that must succeed; returns what it said on stderr
+        code, _, err = run_cli(["rank", "--dataset", "ideal_spring", *args, *common], capsys)
+        assert code in (0, None), err
+        return err
+
     first = tmp_path / "first"
-    code, _, err = run_cli(
-        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(first)]
-        + common,
-        capsys,
-    )
-    assert code in (0, None), err
+    rank_spring("--survivors", str(survivors), "--run", str(first))
     winner = json.loads((first / "meta.json").read_text())["winner"]
     second = tmp_path / "second"
-    code, _, err = run_cli(
-        ["rank", "--dataset", "ideal_spring", "--law-from", str(first), "--run", str(second),
-         "--inner-rule", "polyak"] + common,
-        capsys,
-    )  # fmt: skip
-    assert code in (0, None), err
+    rank_spring("--law-from", str(first), "--run", str(second), "--inner-rule", "polyak")
     ranked = pd.read_csv(second / "ranking.csv")
     assert list(ranked["formula"]) == [winner["formula"]]
     # it starts from the fit's constants (the survivors file's), not from the first run's meta-learned ones
@@ -369,12 +365,8 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
     # --law-choice paper does both in one run: its law stage is the first run's ranking (the paper's inner
     # rule and outer rate), and its ranking is the second run's (the law alone, with this run's settings)
     both = tmp_path / "both"
-    code, _, err = run_cli(
-        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(both),
-         "--inner-rule", "polyak", "--law-choice", "paper"] + common,
-        capsys,
-    )  # fmt: skip
-    assert code in (0, None), err
+    err = rank_spring("--survivors", str(survivors), "--run", str(both), "--inner-rule", "polyak",
+                      "--law-choice", "paper")  # fmt: skip
     # it says what chose the law: the finalists' training rollout MSE, the winner first
     said = " ".join(err.split())
     assert "law choice by the paper's inner rule and outer rate" in said
@@ -401,12 +393,7 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
     assert meta["law_rank_config"]["tailor"]["inner_rule"] == "sgd"
     assert meta["rank_config"]["tailor"]["inner_rule"] == "polyak"
     # with the paper's rule and rate the law stage would be the ranking itself: it is not run twice
-    code, _, err = run_cli(
-        ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(both),
-         "--law-choice", "paper"] + common,
-        capsys,
-    )  # fmt: skip
-    assert code in (0, None), err
+    rank_spring("--survivors", str(survivors), "--run", str(both), "--law-choice", "paper")
     assert not (both / "law_ranking.csv").exists()
     pd.testing.assert_frame_equal(
         pd.read_csv(both / "ranking.csv")[cols], pd.read_csv(first / "ranking.csv")[cols]

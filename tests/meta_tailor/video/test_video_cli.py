@@ -154,11 +154,8 @@ def test_cpu_preset_fills_only_unset_options(tmp_path, capsys):
     assert code == 0, out
     cfg = json.loads((run_dir / "config.json").read_text())
     preset = {"size": 32, "rnn_size": 128, "batch_size": 8}  # left unset on the command line
-    given = {
-        "nf": 2,
-        "g_dim": 4,
-        "steps_per_epoch": 1,
-    }  # given: they win over the preset's 16, 64, 100
+    # given on the command line: they win over the preset's 16, 64 and 100
+    given = {"nf": 2, "g_dim": 4, "steps_per_epoch": 1}
     assert {k: cfg["model"].get(k, cfg.get(k)) for k in preset} == preset
     assert {k: cfg["model"].get(k, cfg.get(k)) for k in given} == given
 
