@@ -83,6 +83,15 @@ class FitConfig:
         detrend: remove a straight-line drift of ``g`` inside each window before measuring, on true and random
             sequences alike. For dissipative recordings, whose energy decays slowly: a law then counts as
             conserved up to a slow drift. ``None``: the dataset card's default (off unless it says so).
+        measure: ``"derivative"`` (default): the share of ``g``'s possible rate of change realised along the
+            data, against velocities paired at random (:mod:`formula_search._measure`; works on one
+            trajectory); ``"paper"``: the Noether paper's within-sequence share of the variance against
+            shuffled sequences (needs sequences at different energies). ``window``, ``detrend`` and
+            ``smooth`` belong to ``paper``, ``smoothing`` and ``closed_form`` to ``derivative``.
+        smoothing: how states and velocities are smoothed for the derivative measure: ``"auto"`` (a
+            smoothing spline per variable, its weight chosen by cross-validation), ``"off"`` or a weight.
+        closed_form: solve parameters that enter the formula linearly exactly (a generalised eigenproblem)
+            instead of iterating (derivative measure).
     """
 
     ratio: float = 0.01
@@ -100,8 +109,16 @@ class FitConfig:
     fit_random: bool = False
     smooth: int = 1
     detrend: bool | None = None
+    measure: str = "derivative"
+    smoothing: str | float = "auto"
+    closed_form: bool = True
 
     def __post_init__(self) -> None:
+        from formula_search._measure import MEASURES, parse_smoothing
+
+        if self.measure not in MEASURES:
+            raise InputError(f"unknown measure {self.measure!r}; use {' or '.join(MEASURES)}")
+        object.__setattr__(self, "smoothing", parse_smoothing(self.smoothing))
         if not (self.ratio > 0):
             raise InputError(f"--ratio must be positive, got {self.ratio}")
         if self.window is not None and self.window < 2:
@@ -129,17 +146,25 @@ class FitData:
         var_names: variable names, in column order.
         sequences: one ``(T, n_vars)`` float64 array per sequence (trajectory).
         variables: the variables with units (optional; used to report parameter units).
+        times: one (T,) array of increasing times per sequence (optional; unit steps when missing). The
+            derivative measure is unchanged when time is rescaled, so only uneven steps matter.
     """
 
     var_names: tuple[str, ...]
     sequences: tuple[np.ndarray, ...]
     variables: tuple[dsl.Variable, ...] | None = field(default=None)
+    times: tuple[np.ndarray, ...] | None = field(default=None)
 
     @classmethod
     def from_dataset(cls, dataset, split: str = "train") -> FitData:
         """The ``split`` trajectories of a :class:`formula_search.data.Dataset`."""
         trajs = dataset.trajectories(split)
-        return cls(tuple(dataset.var_names), tuple(tr.x for tr in trajs), tuple(dataset.variables))
+        return cls(
+            tuple(dataset.var_names),
+            tuple(tr.x for tr in trajs),
+            tuple(dataset.variables),
+            tuple(tr.t for tr in trajs),
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -250,14 +275,19 @@ class _Group:
     leaf_const: dict[int, np.ndarray]
     n_params: np.ndarray
     nonlinear: bool = False
+    param_affine: np.ndarray | None = (
+        None  # (B, max params): the parameter stands in an affine position
+    )
 
 
 def _flatten(expr: dsl.Expr, var_index: dict[str, int]):
-    """Pre-order node list ``(arity, code, var, param, const)``, number of parameters, and whether some
-    parameter enters nonlinearly (under a square, sin, cos or in a denominator)."""
+    """Pre-order node list ``(arity, code, var, param, const)``, number of parameters, whether some
+    parameter enters nonlinearly (under a square, sin, cos or in a denominator), and per parameter whether
+    it stands where the formula is affine in it (only ``+ - *`` and numerators above it)."""
     nodes = []
     counter = 0
     nonlinear = False
+    affine_params: list[bool] = []
     stack: list = [(expr, True)]  # (node, every ancestor keeps the formula affine in this node)
     while stack:
         node, affine = stack.pop()
@@ -275,44 +305,40 @@ def _flatten(expr: dsl.Expr, var_index: dict[str, int]):
             nodes.append((0, 0, var_index[node.name], 0, 0.0))
         elif isinstance(node, dsl.Param):
             nodes.append((0, 1, 0, counter, 0.0))
+            affine_params.append(affine)
             counter += 1
         else:
             nodes.append((0, 2, 0, 0, float(node.value)))
-    return nodes, counter, nonlinear
+    return nodes, counter, nonlinear, affine_params
 
 
 def _group(exprs: Sequence[dsl.Expr], var_names: Sequence[str]) -> list[_Group]:
     var_index = {v: i for i, v in enumerate(var_names)}
     by_topo: dict[tuple, list] = defaultdict(list)
     for row, e in enumerate(exprs):
-        nodes, k, nonlin = _flatten(e, var_index)
-        by_topo[(tuple(n[0] for n in nodes), nonlin)].append((row, nodes, k))
+        nodes, k, nonlin, aff = _flatten(e, var_index)
+        by_topo[(tuple(n[0] for n in nodes), nonlin)].append((row, nodes, k, aff))
     groups = []
     for (arity, nonlin), items in by_topo.items():
-        rows = [r for r, _, _ in items]
-        table = np.array([[n[1] for n in nodes] for _, nodes, _ in items], dtype=np.int64)
+        rows = [it[0] for it in items]
+        nodes_of = [it[1] for it in items]
+        table = np.array([[n[1] for n in nodes] for nodes in nodes_of], dtype=np.int64)
+        leaves = [j for j, a in enumerate(arity) if a == 0]
+        pmax = max(it[2] for it in items)
+        affine = np.zeros((len(items), pmax), dtype=bool)
+        for r, it in enumerate(items):
+            affine[r, : it[2]] = it[3]
         groups.append(
             _Group(
                 arity=arity,
                 rows=rows,
                 codes=[table[:, j] for j in range(len(arity))],
-                leaf_var={
-                    j: np.array([nodes[j][2] for _, nodes, _ in items])
-                    for j, a in enumerate(arity)
-                    if a == 0
-                },
-                leaf_param={
-                    j: np.array([nodes[j][3] for _, nodes, _ in items])
-                    for j, a in enumerate(arity)
-                    if a == 0
-                },
-                leaf_const={
-                    j: np.array([nodes[j][4] for _, nodes, _ in items])
-                    for j, a in enumerate(arity)
-                    if a == 0
-                },
-                n_params=np.array([k for _, _, k in items]),
+                leaf_var={j: np.array([nodes[j][2] for nodes in nodes_of]) for j in leaves},
+                leaf_param={j: np.array([nodes[j][3] for nodes in nodes_of]) for j in leaves},
+                leaf_const={j: np.array([nodes[j][4] for nodes in nodes_of]) for j in leaves},
+                n_params=np.array([it[2] for it in items]),
                 nonlinear=nonlin,
+                param_affine=affine,
             )
         )
     return groups
@@ -393,6 +419,66 @@ class _Program:
         (out,) = stack
         return out
 
+    def with_gradient(self, x, theta):
+        """Evaluate with the gradient in the state, in one pass (forward-mode by hand).
+
+        Args:
+            x: (n_vars, N) states; theta: (B, S, P) parameters.
+
+        Returns:
+            ``g`` broadcastable to (B, S, N) and ``J`` broadcastable to (B, S, n_vars, N), with
+            ``J[..., k, i] = d g(x_i) / d x_k``; both differentiable with respect to ``theta``.
+        """
+        t = self.torch
+        d = x.shape[0]
+        unit = t.eye(d, dtype=x.dtype, device=x.device).view(d, d, 1)
+        zero = x.new_zeros(1, 1, 1, 1)
+        stack: list = []
+        for a, e in zip(reversed(self.arity), reversed(self.steps)):
+            present, masks = e["present"], e["masks"]
+            masks4 = {c: m.unsqueeze(-1) for c, m in masks.items()}
+            if a == 0:
+                vals, tans = {}, {}
+                if 0 in present:
+                    vals[0] = x[e["var"]].unsqueeze(1)  # (B, 1, N)
+                    tans[0] = unit[e["var"]].unsqueeze(1)  # (B, 1, d, 1)
+                if 1 in present:
+                    idx = e["param"].view(-1, 1, 1).expand(theta.shape[0], theta.shape[1], 1)
+                    vals[1] = theta.gather(2, idx)  # (B, S, 1)
+                    tans[1] = zero
+                if 2 in present:
+                    vals[2] = e["const"]
+                    tans[2] = zero
+            elif a == 1:
+                u, du = stack.pop()
+                vals, tans = {}, {}
+                for c in present:
+                    if c == 0:
+                        vals[c], tans[c] = u * u, du * (2 * u).unsqueeze(-2)
+                    elif c == 1:
+                        vals[c], tans[c] = t.sin(u), du * t.cos(u).unsqueeze(-2)
+                    else:
+                        vals[c], tans[c] = t.cos(u), -du * t.sin(u).unsqueeze(-2)
+            else:
+                (lv, ld), (rv, rd) = stack.pop(), stack.pop()
+                vals, tans = {}, {}
+                for c in present:
+                    if c == 0:
+                        vals[c], tans[c] = lv + rv, ld + rd
+                    elif c == 1:
+                        vals[c], tans[c] = lv - rv, ld - rd
+                    elif c == 2:
+                        vals[c] = lv * rv
+                        tans[c] = ld * rv.unsqueeze(-2) + rd * lv.unsqueeze(-2)
+                    else:
+                        den = rv if len(present) == 1 else t.where(masks[3], rv, 1.0)
+                        q = lv / den
+                        vals[c] = q
+                        tans[c] = (ld - rd * q.unsqueeze(-2)) / den.unsqueeze(-2)
+            stack.append((_select(t, present, masks, vals), _select(t, present, masks4, tans)))
+        ((g, jac),) = stack
+        return g, jac
+
 
 def _select(t, present, masks, vals):
     out = vals[present[-1]]
@@ -419,8 +505,18 @@ def _loss(program, layout, theta):
     return t.where(t.isfinite(loss), loss, t.full_like(loss, math.inf))
 
 
-def _optimise(program, layout, theta, pmask, config: FitConfig):
-    """Minimise the score of every row (B, S) of ``theta`` (B, S, P); ``pmask`` (B, 1, P) marks used slots.
+#: Iterations after which :func:`_optimise` drops the formulas above its ``give_up`` score.
+GIVE_UP_AFTER = 4
+
+
+def _variance_loss(layout):
+    return lambda program, theta: _loss(program, layout, theta)
+
+
+def _optimise(program, loss_fn, theta, pmask, config: FitConfig, give_up: float | None = None):
+    """Minimise ``loss_fn(program, theta)`` (B, S) for every row of ``theta`` (B, S, P); ``pmask`` (B, 1, P)
+    marks used slots. With ``give_up``, a formula none of whose starts is below it after
+    :data:`GIVE_UP_AFTER` iterations leaves the batch (a screen: it cannot be accepted).
 
     Each iteration tries a damped Newton step (Hessian by double back-propagation: at most 4 parameters at
     size 7) at two lengths and a gradient step at three lengths, batched as extra rows, and keeps the best
@@ -433,11 +529,13 @@ def _optimise(program, layout, theta, pmask, config: FitConfig):
     alphas_grad = (1.0, 0.1, 0.01)
     theta = theta.detach().clone()
     with t.no_grad():
-        best = _loss(program, layout, theta)
+        best = loss_fn(program, theta)
     stall = t.zeros(theta.shape[0], dtype=t.int64, device=theta.device)
     active = t.arange(theta.shape[0], device=theta.device)
     prog, n_active = program, theta.shape[0]
-    for _ in range(config.steps):
+    for it in range(config.steps):
+        if give_up is not None and it == GIVE_UP_AFTER:
+            stall = t.where((best > give_up).all(-1), 2, stall)
         active = (stall < 2).nonzero().squeeze(-1)
         if len(active) == 0:
             break
@@ -446,13 +544,23 @@ def _optimise(program, layout, theta, pmask, config: FitConfig):
         th0, pm, b0 = theta[active], pmask[active], best[active]
         with t.enable_grad():
             th = th0.clone().requires_grad_(True)
-            loss = _loss(prog, layout, th)
+            loss = loss_fn(prog, th)
             finite = t.isfinite(loss)
-            (grad,) = t.autograd.grad(t.where(finite, loss, 0.0).sum(), th, create_graph=True)
+            total = t.where(finite, loss, 0.0).sum()
+            if (
+                not total.requires_grad
+            ):  # no finite row depends on its parameters: nothing to improve
+                break
+            (grad,) = t.autograd.grad(total, th, create_graph=True)
             rows = []
             for k in range(P):
-                (h,) = t.autograd.grad(grad[..., k].sum(), th, retain_graph=k < P - 1)
-                rows.append(h)
+                if not grad.requires_grad:
+                    rows.append(t.zeros_like(th0))
+                    continue
+                (h,) = t.autograd.grad(
+                    grad[..., k].sum(), th, retain_graph=k < P - 1, allow_unused=True
+                )
+                rows.append(t.zeros_like(th0) if h is None else h)
         with t.no_grad():
             grad = t.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0) * pm
             hess = t.nan_to_num(t.stack(rows, -2), nan=0.0, posinf=0.0, neginf=0.0)
@@ -467,7 +575,7 @@ def _optimise(program, layout, theta, pmask, config: FitConfig):
             cands = [th0 + a * newton for a in alphas_newton]
             cands += [th0 + a * gdir for a in alphas_grad]
             stacked = t.cat(cands, 1)  # (b, S*J, P)
-            losses = _loss(prog, layout, stacked).view(th0.shape[0], len(cands), -1)
+            losses = loss_fn(prog, stacked).view(th0.shape[0], len(cands), -1)
             lbest, j = losses.min(1)  # (b, S)
             # a step must beat rounding noise: otherwise a parameter the score does not depend on
             # (``q + c``) would drift without bound and make the formula look constant
@@ -502,6 +610,7 @@ class _Problem:
     x: np.ndarray  # (N, n_vars) all points of the split, sequences concatenated
     lengths: tuple[int, ...]
     config: FitConfig
+    prepared: object = None  # _measure.Prepared for the derivative measure
 
 
 def _prepare(problem: _Problem, torch, device):
@@ -542,6 +651,15 @@ def _prepare(problem: _Problem, torch, device):
 
 def _fit_chunk(problem: _Problem, texts: Sequence[str], chunk_id: int) -> pd.DataFrame:
     """Fit and score one chunk of formula texts; returns the fit table rows for it (no I/O)."""
+    if problem.config.measure == "derivative":
+        from formula_search._fit_derivative import fit_chunk
+
+        return fit_chunk(problem, texts)
+    return _fit_chunk_paper(problem, texts, chunk_id)
+
+
+def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> pd.DataFrame:
+    """:func:`_fit_chunk` for the paper's variance measure."""
     import torch
 
     cfg = problem.config
@@ -580,10 +698,10 @@ def _fit_chunk(problem: _Problem, texts: Sequence[str], chunk_id: int) -> pd.Dat
             theta = _starts(b, starts, pdim, gen).to(device) * pmask
             with torch.no_grad():
                 if pmax and cfg.steps:
-                    theta = _optimise(prog, fit_true, theta, pmask, cfg)
+                    theta = _optimise(prog, _variance_loss(fit_true), theta, pmask, cfg)
                 theta_r = theta
                 if pmax and cfg.steps and cfg.fit_random:
-                    theta_r = _optimise(prog, fit_rand, theta, pmask, cfg)
+                    theta_r = _optimise(prog, _variance_loss(fit_rand), theta, pmask, cfg)
                 ts, tt, tr, finite, trivial, best = _score(prog, full_true, full_rand, theta)
                 if cfg.fit_random:
                     _, _, tr2, _, _, _ = _score(prog, full_true, full_rand, theta_r)
@@ -724,8 +842,17 @@ def _problem(data: FitData, config: FitConfig) -> _Problem:
     for s in seqs:
         if s.ndim != 2 or s.shape[1] != len(data.var_names):
             raise InputError(f"a sequence has shape {s.shape}; expected (T, {len(data.var_names)})")
+    prepared = None
+    if config.measure == "derivative":
+        from formula_search._measure import prepare
+
+        prepared = prepare(seqs, data.times, smoothing=config.smoothing, seed=config.seed)
     return _Problem(
-        tuple(data.var_names), np.concatenate(seqs, 0), tuple(len(s) for s in seqs), config
+        tuple(data.var_names),
+        np.concatenate(seqs, 0),
+        tuple(len(s) for s in seqs),
+        config,
+        prepared,
     )
 
 
@@ -823,6 +950,28 @@ def resolve_defaults(config: FitConfig, data) -> FitConfig:
     return replace(config, **changes) if changes else config
 
 
+def explain_empty(table: pd.DataFrame, ratio: float) -> str:
+    """One line on why a fit table accepted nothing: what failed, or the best candidates' ratios."""
+    st = table["status"]
+    ok = table[st == "ok"].sort_values("ratio", kind="stable")
+    counts = ", ".join(f"{int(n)} {s}" for s, n in st.value_counts().items() if s != "ok")
+    tail = f" ({counts})" if counts else ""
+    if ok.empty:
+        return f"no formula could be scored{tail}; check the data and the variables' units"
+    r = ok["ratio"].to_numpy()
+    if np.quantile(r, 0.1) > 0.9:
+        return (
+            f"every formula scores about the same (ratio {np.quantile(r, 0.1):.2f} or more): the data "
+            "cannot tell a conserved quantity from any other under this measure (the paper measure needs "
+            f"sequences at different energies: try --measure derivative){tail}"
+        )
+    best = ", ".join(f"{f} {v:.3g}" for f, v in zip(ok["formula"][:3], ok["ratio"][:3]))
+    return (
+        f"the best ratios are {best}, above {ratio:g}{tail}; try a larger --depth, a looser --ratio, "
+        "or --explain FORMULA for a law you expect"
+    )
+
+
 def survivors(table: pd.DataFrame) -> pd.DataFrame:
     """Accepted formulas, best ratio first (a pure ``df -> df`` view of the fit table)."""
     return table[table["accepted"]].sort_values("ratio", kind="stable").reset_index(drop=True)
@@ -848,6 +997,10 @@ class _Checkpoints:
         h.update("\n".join(texts).encode())
         h.update(np.ascontiguousarray(problem.x).tobytes())
         h.update(repr((problem.lengths, problem.var_names, problem.config)).encode())
+        if (
+            problem.prepared is not None
+        ):  # the measure's states and velocities (they depend on the times)
+            h.update(np.ascontiguousarray(problem.prepared.v).tobytes())
         self.key = h.hexdigest()[:16]
 
     def _path(self, i: int) -> Path:

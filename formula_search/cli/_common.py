@@ -21,6 +21,28 @@ def dedup_option(
     )
 
 
+#: ``--measure``: the conservation measure of the fit (see formula_search._measure and docs/fitting.md).
+MEASURE = click.option(
+    "--measure",
+    type=click.Choice(["derivative", "paper"]),
+    default="derivative",
+    show_default=True,
+    help="Conservation measure: derivative (dg/dt along the data against velocities paired at random; "
+    "works on one recording) or paper (the Noether paper's variance share against shuffled sequences; "
+    "needs sequences at different energies).",
+)
+
+#: ``--smoothing``: how the derivative measure smooths states and velocities.
+SMOOTHING = click.option(
+    "--smoothing",
+    default="auto",
+    show_default=True,
+    metavar="auto|off|LAMBDA",
+    help="Derivative measure: a smoothing spline per variable whose weight is chosen by "
+    "cross-validation (auto), the interpolating spline (off), or that weight.",
+)
+
+
 def parse_study_steps(text: str) -> tuple[int, ...]:
     """``--study 0,1,5,20`` -> (0, 1, 5, 20): inner-step counts of the figure-6 study ("" -> ())."""
     from formula_search.errors import InputError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._common import dedup_option, progress_bar
+from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option, progress_bar
 from formula_search.data import dataset_options
 
 
@@ -39,11 +39,20 @@ from formula_search.data import dataset_options
 @click.option(
     "--ratio", type=float, default=0.01, show_default=True, help="Accept if true/random <= this."
 )
+@MEASURE
+@SMOOTHING
+@click.option(
+    "--explain",
+    "explain",
+    multiple=True,
+    metavar="FORMULA",
+    help="Only fit this formula (repeatable) and print its fitted constants and scores; writes nothing.",
+)
 @click.option(
     "--window",
     type=int,
     default=None,
-    help="Measure conservation on windows of this many points [dataset card default].",
+    help="Paper measure: measure conservation on windows of this many points [dataset card default].",
 )
 @click.option("--starts", type=int, default=4, show_default=True, help="Random starts.")
 @click.option("--steps", type=int, default=30, show_default=True, help="Newton iterations.")
@@ -53,13 +62,13 @@ from formula_search.data import dataset_options
     type=int,
     default=1,
     show_default=True,
-    help="Moving-average width applied along sequences before scoring (noisy data).",
+    help="Paper measure: moving-average width applied along sequences before scoring (noisy data).",
 )
 @click.option(
     "--detrend/--no-detrend",
     default=None,
-    help="Remove a slow linear drift inside each window before measuring (dissipative data) "
-    "[dataset card default].",
+    help="Paper measure: remove a slow linear drift inside each window before measuring (dissipative "
+    "data) [dataset card default].",
 )
 @click.option(
     "--split",
@@ -114,8 +123,13 @@ def fit_cmd(**kwargs) -> None:
         chunk_size=kwargs["chunk_size"],
         smooth=kwargs["smooth"],
         detrend=kwargs["detrend"] if kwargs["detrend"] is not None else dataset.default_detrend,
+        measure=kwargs["measure"],
+        smoothing=kwargs["smoothing"],
     )
     console = Console(stderr=True)
+    if kwargs["explain"]:
+        _explain(kwargs["explain"], FitData.from_dataset(dataset, kwargs["split"]), config)
+        return
     if kwargs["formulas_path"]:
         formulas = read_table(kwargs["formulas_path"])
         if "formula" not in formulas.columns:
@@ -158,9 +172,44 @@ def fit_cmd(**kwargs) -> None:
         shown.add_row(row.formula, str(row.params), str(row.param_units), f"{row.ratio:.3g}")
     Console().print(shown)
     counts = table["status"].value_counts()
+    if best.empty:
+        from formula_search._fit import explain_empty
+
+        click.echo(f"why: {explain_empty(table, config.ratio)}")
     click.echo(
         f"{len(best)} of {len(table)} formulas accepted (ratio <= {config.ratio:g}"
         + (f", window {window}" if window else "")
         + f"); trivial {int(counts.get('trivial', 0))}, failed {int(counts.get('failed', 0))}."
     )
     click.echo(f"wrote {path} and {out / 'survivors.csv'}")
+
+
+def _explain(texts, data, config) -> None:
+    """``--explain``: one row per formula with its constants, units, scores and status."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from formula_search._fit import fit_formulas
+    from formula_search.errors import InputError
+
+    table = fit_formulas(list(texts), data, config=config)
+    shown = Table(title=f"{config.measure} measure")
+    for col in ("formula", "params", "param_units", "score", "null score", "ratio", "status"):
+        shown.add_column(col)
+    for row in table.itertuples(index=False):
+        verdict = "accepted" if row.accepted else row.status
+        if row.status == "ok" and not row.accepted:
+            verdict = f"rejected (ratio > {config.ratio:g})"
+        shown.add_row(
+            row.formula,
+            str(row.params),
+            str(row.param_units),
+            f"{row.true_score:.3g}",
+            f"{row.random_score:.3g}",
+            f"{row.ratio:.3g}",
+            verdict,
+        )
+    Console().print(shown)
+    bad = table[table["status"] == "unparsable"]
+    if len(bad) == len(table):
+        raise InputError(f"--explain: cannot read {', '.join(map(repr, bad['formula']))}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._common import dedup_option, progress_bar
+from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option, progress_bar
 from formula_search.cli.export_cmd import (
     METHOD_NAMES,
     export_cmd,
@@ -192,16 +192,28 @@ def _resolve(device: str) -> str:
         raise InputError(str(exc)) from exc
 
 
-def _search(data, *, depth: int, dedup: str, ratio: float, jobs: int, device: str, seed: int):
+def _search(
+    data,
+    *,
+    depth: int,
+    dedup: str,
+    ratio: float,
+    jobs: int,
+    device: str,
+    seed: int,
+    measure: str = "derivative",
+    smoothing: str = "auto",
+):
     """Survivors of the symbolic search (enumerate + fit), reusing a cached search of the same inputs."""
     from rich.console import Console
 
     from formula_search._fit import FitConfig
     from formula_search.pipeline import SearchConfig, search
 
-    config = SearchConfig(
-        depth=depth, dedup=dedup, fit=FitConfig(ratio=ratio, jobs=jobs, device=device, seed=seed)
+    fit = FitConfig(
+        ratio=ratio, jobs=jobs, device=device, seed=seed, measure=measure, smoothing=smoothing
     )
+    config = SearchConfig(depth=depth, dedup=dedup, fit=fit)
     console = Console(stderr=True)
     with progress_bar() as bar:
         task = bar.add_task(f"enumerate depth {depth} ({dedup})", total=None)
@@ -223,9 +235,11 @@ def _search(data, *, depth: int, dedup: str, ratio: float, jobs: int, device: st
     stored = "saved to" if computed else "reused from"
     console.print(f"search: {len(table)} candidates, {n_acc} conserved ({stored} {path})")
     if n_acc == 0:
+        from formula_search._fit import explain_empty
+
         raise InputError(
-            f"no formula up to depth {depth} is conserved on {data.name} at ratio {ratio}; "
-            "try a larger --depth or --ratio"
+            f"no formula up to depth {depth} is conserved on {data.name} at ratio {ratio}: "
+            + explain_empty(table, ratio)
         )
     return table, str(path)
 
@@ -257,6 +271,8 @@ def _execute(
     cv_folds: int | None = None,
     outer_adam: str = "fresh",
     law_from: str | None = None,
+    measure: str = "derivative",
+    smoothing: str = "auto",
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into a run directory."""
     from formula_search.io import read_table, write_table
@@ -300,6 +316,8 @@ def _execute(
             jobs=jobs,
             device=device,
             seed=int(options.get("seed") or 0),
+            measure=measure,
+            smoothing=smoothing,
         )
     timings["search_s"] = time.perf_counter() - t0
     timings["pretrain_s"], _ = _pretrain(
@@ -615,6 +633,8 @@ def _stage_options(f):
         click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
         ),
+        MEASURE,
+        SMOOTHING,
         click.option(
             "--jobs",
             type=click.IntRange(min=1),
@@ -986,6 +1006,7 @@ def reproduce_cmd(
             depth=7,
             dedup=dedup,
             ratio=0.01,
+            measure="paper",  # the paper's tables are reproduced with the paper's measure
             jobs=jobs,
             top_k=top_k,
             epochs=epochs,

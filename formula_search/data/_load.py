@@ -49,6 +49,8 @@ def _user_card(
     time_col: str | None,
     traj_col: str | None,
     derivative: str | None,
+    names: str | None = None,
+    skip_rows: int | None = None,
 ) -> Card:
     """A card for the user's data file: the sidecar ``<file>.toml`` if there is one, overridden by options."""
     sidecar = path.with_suffix(".toml")
@@ -78,15 +80,35 @@ def _user_card(
         card = dataclasses.replace(
             card, variables=variables, columns=tuple(v.name for v in variables)
         )
-    file = card.file
-    assert file is not None
-    file = dataclasses.replace(
+    assert card.file is not None
+    file = _file_overrides(card.file, time_col, traj_col, derivative, names, skip_rows)
+    return dataclasses.replace(card, file=file)
+
+
+def parse_names(text: str | None) -> tuple[str, ...] | None:
+    """``--names 'trial,t,o,v'`` -> the file's column names (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise InputError(f"--names: expected column names separated by commas, got {text!r}")
+    if len(set(names)) != len(names):
+        raise InputError(f"--names: a column name is given twice in {text!r}")
+    return names
+
+
+def _file_overrides(file: FileSpec, time_col, traj_col, derivative, names, skip_rows) -> FileSpec:
+    """The ``[file]`` table with the command line's options over it."""
+    if skip_rows is not None and skip_rows < 0:
+        raise InputError(f"--skip-rows must be >= 0, got {skip_rows}")
+    return dataclasses.replace(
         file,
         time=time_col if time_col is not None else file.time,
         trajectory=traj_col if traj_col is not None else file.trajectory,
         derivative=derivative if derivative is not None else file.derivative,
+        columns=parse_names(names) if names is not None else file.columns,
+        skip_rows=skip_rows if skip_rows is not None else file.skip_rows,
     )
-    return dataclasses.replace(card, file=file)
 
 
 def resolve_card(
@@ -97,6 +119,8 @@ def resolve_card(
     traj_col: str | None = None,
     derivative: str | None = None,
     train_fraction: float | None = None,
+    names: str | None = None,
+    skip_rows: int | None = None,
 ) -> tuple[Card, str]:
     """Find the card of a built-in name, a card file (``.toml``) or a data file (with options).
 
@@ -113,6 +137,8 @@ def resolve_card(
                 ("--columns", columns),
                 ("--time-col", time_col),
                 ("--traj-col", traj_col),
+                ("--names", names),
+                ("--skip-rows", skip_rows),
             )
             if v is not None
         ]
@@ -138,8 +164,12 @@ def resolve_card(
                 or time_col is not None
                 or traj_col is not None
                 or derivative is not None
+                or names is not None
+                or skip_rows is not None
             ):
-                card = _apply_file_options(card, columns, time_col, traj_col, derivative)
+                card = _apply_file_options(
+                    card, columns, time_col, traj_col, derivative, names, skip_rows
+                )
         else:
             card, origin = (
                 _user_card(
@@ -148,6 +178,8 @@ def resolve_card(
                     time_col=time_col,
                     traj_col=traj_col,
                     derivative=derivative,
+                    names=names,
+                    skip_rows=skip_rows,
                 ),
                 "user",
             )
@@ -164,7 +196,9 @@ def resolve_card(
     return card, origin
 
 
-def _apply_file_options(card: Card, columns, time_col, traj_col, derivative) -> Card:
+def _apply_file_options(
+    card: Card, columns, time_col, traj_col, derivative, names=None, skip_rows=None
+) -> Card:
     if card.kind != "recorded":
         raise InputError(
             f"{card.path}: file options apply to recorded data; this card is simulated"
@@ -174,12 +208,7 @@ def _apply_file_options(card: Card, columns, time_col, traj_col, derivative) -> 
         card = dataclasses.replace(
             card, variables=variables, columns=tuple(v.name for v in variables)
         )
-    file = dataclasses.replace(
-        card.file,
-        time=time_col if time_col is not None else card.file.time,
-        trajectory=traj_col if traj_col is not None else card.file.trajectory,
-        derivative=derivative if derivative is not None else card.file.derivative,
-    )
+    file = _file_overrides(card.file, time_col, traj_col, derivative, names, skip_rows)
     return dataclasses.replace(card, file=file)
 
 
@@ -232,6 +261,8 @@ def load_dataset(
     derivative: str | None = None,
     train_fraction: float | None = None,
     trajectories: int | None = None,
+    names: str | None = None,
+    skip_rows: int | None = None,
 ) -> Dataset:
     """Load a built-in dataset by name, a dataset card (``.toml``), or the user's data file.
 
@@ -248,6 +279,8 @@ def load_dataset(
         derivative: finite-difference scheme of recorded data, ``"forward"`` or ``"central"``.
         train_fraction: override the share of trajectories (or of a single recording) used to train.
         trajectories: override the number of simulated trajectories (the first ones are unchanged).
+        names: the file's column names, comma-separated, when its header does not name every column.
+        skip_rows: lines skipped at the top of the file (e.g. such a header).
 
     Raises:
         InputError: unknown name, bad file (one line naming file, line and column), bad options.
@@ -263,6 +296,8 @@ def load_dataset(
         traj_col=traj_col,
         derivative=derivative,
         train_fraction=train_fraction,
+        names=names,
+        skip_rows=skip_rows,
     )
     if card.kind == "simulated":
         return _simulated_dataset(

@@ -21,6 +21,8 @@ DATASET_OPTIONS: tuple[str, ...] = (
     "seed",
     "train_fraction",
     "derivative",
+    "names",
+    "skip_rows",
 )
 
 
@@ -73,6 +75,20 @@ def _file_options(with_dataset: bool, default: str | None) -> list[Callable]:
             default=None,
             help="Finite differences for recorded dx/dt [card default; central for your files].",
         ),
+        click.option(
+            "--names",
+            default=None,
+            metavar="A,B,...",
+            help="Your file's column names, when its header does not name every column (use with "
+            "--skip-rows 1 to skip that header).",
+        ),
+        click.option(
+            "--skip-rows",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Lines skipped at the top of your file [card default: 0].",
+        ),
     ]
     return opts
 
@@ -120,6 +136,8 @@ def dataset_from_options(
     train_fraction: float | None = None,
     derivative: str | None = None,
     cache_dir: str | None = None,
+    names: str | None = None,
+    skip_rows: int | None = None,
 ) -> Dataset:
     """Load the dataset the :func:`dataset_options` of a command describe (see :func:`load_dataset`)."""
     return load_dataset(
@@ -132,4 +150,6 @@ def dataset_from_options(
         traj_col=traj_col,
         train_fraction=train_fraction,
         derivative=derivative,
+        names=names,
+        skip_rows=skip_rows,
     )

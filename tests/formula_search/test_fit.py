@@ -56,11 +56,15 @@ def _row(df: pd.DataFrame, formula: str) -> pd.Series:
     return df.set_index("formula").loc[formula]
 
 
-def test_true_pendulum_law_accepted_with_its_constant(pendulum):
+MEASURES = pytest.mark.parametrize("measure", ["derivative", "paper"])
+
+
+@MEASURES
+def test_true_pendulum_law_accepted_with_its_constant(pendulum, measure):
     df = fit_formulas(
         ["p^2 - c*cos(q)", "p^2 + c*q^2", "c*p^2 - cos(q)", "(c*p)^2 - cos(q)"],
         pendulum,
-        config=FitConfig(),
+        config=FitConfig(measure=measure),
     )
     law = _row(df, "p^2 - c*cos(q)")
     assert law.accepted
@@ -73,25 +77,33 @@ def test_true_pendulum_law_accepted_with_its_constant(pendulum):
     assert abs(abs(float(_row(df, "(c*p)^2 - cos(q)").params)) - 3**-0.5) < 1e-3
 
 
-def test_spring_law_accepted_with_its_constant():
-    df = fit_formulas(["q^2 + c*p^2", "q + c*p", "q^2 - c*p"], _spring(), config=FitConfig())
+@MEASURES
+def test_spring_law_accepted_with_its_constant(measure):
+    df = fit_formulas(
+        ["q^2 + c*p^2", "q + c*p", "q^2 - c*p"], _spring(), config=FitConfig(measure=measure)
+    )
     law = _row(df, "q^2 + c*p^2")
     assert law.accepted and abs(float(law.params) - 1.0) < 0.005, law.params
     assert not _row(df, "q + c*p").accepted
     assert not _row(df, "q^2 - c*p").accepted
 
 
-def test_measure_is_scale_and_shift_invariant(pendulum):
+@MEASURES
+def test_measure_is_scale_and_shift_invariant(pendulum, measure):
     """Multiplying a formula by a number or adding one does not change its scores (hand-derived property)."""
-    df = fit_formulas(["p^2 + q", "3*(p^2 + q)", "p^2 + q + 5", "0.001*(p^2 + q) - 2"], pendulum)
+    df = fit_formulas(
+        ["p^2 + q", "3*(p^2 + q)", "p^2 + q + 5", "0.001*(p^2 + q) - 2"],
+        pendulum,
+        config=FitConfig(measure=measure),
+    )
     scores = df["true_score"].to_numpy()
     np.testing.assert_allclose(scores, scores[0], rtol=1e-9)
     np.testing.assert_allclose(df["random_score"], df["random_score"].iloc[0], rtol=1e-9)
 
 
-def test_measure_matches_direct_computation(pendulum):
+def test_paper_measure_matches_direct_computation(pendulum):
     """The true score is within-sequence sum of squares over total, computed here with numpy."""
-    df = fit_formulas(["p^2 + sin(q)"], pendulum)
+    df = fit_formulas(["p^2 + sin(q)"], pendulum, config=FitConfig(measure="paper"))
     g = [s[:, 1] ** 2 + np.sin(s[:, 0]) for s in pendulum.sequences]
     within = sum(((v - v.mean()) ** 2).sum() for v in g)
     allg = np.concatenate(g)
@@ -101,21 +113,29 @@ def test_measure_matches_direct_computation(pendulum):
     assert 0.8 < df["random_score"].iloc[0] <= 1.05
 
 
-def test_degenerate_answers_are_not_conserved(pendulum):
+@MEASURES
+def test_degenerate_answers_are_not_conserved(pendulum, measure):
+    config = FitConfig(measure=measure)
     df = fit_formulas(
         ["q/q", "sin(q)^2 + cos(q)^2", "c*q", "q + c", "(c*p)^2 + cos(q)", "c*(q - q) + p"],
         pendulum,
+        config=config,
     )
     st = df.set_index("formula")["status"]
     assert st["q/q"] == "trivial" and st["sin(q)^2 + cos(q)^2"] == "trivial"
     assert not df["accepted"].any(), df
     # a parameter that only scales or shifts cannot help: same score as the bare variable
-    base = fit_formulas(["q"], pendulum)["true_score"].iloc[0]
+    base = fit_formulas(["q"], pendulum, config=config)["true_score"].iloc[0]
     np.testing.assert_allclose(df.set_index("formula").loc[["c*q", "q + c"], "true_score"], base)
 
 
-def test_numerical_failure_rejects_only_that_formula(pendulum):
-    df = fit_formulas(["p/(q - q)", "p^2 - 3*cos(q)", "c/(q - q) + p"], pendulum)
+@MEASURES
+def test_numerical_failure_rejects_only_that_formula(pendulum, measure):
+    df = fit_formulas(
+        ["p/(q - q)", "p^2 - 3*cos(q)", "c/(q - q) + p"],
+        pendulum,
+        config=FitConfig(measure=measure),
+    )
     st = df.set_index("formula")
     assert st.loc["p/(q - q)", "status"] == "failed" and not st.loc["p/(q - q)", "accepted"]
     assert st.loc["p^2 - 3*cos(q)", "accepted"]
@@ -123,7 +143,8 @@ def test_numerical_failure_rejects_only_that_formula(pendulum):
 
 
 def test_windows_score_each_window():
-    """A decaying quantity is conserved over short windows but not over the whole sequence."""
+    """Paper measure: a decaying quantity is conserved over short windows but not over the whole
+    sequence."""
     t = np.linspace(0, 10, 200)
     q = np.cos(3 * t) * np.exp(-0.05 * t)
     p = -np.sin(3 * t) * np.exp(-0.05 * t)  # q^2 + p^2 = exp(-0.1 t): slowly dissipated
@@ -133,8 +154,10 @@ def test_windows_score_each_window():
         s = rng.uniform(0.3, 2.0)
         seqs.append(np.stack([s * q, s * p], 1))
     data = FitData(("q", "p"), tuple(seqs), SPRING_VARS)
-    whole = fit_formulas(["q^2 + p^2"], data)["true_score"].iloc[0]
-    windowed = fit_formulas(["q^2 + p^2"], data, config=FitConfig(window=10))["true_score"].iloc[0]
+    paper = FitConfig(measure="paper")
+    whole = fit_formulas(["q^2 + p^2"], data, config=paper)["true_score"].iloc[0]
+    windowed = fit_formulas(["q^2 + p^2"], data, config=FitConfig(measure="paper", window=10))
+    windowed = windowed["true_score"].iloc[0]
     assert windowed < whole / 20
 
 
@@ -173,3 +196,9 @@ def test_bad_options_are_input_errors():
         FitConfig(window=1)
     with pytest.raises(InputError):
         FitConfig(backend="dask")
+    with pytest.raises(InputError):
+        FitConfig(measure="variance")
+    with pytest.raises(InputError):
+        FitConfig(smoothing="lots")
+    with pytest.raises(InputError):
+        FitConfig(smoothing=-1.0)

@@ -28,7 +28,9 @@ def test_detrended_score_equals_residuals_of_a_straight_line_fit():
     data = _damped_oscillator(n_traj=2, n=60)
     window = 20
     table = fit_formulas(
-        ["q^2 + p^2"], data, config=FitConfig(window=window, detrend=True, device="cpu")
+        ["q^2 + p^2"],
+        data,
+        config=FitConfig(window=window, detrend=True, device="cpu", measure="paper"),
     )
     g = np.concatenate([s[:, 0] ** 2 + s[:, 1] ** 2 for s in data.sequences])
     within = 0.0
@@ -44,8 +46,12 @@ def test_detrended_score_equals_residuals_of_a_straight_line_fit():
 def test_detrending_accepts_the_energy_of_a_damped_oscillator_and_still_rejects_non_laws():
     data = _damped_oscillator()
     forms = ["q^2 + c_0*p^2", "q + c_0*p", "q*p + c_0"]
-    plain = fit_formulas(forms, data, config=FitConfig(window=40, detrend=False, device="cpu"))
-    drift = fit_formulas(forms, data, config=FitConfig(window=40, detrend=True, device="cpu"))
+    plain = fit_formulas(
+        forms, data, config=FitConfig(window=40, detrend=False, device="cpu", measure="paper")
+    )
+    drift = fit_formulas(
+        forms, data, config=FitConfig(window=40, detrend=True, device="cpu", measure="paper")
+    )
     energy_plain, energy_drift = plain.iloc[0], drift.iloc[0]
     # the energy decays by about 8% per window: a plain within-window variance sees the decay
     assert energy_drift["ratio"] < energy_plain["ratio"] / 10

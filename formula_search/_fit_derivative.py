@@ -1,0 +1,413 @@
+"""One chunk of formulas fitted and scored under the derivative measure (:mod:`formula_search._measure`).
+
+Parameters that enter a formula linearly (``p^2 + c*cos(q)``, ``c_0*q^2 + c_1*p^2``) are solved exactly: the
+measure of ``g = t_0 + sum_k c_k t_k`` is a ratio of two quadratic forms in ``(1, c)``, minimised by the
+generalised eigenvector of its smallest eigenvalue. Whether a formula is affine in its parameters is checked
+numerically (its gradient at one more parameter vector must be the affine prediction), so nothing about the
+operators is assumed. Every other formula is fitted by the batched damped Newton method of
+:func:`formula_search._fit._optimise` from several starts, on a subsample of the points.
+
+Every number here depends only on the formula, the data and the options: the random starts are seeded by the
+formula's text and the seed, so the chunk size and the number of workers never change a result.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+import dsl
+from formula_search import _measure
+from formula_search._fit import (
+    TRIVIAL,
+    _group,
+    _optimise,
+    _Problem,
+    _Program,
+    _resolve_device,
+)
+from formula_search.errors import InputError
+
+#: Elements of the largest tensor one batch may hold (formulas x starts x variables x points).
+BUDGET = 4_000_000
+
+#: Most points the closed-form solution is computed on (evenly spaced over the data).
+CLOSED_FORM_POINTS = 20_000
+
+#: One-parameter nonlinear formulas are first scored on this grid of values (both signs, 1e-3 to 1e3,
+#: neighbours 25% apart); Newton then refines, from the best two, only those whose best value on the grid
+#: scores at most :func:`_screen` (a conserved law scores far below it there).
+GRID = np.concatenate([np.logspace(-3, 3, 64), -np.logspace(-3, 3, 64)])
+
+#: Log-distance between neighbours of :data:`GRID`.
+GRID_STEP = 6 * math.log(10) / 63
+
+#: Rounds of refinement around the best grid value, each on this many points spanning the neighbours of
+#: the previous round's best value (2 rounds of 9: a parameter within 1.6% of the best).
+ZOOMS = 2
+ZOOM_POINTS = 9
+
+
+def _screen(ratio: float) -> float:
+    """Largest grid score still refined: 0.1 (a null scores about 0.5), more for a loose ``ratio``."""
+    return max(0.1, 10 * ratio)
+
+
+#: Points the grid screen is taken on (evenly spaced over the data).
+SCREEN_POINTS = 24
+
+#: Grid values scored at once.
+_GRID_SLICE = 32
+
+
+def _polish(ratio: float) -> float:
+    """Largest measure after the zoom for which Newton polishes a one-nonlinear-parameter row: 5 times the
+    largest measure that can be accepted (a null scores about 0.5)."""
+    return 2.5 * ratio
+
+
+#: The extra parameter vector at which affinity is checked (its first P entries).
+_CHECK = (0.731, -1.37, 0.419, 2.09, -0.613, 1.71, -2.3, 0.97)
+
+
+def _row_starts(texts: Sequence[str], s: int, p: int, seed: int) -> np.ndarray:
+    """(B, S, P) starts: the first sets every parameter to 1, the others draw a random sign and a magnitude
+    log-uniform in [0.1, 10], from a stream seeded by the formula's text."""
+    out = np.empty((len(texts), s, p))
+    width = max(16, p)
+    for r, text in enumerate(texts):
+        rng = np.random.default_rng([seed, zlib.crc32(text.encode())])
+        mag = np.exp(rng.uniform(-1, 1, (s, width)) * math.log(10))
+        sign = np.where(rng.random((s, width)) < 0.5, -1.0, 1.0)
+        out[r] = (mag * sign)[:, :p]
+    out[:, 0, :] = 1.0
+    return out
+
+
+class _Points:
+    """The prepared data as tensors: every point, the fit subsample, the closed-form subsample, the null."""
+
+    def __init__(self, prep: _measure.Prepared, max_fit_points: int, torch, device):
+        def tensor(a):
+            return torch.as_tensor(np.ascontiguousarray(a.T), dtype=torch.float64, device=device)
+
+        n = len(prep.x)
+        self.x, self.v, self.v_null = tensor(prep.x), tensor(prep.v), tensor(prep.v_null)
+        self.x_null = tensor(prep.x_null)
+        self.scale = torch.as_tensor(prep.scale, dtype=torch.float64, device=device).view(-1, 1)
+        fit = np.arange(0, n, max(1, math.ceil(n / max_fit_points)))
+        closed = np.arange(0, n, max(1, math.ceil(n / CLOSED_FORM_POINTS)))
+        screen = np.arange(0, n, max(1, math.ceil(n / SCREEN_POINTS)))
+        self.x_fit, self.v_fit = self.x[:, fit], self.v[:, fit]
+        self.x_screen, self.v_screen = self.x[:, screen], self.v[:, screen]
+        self.x_closed, self.v_closed = self.x[:, closed], self.v[:, closed]
+        self.n = n
+
+
+def _fit_loss(points: _Points):
+    """The measure on the fit subsample, ``inf`` where it is not defined: for :func:`_optimise`."""
+
+    import torch
+
+    x, v = points.x_fit, points.v_fit
+
+    def loss(program, theta):
+        _, jac = _measure.jacobian(program, x, theta)
+        d = _measure.score(jac, v, points.scale)
+        return torch.where(torch.isfinite(d), d, torch.full_like(d, math.inf))
+
+    return loss
+
+
+def _solve_linear(prog, x, v, scale, fixed, lmask, torch):
+    """The linear parameters in closed form, the others held at ``fixed``.
+
+    Args:
+        prog: the program of B formulas; ``x`` (n_vars, N) and ``v`` (n_vars, N) the points; ``scale``
+            (n_vars, 1).
+        fixed: (B, G, P) values of the parameters that are not solved (G settings per formula; the
+            linear slots are ignored).
+        lmask: (B, P) 1 where the parameter is solved (it stands in an affine position).
+
+    Returns:
+        ``theta`` (B, G, P), the unclipped measure there ``score`` (B, G), and ``ok`` (B, G): the formula is
+        affine in the solved parameters (checked at one more parameter vector) and the solution is finite.
+    """
+    b, g, p = fixed.shape
+    dev = fixed.device
+    if not bool(lmask.any()):  # nothing to solve: the measure at the fixed values
+        _, jac = _measure.jacobian(prog, x, fixed)
+        num, den = _measure.sums(jac, v, scale)
+        value = num / den
+        ok = torch.isfinite(value)
+        return fixed, torch.where(ok, value, torch.full_like(value, math.inf)), ok
+    check = torch.tensor(
+        [_CHECK[k % len(_CHECK)] for k in range(p)], dtype=torch.float64, device=dev
+    )
+    base = fixed * (1 - lmask).unsqueeze(1)  # (B, G, P)
+    eye = torch.eye(p, dtype=torch.float64, device=dev) * lmask.unsqueeze(1)  # (B, P, P)
+    steps = torch.cat(
+        [torch.zeros(b, 1, p, dtype=torch.float64, device=dev), eye, (check * lmask).unsqueeze(1)],
+        1,
+    )  # (B, P+2, P)
+    basis = base.unsqueeze(2) + steps.unsqueeze(1)  # (B, G, P+2, P)
+    _, jac = _measure.jacobian(prog, x, basis.reshape(b, g * (p + 2), p))
+    jac = jac.reshape(b, g, p + 2, *jac.shape[-2:])
+    t0 = jac[:, :, 0]
+    terms = jac[:, :, 1 : p + 1] - t0.unsqueeze(2)
+    predicted = t0 + (terms * (check * lmask).view(b, 1, p, 1, 1)).sum(2)
+    size = jac.abs().flatten(2).amax(-1).clamp_min(1e-300)
+    err = (jac[:, :, p + 1] - predicted).abs().flatten(2).amax(-1)
+    affine = torch.isfinite(jac).flatten(2).all(-1) & (err <= 1e-7 * size)
+    t_all = torch.cat([t0.unsqueeze(2), terms], 2).reshape(b * g, p + 1, *jac.shape[-2:])
+    t_all = torch.nan_to_num(t_all, nan=0.0, posinf=0.0, neginf=0.0)
+    qa, qb = _measure.quadratic_forms(t_all, v, scale)
+    c, ok = _measure.smallest_direction(qa, qb)
+    coef = torch.cat([torch.ones_like(c[:, :1]), c], 1).unsqueeze(-1)
+    value = ((coef.transpose(-1, -2) @ qa @ coef) / (coef.transpose(-1, -2) @ qb @ coef)).view(b, g)
+    theta = base + c.view(b, g, p) * lmask.unsqueeze(1)
+    ok = ok.view(b, g) & affine & torch.isfinite(value)
+    return theta, torch.where(ok, value, torch.full_like(value, math.inf)), ok
+
+
+def _grid_starts(prog, nl_mask, lmask, points, torch):
+    """One-nonlinear-parameter rows: that parameter on :data:`GRID`, the linear ones solved at each value,
+    then :data:`ZOOMS` rounds of a finer grid around the best value.
+
+    Returns the two best settings per row (B, 2, P) and their unclipped measure (B, 2) on the screen points.
+    """
+    b, p = nl_mask.shape
+    has_linear = lmask.any(1)
+    if bool(has_linear.any()) and not bool(
+        has_linear.all()
+    ):  # one kind of row per call: see _solve_linear
+        cand = torch.zeros(b, 2, p, dtype=torch.float64, device=nl_mask.device)
+        value = torch.zeros(b, 2, dtype=torch.float64, device=nl_mask.device)
+        for rows in (has_linear.nonzero().squeeze(-1), (~has_linear).nonzero().squeeze(-1)):
+            cand[rows], value[rows] = _grid_starts(
+                prog.subset(rows), nl_mask[rows], lmask[rows], points, torch
+            )
+        return cand, value
+    grid = torch.as_tensor(GRID, dtype=torch.float64, device=nl_mask.device).expand(b, -1)
+
+    def scored(values):  # values (B, G) of the nonlinear parameter
+        thetas, out = [], []
+        for lo in range(0, values.shape[1], _GRID_SLICE):
+            fixed = values[:, lo : lo + _GRID_SLICE].unsqueeze(-1) * nl_mask.unsqueeze(1)
+            th, val, _ = _solve_linear(
+                prog, points.x_screen, points.v_screen, points.scale, fixed, lmask, torch
+            )
+            thetas.append(th)
+            out.append(val)
+        return torch.cat(thetas, 1), torch.cat(out, 1)
+
+    theta, value = scored(grid)
+    step = torch.full((b, 1), GRID_STEP, dtype=torch.float64, device=grid.device)
+    for _ in range(ZOOMS):
+        top = value.argmin(1, keepdim=True)
+        centre = theta.gather(1, top.unsqueeze(-1).expand(-1, -1, p))
+        v0 = (centre[:, 0] * nl_mask).sum(-1, keepdim=True)  # (B, 1)
+        offsets = torch.linspace(-1, 1, ZOOM_POINTS, dtype=torch.float64, device=grid.device)
+        local = v0 * torch.exp(step * offsets)  # same sign, log-spaced around the best value
+        th, val = scored(local)
+        theta, value = torch.cat([theta, th], 1), torch.cat([value, val], 1)
+        step = step * 2 / (ZOOM_POINTS - 1)
+    top = value.topk(2, dim=1, largest=False)
+    idx = top.indices.unsqueeze(-1).expand(-1, -1, p)
+    return theta.gather(1, idx), top.values
+
+
+def _best(prog, loss, theta, torch):
+    """The start with the lowest loss per row: (B, P)."""
+    with torch.no_grad():
+        j = loss(prog, theta).argmin(1)
+    return theta[torch.arange(theta.shape[0], device=theta.device), j]
+
+
+def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
+    """Fitted parameters (B, 1, P) of one slice of a topology group.
+
+    Rows whose parameters all stand in affine positions: closed form. Rows with one parameter in a
+    nonlinear position: that parameter on :data:`GRID`, the others in closed form at each value; Newton then
+    refines, from the two best values, the rows whose best value scores at most :func:`_screen`. Other rows
+    (and rows whose affinity the numbers contradict): Newton from ``cfg.n_starts`` starts. With
+    ``cfg.closed_form`` off, every parameter counts as nonlinear.
+    """
+    device = points.x.device
+    b = len(k)
+    pdim = max(1, int(k.max()))
+    used = np.arange(pdim)[None, :] < k[:, None]
+    pmask = torch.as_tensor(used.astype(np.float64), device=device).view(b, 1, pdim)
+    lin = used & affine[:, :pdim] if cfg.closed_form else np.zeros_like(used)
+    lmask = torch.as_tensor(lin.astype(np.float64), device=device)
+    n_nl = torch.as_tensor((used & ~lin).sum(1), device=device)
+    kt = torch.as_tensor(k, device=device)
+    starts = cfg.n_starts if nonlinear else min(2, cfg.n_starts)
+    init = torch.as_tensor(_row_starts(texts, starts, pdim, cfg.seed), device=device) * pmask
+    best = init[:, 0].clone()
+    solved = kt == 0
+    linear = ((n_nl == 0) & (kt > 0)).nonzero().squeeze(-1)
+    if len(linear):
+        with torch.no_grad():
+            fixed = torch.zeros(len(linear), 1, pdim, dtype=torch.float64, device=device)
+            theta, _, ok = _solve_linear(
+                prog.subset(linear),
+                points.x_closed,
+                points.v_closed,
+                points.scale,
+                fixed,
+                lmask[linear],
+                torch,
+            )
+        done = linear[ok[:, 0]]
+        best[done] = theta[ok[:, 0], 0]
+        solved[done] = True
+    one = ((n_nl == 1) & ~solved).nonzero().squeeze(-1)
+    if len(one):
+        sub = prog.subset(one)
+        nl_mask = pmask[one, 0] - lmask[one]
+        with torch.no_grad():
+            cand, value = _grid_starts(sub, nl_mask, lmask[one], points, torch)
+        found = torch.isfinite(value[:, 0])
+        best[one[found]] = cand[found, 0]
+        keen = (found & (value[:, 0] <= _polish(cfg.ratio))).nonzero().squeeze(-1)
+        if cfg.steps and len(keen):
+            idx = one[keen]
+            sub = prog.subset(idx)
+            fitted = _optimise(sub, loss, cand[keen], pmask[idx], cfg, _screen(cfg.ratio))
+            best[idx] = _best(sub, loss, fitted, torch)
+        solved[one] = True  # Newton from random starts would not do better than the grid
+    many = (~solved).nonzero().squeeze(-1)
+    if cfg.steps and len(many):
+        sub = prog.subset(many)
+        fitted = _optimise(sub, loss, init[many], pmask[many], cfg, _screen(cfg.ratio))
+        best[many] = _best(sub, loss, fitted, torch)
+    return best.unsqueeze(1)
+
+
+def _final_scores(prog, theta, points: _Points, torch):
+    """Measure, null measure, triviality and finiteness of every row at its parameters (B, 1, P)."""
+    b = theta.shape[0]
+    d = points.x.shape[0]
+    _, jac_fit = _measure.jacobian(prog, points.x_fit, theta)
+    cap = _measure.median_cap(jac_fit, points.v_fit, points.scale)  # (B, 1, 1)
+    num = torch.zeros(b, 1, dtype=torch.float64, device=theta.device)
+    den, num_null, den_null = num.clone(), num.clone(), num.clone()
+    finite = torch.ones(b, dtype=torch.bool, device=theta.device)
+    step = max(256, BUDGET // max(1, b * (d + 2)))
+    for lo in range(0, points.n, step):
+        sl = slice(lo, lo + step)
+        g, jac = _measure.jacobian(prog, points.x[:, sl], theta)
+        finite &= torch.isfinite(g).flatten(1).all(-1) & torch.isfinite(jac).flatten(1).all(-1)
+        jac = torch.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
+        a, c = _measure.sums(jac, points.v[:, sl], points.scale, cap)
+        num, den = num + a, den + c
+        a, c = _measure.sums(jac, points.v_null[:, sl], points.scale, cap)
+        num_null, den_null = num_null + a, den_null + c
+    g_null = prog(points.x_null, theta).expand(b, 1, points.x_null.shape[-1])[:, 0]
+    ok = torch.isfinite(g_null)
+    cnt = ok.sum(-1).clamp_min(1)
+    gz = torch.where(ok, g_null, 0.0)
+    mean = gz.sum(-1) / cnt
+    var = (torch.where(ok, (g_null - mean.unsqueeze(-1)) ** 2, 0.0)).sum(-1) / cnt
+    trivial = (var <= TRIVIAL * (gz * gz).sum(-1) / cnt) | (den[:, 0] <= 0)
+    with np.errstate(all="ignore"):
+        true_s = (num / den)[:, 0]
+        null_s = (num_null / den_null)[:, 0]
+    return true_s, null_s, trivial, finite
+
+
+def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
+    """Fit and score one chunk of formula texts under the derivative measure (no I/O)."""
+    import torch
+
+    cfg = problem.config
+    if cfg.jobs > 1 or cfg.backend == "dask":
+        torch.set_num_threads(1)
+    device = _resolve_device(cfg.device, torch)
+    points = _Points(problem.prepared, cfg.max_fit_points, torch, device)
+    d = points.x.shape[0]
+    n = len(texts)
+    params: list = [()] * n
+    true_s = np.full(n, np.nan)
+    null_s = np.full(n, np.nan)
+    status = ["failed"] * n
+    exprs: list = []
+    good: list[int] = []
+    for i, text in enumerate(texts):
+        try:
+            expr = dsl.parse(text, problem.var_names)
+        except (InputError, RecursionError):
+            status[i] = "unparsable"
+            continue
+        if not dsl.inputs(expr):  # no variable: constant whatever its parameters
+            status[i] = "trivial"
+            params[i] = (1.0,) * dsl.n_params(expr)
+            continue
+        exprs.append(expr)
+        good.append(i)
+    loss = _fit_loss(points)
+    for group in _group(exprs, problem.var_names):
+        pmax = int(group.n_params.max())
+        pdim = max(1, pmax)
+        widest = max(
+            points.x_fit.shape[-1] * max(cfg.n_starts, 2) * 7,
+            points.x_screen.shape[-1] * _GRID_SLICE * (pdim + 2),
+            points.x_closed.shape[-1] * (pdim + 2),
+        )
+        per = max(1, BUDGET // max(1, widest * (d + 1)))
+        for lo in range(0, len(group.rows), per):
+            sl = slice(lo, lo + per)
+            prog = _Program(group, sl, torch, device)
+            k = group.n_params[sl]
+            rows = [good[r] for r in group.rows[sl]]
+            if pmax:
+                theta = _fit_params(
+                    prog,
+                    k,
+                    group.param_affine[sl],
+                    [texts[i] for i in rows],
+                    group.nonlinear,
+                    points,
+                    loss,
+                    cfg,
+                    torch,
+                )
+            else:
+                theta = torch.zeros(len(k), 1, 1, dtype=torch.float64, device=device)
+            with torch.no_grad():
+                ts, ns, trivial, finite = _final_scores(prog, theta, points, torch)
+            ts, ns = ts.cpu().numpy(), ns.cpu().numpy()
+            trivial, finite = trivial.cpu().numpy(), finite.cpu().numpy()
+            thb = theta[:, 0].cpu().numpy()
+            for r, i in enumerate(rows):
+                params[i] = tuple(float(v) for v in thb[r, : k[r]])
+                if not finite[r]:
+                    status[i] = "failed"
+                    continue
+                if trivial[r]:
+                    status[i] = "trivial"
+                    continue
+                if not (np.isfinite(ts[r]) and np.isfinite(ns[r])):
+                    continue
+                true_s[i], null_s[i] = ts[r], ns[r]
+                status[i] = "ok"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(null_s > 0, true_s / null_s, np.nan)
+    st = np.array(status)
+    accepted = (st == "ok") & (ratio <= cfg.ratio)
+    return pd.DataFrame(
+        {
+            "formula": list(texts),
+            "params": ["; ".join(f"{v:.8g}" for v in p) for p in params],
+            "true_score": true_s,
+            "random_score": null_s,
+            "ratio": ratio,
+            "accepted": accepted,
+            "status": st,
+        }
+    )
