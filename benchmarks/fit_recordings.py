@@ -184,7 +184,7 @@ def read_law(formula: str, params, case: Case, x: np.ndarray, rng) -> tuple[bool
 
     def resid(k, pts, gp):
         h = _grad_fn(truth, names, list(k))(pts) * scale
-        return np.sqrt(np.nan_to_num(_sin2(gp, h), nan=1.0))
+        return np.sqrt(np.clip(np.nan_to_num(_sin2(gp, h), nan=1.0, posinf=1.0, neginf=1.0), 0, 1))
 
     fit = least_squares(resid, np.asarray(case.constants), args=(x, g))
     off = np.stack([rng.choice(x[:, k], 2000) for k in range(x.shape[1])], 1)

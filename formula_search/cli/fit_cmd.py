@@ -185,31 +185,24 @@ def fit_cmd(**kwargs) -> None:
 
 
 def _explain(texts, data, config) -> None:
-    """``--explain``: one row per formula with its constants, units, scores and status."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """``--explain``: each formula's constants, units, scores and verdict, one ``key: value`` per line."""
     from formula_search._fit import fit_formulas
     from formula_search.errors import InputError
 
     table = fit_formulas(list(texts), data, config=config)
-    shown = Table(title=f"{config.measure} measure")
-    for col in ("formula", "params", "param_units", "score", "null score", "ratio", "status"):
-        shown.add_column(col)
     for row in table.itertuples(index=False):
         verdict = "accepted" if row.accepted else row.status
         if row.status == "ok" and not row.accepted:
             verdict = f"rejected (ratio > {config.ratio:g})"
-        shown.add_row(
-            row.formula,
-            str(row.params),
-            str(row.param_units),
-            f"{row.true_score:.3g}",
-            f"{row.random_score:.3g}",
-            f"{row.ratio:.3g}",
-            verdict,
+        click.echo(
+            f"{row.formula}\n"
+            f"  constants:   {row.params or '(none)'}\n"
+            f"  units:       {row.param_units or '(none)'}\n"
+            f"  score:       {row.true_score:.4g} ({config.measure} measure; 0 = conserved)\n"
+            f"  null score:  {row.random_score:.4g}\n"
+            f"  ratio:       {row.ratio:.4g}\n"
+            f"  verdict:     {verdict}"
         )
-    Console().print(shown)
     bad = table[table["status"] == "unparsable"]
     if len(bad) == len(table):
         raise InputError(f"--explain: cannot read {', '.join(map(repr, bad['formula']))}")

@@ -421,6 +421,8 @@ def _execute(
         "time_step": float(data.time_step),
         "hamiltonian": data.hamiltonian,
         "survivors": source,
+        "measure": measure,
+        "most_conserved": _most_conserved(table),
         "law_from": law_from,
         "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
         "depth": depth,
@@ -804,6 +806,23 @@ def rank_cmd(**kwargs):
     click.echo(f"wrote {out}/ranking.csv, screen.csv, meta_curves.csv, meta.json")
 
 
+def _most_conserved(table) -> dict | None:
+    """The fit's first survivor (best ratio; simpler first among ties), or ``None``."""
+    from formula_search._fit import survivors
+
+    if not {"accepted", "ratio", "formula", "params"} <= set(table.columns):
+        return None
+    best = survivors(table)
+    if best.empty:
+        return None
+    row = best.iloc[0]
+    return {
+        "formula": str(row["formula"]),
+        "params": str(row["params"]),
+        "ratio": float(row["ratio"]),
+    }
+
+
 def _finish(out: Path, meta: dict, console) -> list | None:
     """After ranking with comparators: LaTeX and Markdown export, plots, and a summary on the terminal.
     Returns the paper's claims checked on the run (:func:`_run_claims`), which the summary prints."""
@@ -836,6 +855,17 @@ def _finish(out: Path, meta: dict, console) -> list | None:
         law = laws[0]
         console.print(f"discovered law: [bold]{dsl.to_display(law['expr'], law['params'])}[/bold]")
         console.print(f"LaTeX: {dsl.to_latex(law['expr'], law['params'])}")
+        best = meta.get("most_conserved")
+        if best and dsl.to_text(law["expr"]) != best["formula"]:
+            expr = dsl.parse(best["formula"], [v["name"] for v in meta["variables"]])
+            values = [
+                float(v) for v in best["params"].split(";") if v.strip()
+            ]  # the fit table's form
+            shown = dsl.to_display(expr, values or None)
+            console.print(
+                f"most conserved by the fit: {shown} (ratio {best['ratio']:.2g}); the law above is the "
+                "one that most improved the meta-tailored predictions"
+            )
     checks = (
         _run_claims(meta, laws[0] if laws else None, read_table(comp_path))
         if comp_path.exists()

@@ -194,3 +194,11 @@ def test_chunk_size_and_jobs_never_change_the_table():
     one = fit_formulas(texts, data, config=FitConfig(chunk_size=1))
     whole = fit_formulas(texts, data, config=FitConfig(chunk_size=64))
     pd.testing.assert_frame_equal(one, whole, rtol=1e-9)
+
+
+def test_ties_at_the_noise_floor_put_the_simpler_law_first():
+    """On one circle, y^2/(c - x^2) is as constant along the orbit as x^2 + y^2; the smaller comes first."""
+    forms = ["y^2/(c + x^2)", "x^2 + y^2", "x^2 + c*x*y"]
+    best = survivors(fit_formulas(forms, _circle()))
+    assert best["formula"].iloc[0] == "x^2 + y^2"
+    assert "y^2/(c + x^2)" in set(best["formula"])
