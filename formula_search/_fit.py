@@ -92,6 +92,9 @@ class FitConfig:
             smoothing spline per variable, its weight chosen by cross-validation), ``"off"`` or a weight.
         closed_form: solve parameters that enter the formula linearly exactly (a generalised eigenproblem)
             instead of iterating (derivative measure).
+        derivatives: where the derivative measure takes velocities from: ``"spline"`` (the smoothing
+            spline of the states), ``"data"`` (the data's own time derivatives, e.g. a simulation's exact
+            ones) or ``"auto"`` (the data's when they are exact, else the spline).
     """
 
     ratio: float = 0.01
@@ -112,6 +115,7 @@ class FitConfig:
     measure: str = "derivative"
     smoothing: str | float = "auto"
     closed_form: bool = True
+    derivatives: str = "auto"
 
     def __post_init__(self) -> None:
         from formula_search._measure import MEASURES, parse_smoothing
@@ -119,6 +123,8 @@ class FitConfig:
         if self.measure not in MEASURES:
             raise InputError(f"unknown measure {self.measure!r}; use {' or '.join(MEASURES)}")
         object.__setattr__(self, "smoothing", parse_smoothing(self.smoothing))
+        if self.derivatives not in ("auto", "spline", "data"):
+            raise InputError(f"unknown derivatives {self.derivatives!r}; use auto, spline or data")
         if not (self.ratio > 0):
             raise InputError(f"--ratio must be positive, got {self.ratio}")
         if self.window is not None and self.window < 2:
@@ -148,12 +154,17 @@ class FitData:
         variables: the variables with units (optional; used to report parameter units).
         times: one (T,) array of increasing times per sequence (optional; unit steps when missing). The
             derivative measure is unchanged when time is rescaled, so only uneven steps matter.
+        derivatives: one (T, n_vars) array of time derivatives per sequence (optional).
+        exact_derivatives: whether ``derivatives`` are exact (a simulation's), not estimated from the
+            states; ``FitConfig(derivatives="auto")`` uses them only then.
     """
 
     var_names: tuple[str, ...]
     sequences: tuple[np.ndarray, ...]
     variables: tuple[dsl.Variable, ...] | None = field(default=None)
     times: tuple[np.ndarray, ...] | None = field(default=None)
+    derivatives: tuple[np.ndarray, ...] | None = field(default=None)
+    exact_derivatives: bool = False
 
     @classmethod
     def from_dataset(cls, dataset, split: str = "train") -> FitData:
@@ -164,6 +175,8 @@ class FitData:
             tuple(tr.x for tr in trajs),
             tuple(dataset.variables),
             tuple(tr.t for tr in trajs),
+            tuple(tr.dxdt for tr in trajs),
+            getattr(dataset, "derivative", "") == "exact",
         )
 
 
@@ -846,7 +859,18 @@ def _problem(data: FitData, config: FitConfig) -> _Problem:
     if config.measure == "derivative":
         from formula_search._measure import prepare
 
-        prepared = prepare(seqs, data.times, smoothing=config.smoothing, seed=config.seed)
+        source = config.derivatives
+        if source == "auto":
+            source = "data" if data.exact_derivatives and data.derivatives is not None else "spline"
+        if source == "data" and data.derivatives is None:
+            raise InputError("derivatives='data': these data carry no time derivatives")
+        prepared = prepare(
+            seqs,
+            data.times,
+            smoothing=config.smoothing,
+            seed=config.seed,
+            derivatives=data.derivatives if source == "data" else None,
+        )
     return _Problem(
         tuple(data.var_names),
         np.concatenate(seqs, 0),

@@ -15,8 +15,11 @@ carry the sum. By Cauchy-Schwarz ``D`` lies in [0, 1]; it is 0 for a conserved `
 arbitrary one in two variables, unchanged when ``g`` is scaled or shifted, and needs neither several
 trajectories nor different energies. Slow dissipation only adds ``(rate of loss / rate of motion)^2``.
 
-The **null** pairs every gradient with the velocity of another, randomly chosen point (the same velocities,
-shuffled): the same formula's ``D`` when the motion has nothing to do with the state. ``ratio = D / D_null``.
+The **null** pairs every gradient with a velocity whose components come from other, randomly chosen points
+(each component shuffled on its own): the same formula's ``D`` when the motion has nothing to do with the
+state, and when no linear relation holds between the velocity's components (the total momentum of two bodies
+is conserved by every velocity of the data, so shuffling whole velocities would conserve it too).
+``ratio = D / D_null``.
 A formula is **trivial** when it is constant on states drawn from the data's marginals independently (each
 variable keeps its range, the joint relation is destroyed): ``sin(q)^2 + cos(q)^2`` is trivial, ``x^2 + y^2``
 on a circle is not.
@@ -114,7 +117,8 @@ class Prepared:
         x: (N, n_vars) smoothed states of every sequence, concatenated.
         v: (N, n_vars) their time derivatives.
         scale: (n_vars,) standard deviation of each variable over ``x`` (1 where it is 0).
-        v_null: (N, n_vars) the velocities paired at random with the states (the null).
+        v_null: (N, n_vars) velocities paired at random with the states, each component from its own random
+            point (the null).
         x_null: (M, n_vars) states whose coordinates are drawn independently from the data's marginals.
     """
 
@@ -125,7 +129,9 @@ class Prepared:
     x_null: np.ndarray
 
 
-def prepare(sequences, times, *, smoothing: str | float = "auto", seed: int = 0) -> Prepared:
+def prepare(
+    sequences, times, *, smoothing: str | float = "auto", seed: int = 0, derivatives=None
+) -> Prepared:
     """Smooth every sequence, take its derivative, and draw the nulls (see the module docstring).
 
     Args:
@@ -133,6 +139,8 @@ def prepare(sequences, times, *, smoothing: str | float = "auto", seed: int = 0)
         times: (T_j,) arrays of increasing times, or ``None`` for unit steps.
         smoothing: see :func:`spline_derivatives`.
         seed: seed of the nulls.
+        derivatives: (T_j, n_vars) time derivatives to use as they are, with the states as they are
+            (a simulation's exact ones); ``None``: the smoothing spline's.
     """
     xs, vs = [], []
     for j, seq in enumerate(sequences):
@@ -142,6 +150,10 @@ def prepare(sequences, times, *, smoothing: str | float = "auto", seed: int = 0)
         if len(t) > 1 and not np.all(np.diff(t) > 0):
             raise InputError(f"sequence {j}: time does not increase")
         if len(seq) < 2:
+            continue
+        if derivatives is not None:
+            xs.append(np.asarray(seq, dtype=np.float64))
+            vs.append(np.asarray(derivatives[j], dtype=np.float64))
             continue
         a, b = spline_derivatives(t, seq, smoothing)
         edge = max(0, min(EDGE, (len(seq) - 5) // 4))
@@ -156,7 +168,9 @@ def prepare(sequences, times, *, smoothing: str | float = "auto", seed: int = 0)
     scale = x.std(0)
     scale = np.where(scale > 0, scale, 1.0)
     rng = np.random.default_rng(seed)
-    v_null = v[rng.permutation(len(v))]
+    # each velocity component from another random point: a linear relation that every velocity of the
+    # data obeys (v_px1 + v_px2 = 0 when the total momentum is conserved everywhere) is not kept
+    v_null = np.stack([v[rng.permutation(len(v)), k] for k in range(v.shape[1])], 1)
     m = min(len(x), NULL_POINTS)
     x_null = np.stack([x[rng.integers(0, len(x), m), k] for k in range(x.shape[1])], 1)
     return Prepared(x, v, scale, v_null, x_null)
