@@ -3,6 +3,7 @@
     python benchmarks/fit.py                    # full: commutative and conservation levels, 1 and 2 jobs
     python benchmarks/fit.py --quick            # the first 2000 candidates of each level
     python benchmarks/fit.py --device cuda      # GPU (the lead's machine)
+    python benchmarks/fit.py --measure paper    # the Noether paper's measure
 
 Enumeration time is not included (it is printed separately). Peak memory is the largest resident set of this
 process and of its worker processes (``ru_maxrss``).
@@ -29,7 +30,8 @@ def _peak_mb() -> float:
 @click.option("--jobs", "jobs_list", multiple=True, type=int, default=(1, 2))
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--quick", is_flag=True, help="Only the first 2000 candidates of each level.")
-def main(dataset, depth, levels, jobs_list, device, quick):
+@click.option("--measure", default="derivative", show_default=True, help="derivative or paper.")
+def main(dataset, depth, levels, jobs_list, device, quick, measure):
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -40,7 +42,9 @@ def main(dataset, depth, levels, jobs_list, device, quick):
 
     torch.set_num_threads(1)
     data = load_dataset(dataset)
-    table = Table(title=f"fsearch fit on {dataset}, depth {depth}, device {device}")
+    table = Table(
+        title=f"fsearch fit on {dataset}, depth {depth}, device {device}, {measure} measure"
+    )
     for col in ("dedup", "candidates", "jobs", "wall s", "cand/s", "accepted", "peak MB"):
         table.add_column(col, justify="left" if col == "dedup" else "right")
     for level in levels:
@@ -51,7 +55,9 @@ def main(dataset, depth, levels, jobs_list, device, quick):
             formulas = formulas.iloc[:2000]
         print(f"{level}: {len(formulas)} candidates, enumerated in {t_enum:.1f} s", flush=True)
         for jobs in jobs_list:
-            config = FitConfig(jobs=jobs, device=device, window=data.default_window)
+            config = FitConfig(
+                jobs=jobs, device=device, window=data.default_window, measure=measure
+            )
             t0 = time.perf_counter()
             out = fit_formulas(formulas, data, config=config)
             wall = time.perf_counter() - t0

@@ -117,12 +117,15 @@ def test_reproduce_adds_the_real_pendulums_opt_in_run(tmp_path, monkeypatch):
         line.split("|")[1].strip() for line in results.splitlines() if line.startswith("| real")
     ]
     assert labels == ["real_pendulum", "real_pendulum-opt-in"]
-    assert "`--inner-rule polyak --outer-lr 0.0003 --law-choice paper`" in results
+    assert "`--measure paper --inner-rule polyak --outer-lr 0.0003 --law-choice paper`" in results
     for label in labels:  # each run's three claims: law, 10x below the MLP, below HNN
         assert sum(line.startswith(f"| {label} |") for line in claims.splitlines()) == 3
     paper = json.loads((out / "real_pendulum" / "meta.json").read_text())
     opt_in = json.loads((out / "real_pendulum-opt-in" / "meta.json").read_text())
     assert (paper["inner_rule"], paper["law_choice"]) == ("sgd", "train")
+    assert (
+        paper["measure"] == opt_in["measure"] == "paper"
+    )  # the paper's tables: the paper's measure
     assert (opt_in["inner_rule"], opt_in["law_choice"]) == ("polyak", "paper")
     assert opt_in["rank_config"]["tailor"]["outer_lr"] == 3e-4
     assert opt_in["law_rank_config"]["tailor"]["outer_lr"] == 1e-3
@@ -142,15 +145,19 @@ def test_opt_in_hint_names_the_setting_only_after_a_miss_without_it():
     from formula_search.paper import ClaimCheck, opt_in_args
 
     assert (
-        opt_in_args("real_pendulum") == "--inner-rule polyak --outer-lr 0.0003 --law-choice paper"
+        opt_in_args("real_pendulum")
+        == "--measure paper --inner-rule polyak --outer-lr 0.0003 --law-choice paper"
     )
     assert opt_in_args("ideal_spring") == ""
     miss = [ClaimCheck("law", True, "c = 2.447"), ClaimCheck("below HNN", False, "3.9x")]
     paper = {"dataset": "real_pendulum", "inner_rule": "sgd", "law_choice": "train",
              "rank_config": {"tailor": {"outer_lr": 1e-3}}}  # fmt: skip
-    used = {"dataset": "real_pendulum", "inner_rule": "polyak", "law_choice": "paper",
-            "rank_config": {"tailor": {"outer_lr": 3e-4}}}  # fmt: skip
-    assert "--inner-rule polyak --outer-lr 0.0003 --law-choice paper" in _opt_in_hint(paper, miss)
+    used = {"dataset": "real_pendulum", "measure": "paper", "inner_rule": "polyak",
+            "law_choice": "paper", "rank_config": {"tailor": {"outer_lr": 3e-4}}}  # fmt: skip
+    hint = _opt_in_hint(paper, miss)
+    assert "--measure paper --inner-rule polyak --outer-lr 0.0003 --law-choice paper" in hint
     assert _opt_in_hint(paper, miss[:1]) is None  # every claim holds
     assert _opt_in_hint(used, miss) is None  # the opt-in itself missed: nothing to suggest
+    # the same settings with the derivative measure are not the opt-in: it is named
+    assert _opt_in_hint(used | {"measure": "derivative"}, miss) is not None
     assert _opt_in_hint(paper | {"dataset": "ideal_spring"}, miss) is None  # no opt-in there
