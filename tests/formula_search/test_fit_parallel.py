@@ -54,7 +54,12 @@ def local(data) -> pd.DataFrame:
 
 
 def test_local_result_is_the_known_law(local):
-    assert set(local.loc[local.accepted, "formula"]) == {"p^2 - c*cos(q)", "c*p^2 - cos(q)"}
+    # the law's two forms are accepted and score best; the small-angle form is a near-law at these
+    # amplitudes (ratio about 0.01), the others are not conserved
+    law = {"p^2 - c*cos(q)", "c*p^2 - cos(q)"}
+    assert law <= set(local.loc[local.accepted, "formula"])
+    assert set(local.sort_values("ratio")["formula"].iloc[:2]) == law
+    assert not local.set_index("formula").loc[["q", "sin(q) + c*p", "cos(c*q) + p"], "accepted"].any()
 
 
 @pytest.mark.slow
