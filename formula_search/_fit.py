@@ -518,8 +518,9 @@ def _loss(program, layout, theta):
     return t.where(t.isfinite(loss), loss, t.full_like(loss, math.inf))
 
 
-#: Iterations after which :func:`_optimise` drops the formulas above its ``give_up`` score.
-GIVE_UP_AFTER = 4
+#: Iterations after which :func:`_optimise` drops the formulas above its ``give_up`` score (2 and 4 accept
+#: the same 16 formulas at depth 7, commutative level; 2 is 15% faster).
+GIVE_UP_AFTER = 2
 
 
 def _variance_loss(layout):

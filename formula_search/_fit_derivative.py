@@ -289,6 +289,133 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
     return best.unsqueeze(1)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Constant blocks: a subtree without variables is one number, whatever its parameters
+
+
+def _has_input(node) -> bool:
+    if isinstance(node, dsl.Input):
+        return True
+    return isinstance(node, dsl.Op) and any(_has_input(a) for a in node.args)
+
+
+def _n_params(node) -> int:
+    if isinstance(node, dsl.Param):
+        return 1
+    return sum(_n_params(a) for a in node.args) if isinstance(node, dsl.Op) else 0
+
+
+def fold(expr):
+    """``expr`` with every largest variable-free subtree that holds a parameter, other than a bare parameter,
+    replaced by one parameter: ``q/(c_0 + c_1)`` -> ``q/c``, ``p^2 + c_0^2*cos(q)`` -> ``p^2 + c*cos(q)``.
+
+    The measure sees only the subtree's value, so the folded formula has the same best score with fewer,
+    often linear, parameters. Returns ``(folded, blocks)``: per parameter of the folded formula (pre-order),
+    ``None`` for a parameter kept as it was, or the replaced subtree; ``None`` when nothing was folded.
+    """
+    blocks: list = []
+    changed = False
+
+    def go(node):
+        nonlocal changed
+        if isinstance(node, dsl.Param):
+            blocks.append(None)
+            return node
+        if not isinstance(node, dsl.Op):
+            return node
+        if not _has_input(node) and _n_params(node) > 0:
+            blocks.append(node)
+            changed = True
+            return dsl.Param()
+        return dsl.Op(node.name, tuple(go(a) for a in node.args))
+
+    folded = go(expr)
+    return (folded, blocks) if changed else None
+
+
+def _value(node, values: list[float]) -> float:
+    """A variable-free subtree's value, its parameters taking ``values`` in pre-order (consumed)."""
+    if isinstance(node, dsl.Param):
+        return values.pop(0)
+    if isinstance(node, dsl.Const):
+        return float(node.value)
+    args = [_value(a, values) for a in node.args]
+    prim = node.name
+    if prim == "add":
+        return args[0] + args[1]
+    if prim == "sub":
+        return args[0] - args[1]
+    if prim == "mul":
+        return args[0] * args[1]
+    if prim == "div":
+        return args[0] / args[1] if args[1] != 0 else math.nan
+    if prim == "square":
+        return args[0] * args[0]
+    return math.sin(args[0]) if prim == "sin" else math.cos(args[0])
+
+
+def _solve_block(node, target: float) -> list[float] | None:
+    """Parameter values (pre-order) that give the variable-free subtree ``node`` the value ``target``: every
+    parameter but the first is 1, the first follows by inverting the operators above it. ``None`` when the
+    value cannot be reached that way (``c^2 = -1``, ``sin(c) = 2``)."""
+
+    def solve(n, t):  # -> values of n's parameters with n == t, or None
+        if isinstance(n, dsl.Param):
+            return [t]
+        k = _n_params(n)
+        if not isinstance(n, dsl.Op) or k == 0:
+            return None
+        if len(n.args) == 1:
+            if n.name == "square":
+                inner = math.sqrt(t) if t >= 0 else None
+            elif n.name == "sin":
+                inner = math.asin(t) if abs(t) <= 1 else None
+            else:
+                inner = math.acos(t) if abs(t) <= 1 else None
+            return None if inner is None else solve(n.args[0], inner)
+        a, b = n.args
+        first_left = _n_params(a) > 0
+        other = b if first_left else a
+        v = _value(other, [1.0] * _n_params(other))
+        if n.name == "add":
+            inner = t - v
+        elif n.name == "sub":
+            inner = t + v if first_left else v - t
+        elif n.name == "mul":
+            inner = t / v if v != 0 else None
+        else:  # div
+            inner = t * v if first_left else (v / t if t != 0 else None)
+        if inner is None or not math.isfinite(inner):
+            return None
+        part = solve(a if first_left else b, inner)
+        if part is None:
+            return None
+        ones = [1.0] * _n_params(other)
+        return part + ones if first_left else ones + part
+
+    values = solve(node, float(target))
+    if values is None or not all(math.isfinite(x) for x in values):
+        return None
+    got = _value(node, list(values))
+    if not math.isfinite(got) or abs(got - target) > 1e-9 * max(1.0, abs(target)):
+        return None
+    return values
+
+
+def unfold(blocks, folded_params) -> tuple[float, ...] | None:
+    """The original formula's parameters from the folded formula's (see :func:`fold`), or ``None``."""
+    out: list[float] = []
+    for block, value in zip(blocks, folded_params):
+        if block is None:
+            out.append(float(value))
+            continue
+        solved = _solve_block(block, value)
+        if solved is None:
+            return None
+        out.extend(solved)
+    return tuple(out)
+
+
 def _final_scores(prog, theta, points: _Points, torch):
     """Measure, null measure, triviality and finiteness of every row at its parameters (B, 1, P).
 
@@ -324,8 +451,52 @@ def _final_scores(prog, theta, points: _Points, torch):
     return (num / den)[:, 0], (num_null / den_null)[:, 0], trivial, finite
 
 
+def _slices(groups, points: _Points, cfg, d: int):
+    """``(group, slice)`` pairs, each slice small enough for :data:`BUDGET`."""
+    for group in groups:
+        pdim = max(1, int(group.n_params.max()))
+        widest = max(
+            points.x_fit.shape[-1] * max(cfg.n_starts, 2) * 7,
+            points.x_screen.shape[-1] * _GRID_SLICE * (pdim + 2),
+            points.x_closed.shape[-1] * (pdim + 2),
+        )
+        per = max(1, BUDGET // max(1, widest * (d + 1)))
+        for lo in range(0, len(group.rows), per):
+            yield group, slice(lo, lo + per)
+
+
+def _fit_all(exprs, seeds, var_names, points, cfg, torch) -> list[tuple[float, ...]]:
+    """Fitted parameters of every formula of ``exprs`` (``seeds``: the texts their starts are drawn from)."""
+    out: list = [()] * len(exprs)
+    loss = _fit_loss(points)
+    for group, sl in _slices(_group(exprs, var_names), points, cfg, points.x.shape[0]):
+        k = group.n_params[sl]
+        if not int(k.max()):
+            continue
+        rows = group.rows[sl]
+        prog = _Program(group, sl, torch, points.x.device)
+        theta = _fit_params(
+            prog,
+            k,
+            group.param_affine[sl],
+            [seeds[r] for r in rows],
+            group.nonlinear,
+            points,
+            loss,
+            cfg,
+            torch,
+        )
+        values = theta[:, 0].detach().cpu().numpy()
+        for j, r in enumerate(rows):
+            out[r] = tuple(float(v) for v in values[j, : k[j]])
+    return out
+
+
 def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
-    """Fit and score one chunk of formula texts under the derivative measure (no I/O)."""
+    """Fit and score one chunk of formula texts under the derivative measure (no I/O).
+
+    Formulas are fitted in their folded form (:func:`fold`) where it maps back to their own parameters, as
+    they are otherwise; every formula is then scored as it is written."""
     import torch
 
     cfg = problem.config
@@ -333,7 +504,6 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
         torch.set_num_threads(1)
     device = _resolve_device(cfg.device, torch)
     points = _Points(problem.prepared, cfg.max_fit_points, torch, device)
-    d = points.x.shape[0]
     n = len(texts)
     params: list = [()] * n
     true_s = np.full(n, np.nan)
@@ -353,52 +523,58 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
             continue
         exprs.append(expr)
         good.append(i)
-    loss = _fit_loss(points)
-    for group in _group(exprs, problem.var_names):
-        pmax = int(group.n_params.max())
-        pdim = max(1, pmax)
-        widest = max(
-            points.x_fit.shape[-1] * max(cfg.n_starts, 2) * 7,
-            points.x_screen.shape[-1] * _GRID_SLICE * (pdim + 2),
-            points.x_closed.shape[-1] * (pdim + 2),
+    # fit: folded forms first, then the formulas whose folded constants cannot be mapped back
+    folds = [fold(e) if cfg.closed_form else None for e in exprs]
+    fitted = _fit_all(
+        [f[0] if f else e for e, f in zip(exprs, folds)],
+        [texts[i] for i in good],
+        problem.var_names,
+        points,
+        cfg,
+        torch,
+    )
+    theta_of: list = [None] * len(exprs)
+    for j, (f, values) in enumerate(zip(folds, fitted)):
+        theta_of[j] = values if f is None else unfold(f[1], values)
+    again = [j for j, t in enumerate(theta_of) if t is None]
+    if again:
+        refit = _fit_all(
+            [exprs[j] for j in again],
+            [texts[good[j]] for j in again],
+            problem.var_names,
+            points,
+            cfg,
+            torch,
         )
-        per = max(1, BUDGET // max(1, widest * (d + 1)))
-        for lo in range(0, len(group.rows), per):
-            sl = slice(lo, lo + per)
-            prog = _Program(group, sl, torch, device)
-            k = group.n_params[sl]
-            rows = [good[r] for r in group.rows[sl]]
-            if pmax:
-                theta = _fit_params(
-                    prog,
-                    k,
-                    group.param_affine[sl],
-                    [texts[i] for i in rows],
-                    group.nonlinear,
-                    points,
-                    loss,
-                    cfg,
-                    torch,
-                )
-            else:
-                theta = torch.zeros(len(k), 1, 1, dtype=torch.float64, device=device)
-            with torch.no_grad():
-                ts, ns, trivial, finite = _final_scores(prog, theta, points, torch)
-            ts, ns = ts.cpu().numpy(), ns.cpu().numpy()
-            trivial, finite = trivial.cpu().numpy(), finite.cpu().numpy()
-            thb = theta[:, 0].cpu().numpy()
-            for r, i in enumerate(rows):
-                params[i] = tuple(float(v) for v in thb[r, : k[r]])
-                if not finite[r]:
-                    status[i] = "failed"
-                    continue
-                if trivial[r]:
-                    status[i] = "trivial"
-                    continue
-                if not (np.isfinite(ts[r]) and np.isfinite(ns[r])):
-                    continue
-                true_s[i], null_s[i] = ts[r], ns[r]
-                status[i] = "ok"
+        for j, values in zip(again, refit):
+            theta_of[j] = values
+    # score every formula as written
+    for group, sl in _slices(_group(exprs, problem.var_names), points, cfg, points.x.shape[0]):
+        prog = _Program(group, sl, torch, device)
+        k = group.n_params[sl]
+        rows = group.rows[sl]
+        pdim = max(1, int(k.max()))
+        theta = np.zeros((len(rows), 1, pdim))
+        for j, r in enumerate(rows):
+            theta[j, 0, : k[j]] = theta_of[r]
+        theta = torch.as_tensor(theta, dtype=torch.float64, device=device)
+        with torch.no_grad():
+            ts, ns, trivial, finite = _final_scores(prog, theta, points, torch)
+        ts, ns = ts.cpu().numpy(), ns.cpu().numpy()
+        trivial, finite = trivial.cpu().numpy(), finite.cpu().numpy()
+        for j, r in enumerate(rows):
+            i = good[r]
+            params[i] = tuple(theta_of[r])
+            if not finite[j]:
+                status[i] = "failed"
+                continue
+            if trivial[j]:
+                status[i] = "trivial"
+                continue
+            if not (np.isfinite(ts[j]) and np.isfinite(ns[j])):
+                continue
+            true_s[i], null_s[i] = ts[j], ns[j]
+            status[i] = "ok"
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(null_s > 0, true_s / null_s, np.nan)
     st = np.array(status)

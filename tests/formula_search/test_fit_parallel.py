@@ -59,7 +59,9 @@ def test_local_result_is_the_known_law(local):
     law = {"p^2 - c*cos(q)", "c*p^2 - cos(q)"}
     assert law <= set(local.loc[local.accepted, "formula"])
     assert set(local.sort_values("ratio")["formula"].iloc[:2]) == law
-    assert not local.set_index("formula").loc[["q", "sin(q) + c*p", "cos(c*q) + p"], "accepted"].any()
+    assert (
+        not local.set_index("formula").loc[["q", "sin(q) + c*p", "cos(c*q) + p"], "accepted"].any()
+    )
 
 
 @pytest.mark.slow

@@ -245,3 +245,47 @@ def test_two_body_fits_without_a_traceback(measure):
     assert len(table) == 4
     if measure == "derivative":
         assert _row(table, "px1 + px2")["accepted"]
+
+
+@pytest.mark.parametrize(
+    "text, folded",
+    [
+        ("q/(c_0 + c_1)", "q/c_0"),
+        ("p^2 + c_0^2*cos(q)", "p^2 + c_0*cos(q)"),
+        ("q + sin(c_0)/c_1", "q + c_0"),
+        ("p^2 + c*cos(q)", None),
+        ("c_0*(c_1*q)", None),  # the parameters stand with a variable: nothing to fold
+    ],
+)
+def test_constant_blocks_fold_into_one_parameter_and_back(text, folded):
+    """A variable-free subtree is one number: the folded formula's constants map back to values of the
+    original parameters that give every subtree the folded value."""
+    from formula_search._fit_derivative import _value, fold, unfold
+
+    expr = dsl.parse(text, ("q", "p"))
+    result = fold(expr)
+    if folded is None:
+        assert result is None
+        return
+    new, blocks = result
+    assert dsl.to_text(new) == folded
+    values = [0.37] * dsl.n_params(new)
+    original = unfold(blocks, values)
+    assert original is not None and len(original) == dsl.n_params(expr)
+    rest = list(original)
+    for block, value in zip(blocks, values):
+        got = rest.pop(0) if block is None else _value(block, rest)
+        assert got == pytest.approx(value)
+
+
+def test_a_folded_value_the_block_cannot_take_falls_back_to_the_formula():
+    """c_0^2 cannot be negative: the energy written p^2 + c_0^2*cos(q) is fitted as it is (c_0^2 -> 0 is
+    its best), never with a wrong back-mapping."""
+    from formula_search._fit_derivative import fold, unfold
+
+    _, blocks = fold(dsl.parse("p^2 + c_0^2*cos(q)", ("q", "p")))
+    assert unfold(blocks, [-19.6]) is None
+    df = fit_formulas(["p^2 + c_0^2*cos(q)", "p^2 - c_0^2*cos(q)"], _pendulum(n=300))
+    assert not _row(df, "p^2 + c_0^2*cos(q)")["accepted"]
+    law = _row(df, "p^2 - c_0^2*cos(q)")
+    assert law["accepted"] and float(law["params"]) ** 2 == pytest.approx(19.6, rel=1e-3)
