@@ -731,10 +731,14 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
                     continue
                 true_s[i], rand_s[i] = ts[r], tr[r]
                 status[i] = "trivial" if trivial[r] else "ok"
+    return _chunk_table(texts, params, true_s, rand_s, status, cfg.ratio)
+
+
+def _chunk_table(texts, params, true_s, rand_s, status, threshold: float) -> pd.DataFrame:
+    """One chunk's rows of the fit table: ratio, acceptance and the parameters as text."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(rand_s > 0, true_s / rand_s, np.nan)
     st = np.array(status)
-    accepted = (st == "ok") & (ratio <= cfg.ratio)
     return pd.DataFrame(
         {
             "formula": list(texts),
@@ -742,7 +746,7 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
             "true_score": true_s,
             "random_score": rand_s,
             "ratio": ratio,
-            "accepted": accepted,
+            "accepted": (st == "ok") & (ratio <= threshold),
             "status": st,
         }
     )

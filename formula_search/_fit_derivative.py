@@ -24,6 +24,7 @@ import dsl
 from formula_search import _measure
 from formula_search._fit import (
     TRIVIAL,
+    _chunk_table,
     _group,
     _optimise,
     _Problem,
@@ -38,9 +39,9 @@ BUDGET = 4_000_000
 #: Most points the closed-form solution is computed on (evenly spaced over the data).
 CLOSED_FORM_POINTS = 20_000
 
-#: One-parameter nonlinear formulas are first scored on this grid of values (both signs, 1e-3 to 1e3,
-#: neighbours 34% apart); Newton then refines, from the best two, only those whose best value on the grid
-#: scores at most :func:`_screen` (a conserved law scores far below it there).
+#: A formula with one nonlinear parameter has it tried on this grid of values (both signs, 1e-3 to 1e3,
+#: neighbours 34% apart), its linear parameters solved at each; then :data:`ZOOMS` finer rounds, and Newton
+#: polishes, from the best two values, the formulas that score at most :func:`_polish` there.
 GRID = np.concatenate([np.logspace(-3, 3, 48), -np.logspace(-3, 3, 48)])
 
 #: Log-distance between neighbours of :data:`GRID`.
@@ -53,7 +54,7 @@ ZOOM_POINTS = 9
 
 
 def _screen(ratio: float) -> float:
-    """Largest grid score still refined: 0.1 (a null scores about 0.5), more for a loose ``ratio``."""
+    """Newton's ``give_up`` score: 0.1 (a null scores about 0.5), more for a loose ``ratio``."""
     return max(0.1, 10 * ratio)
 
 
@@ -575,18 +576,4 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
                 continue
             true_s[i], null_s[i] = ts[j], ns[j]
             status[i] = "ok"
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(null_s > 0, true_s / null_s, np.nan)
-    st = np.array(status)
-    accepted = (st == "ok") & (ratio <= cfg.ratio)
-    return pd.DataFrame(
-        {
-            "formula": list(texts),
-            "params": ["; ".join(f"{v:.8g}" for v in p) for p in params],
-            "true_score": true_s,
-            "random_score": null_s,
-            "ratio": ratio,
-            "accepted": accepted,
-            "status": st,
-        }
-    )
+    return _chunk_table(texts, params, true_s, null_s, status, cfg.ratio)
