@@ -289,3 +289,24 @@ def test_a_folded_value_the_block_cannot_take_falls_back_to_the_formula():
     assert not _row(df, "p^2 + c_0^2*cos(q)")["accepted"]
     law = _row(df, "p^2 - c_0^2*cos(q)")
     assert law["accepted"] and float(law["params"]) ** 2 == pytest.approx(19.6, rel=1e-3)
+
+
+def test_forward_gradient_equals_autograd():
+    """The program's hand-written forward pass gives torch autograd's gradient in the state."""
+    import torch
+
+    from formula_search._fit import _group, _Program
+
+    texts = ["p^2 + c_0*cos(q)", "q/(p + c_0)", "sin(q*c_0)^2 - p", "(q - p)/(c_0*q + p^2)"]
+    exprs = [dsl.parse(t, ("q", "p")) for t in texts]
+    x = torch.randn(2, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 2.5
+    for group in _group(exprs, ("q", "p")):
+        prog = _Program(group, slice(0, None), torch, "cpu")
+        theta = torch.full((prog.b, 1, max(1, int(group.n_params.max()))), 0.7, dtype=torch.float64)
+        value, jac = prog.with_gradient(x, theta)
+        xr = x.clone().requires_grad_(True)
+        out = prog(xr, theta).expand(prog.b, 1, 40)
+        for b in range(prog.b):
+            (grad,) = torch.autograd.grad(out[b, 0].sum(), xr, retain_graph=True)
+            np.testing.assert_allclose(jac.expand(prog.b, 1, 2, 40)[b, 0], grad, rtol=1e-12)
+        np.testing.assert_allclose(value.expand(prog.b, 1, 40), out.detach(), rtol=1e-14)
