@@ -992,7 +992,8 @@ def explain_empty(table: pd.DataFrame, ratio: float) -> str:
         return (
             f"every formula scores about the same (ratio {np.quantile(r, 0.1):.2f} or more): the data "
             "cannot tell a conserved quantity from any other under this measure (the paper measure needs "
-            f"sequences at different energies: try --measure derivative){tail}"
+            "sequences at different energies; the derivative measure needs samples close enough to follow "
+            f"the motion){tail}"
         )
     best = ", ".join(f"{f} {v:.3g}" for f, v in zip(ok["formula"][:3], ok["ratio"][:3]))
     return (

@@ -234,7 +234,7 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
 
     Rows whose parameters all stand in affine positions: closed form. Rows with one parameter in a
     nonlinear position: that parameter on :data:`GRID`, the others in closed form at each value; Newton then
-    refines, from the two best values, the rows whose best value scores at most :func:`_screen`. Other rows
+    refines, from the two best values, the rows whose best value scores at most :func:`_polish`. Other rows
     (and rows whose affinity the numbers contradict): Newton from ``cfg.n_starts`` starts. With
     ``cfg.closed_form`` off, every parameter counts as nonlinear.
     """
@@ -281,7 +281,7 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
             sub = prog.subset(idx)
             fitted = _optimise(sub, loss, cand[keen], pmask[idx], cfg, _screen(cfg.ratio))
             best[idx] = _best(sub, loss, fitted, torch)
-        solved[one] = True  # Newton from random starts would not do better than the grid
+        solved[one[found]] = True  # the others (no finite grid value) go to Newton below
     many = (~solved).nonzero().squeeze(-1)
     if cfg.steps and len(many):
         sub = prog.subset(many)
@@ -418,16 +418,14 @@ def unfold(blocks, folded_params) -> tuple[float, ...] | None:
 
 
 def _final_scores(prog, theta, points: _Points, torch):
-    """Measure, null measure, triviality and finiteness of every row at its parameters (B, 1, P).
-
-    The weight cap comes from every point when one pass holds them all, else from the fit subsample."""
+    """Measure, null measure, triviality and finiteness of every row at its parameters (B, 1, P); the weight
+    cap comes from the fit subsample."""
     b = theta.shape[0]
     d = points.x.shape[0]
     step = max(256, BUDGET // max(1, b * (d + 2)))
-    cap = None
-    if points.n > step:
-        _, jac_fit = _measure.jacobian(prog, points.x_fit, theta)
-        cap = _measure.median_cap(jac_fit, points.v_fit, points.scale)  # (B, 1, 1)
+    # the cap from the same points whatever the batch: results never depend on the chunk size
+    _, jac_fit = _measure.jacobian(prog, points.x_fit, theta)
+    cap = _measure.median_cap(jac_fit, points.v_fit, points.scale)  # (B, 1, 1)
     num = torch.zeros(b, 1, dtype=torch.float64, device=theta.device)
     den, num_null, den_null = num.clone(), num.clone(), num.clone()
     finite = torch.ones(b, dtype=torch.bool, device=theta.device)
@@ -436,8 +434,6 @@ def _final_scores(prog, theta, points: _Points, torch):
         g, jac = _measure.jacobian(prog, points.x[:, sl], theta)
         finite &= torch.isfinite(g).flatten(1).all(-1) & torch.isfinite(jac).flatten(1).all(-1)
         jac = torch.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
-        if cap is None:
-            cap = _measure.median_cap(jac, points.v[:, sl], points.scale)
         a, c = _measure.sums(jac, points.v[:, sl], points.scale, cap)
         num, den = num + a, den + c
         a, c = _measure.sums(jac, points.v_null[:, sl], points.scale, cap)

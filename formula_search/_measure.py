@@ -33,6 +33,7 @@ out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,6 +153,11 @@ def prepare(
         if len(seq) < 2:
             continue
         if derivatives is not None:
+            if np.shape(derivatives[j]) != np.shape(seq):
+                raise InputError(
+                    f"sequence {j}: derivatives of shape {np.shape(derivatives[j])} for states of shape "
+                    f"{np.shape(seq)}"
+                )
             xs.append(np.asarray(seq, dtype=np.float64))
             vs.append(np.asarray(derivatives[j], dtype=np.float64))
             continue
@@ -194,9 +200,15 @@ def jacobian(program, x, theta):
 
 
 def median_cap(J, v, scale):
-    """Per formula, ``CLIP`` times the median point weight ``|S grad g|^2 |S^-1 v|^2``: (..., 1)."""
-    norm2 = ((J * scale) ** 2).sum(-2) * ((v / scale) ** 2).sum(0)
-    return CLIP * norm2.nanmedian(-1, keepdim=True).values
+    """Per formula, ``CLIP`` times the median weight ``|S grad g|^2 |S^-1 v|^2`` of the points that move
+    (the data's velocity is not 0 there): (..., 1)."""
+    import torch
+
+    speed2 = ((v / scale) ** 2).sum(0)
+    norm2 = ((J * scale) ** 2).sum(-2) * speed2
+    # points at rest (a recording's still start or end) carry no weight and do not set the median
+    moving = speed2 > 1e-12 * speed2.mean()
+    return CLIP * torch.where(moving, norm2, math.nan).nanmedian(-1, keepdim=True).values
 
 
 def sums(J, v, scale, cap=None):
@@ -298,5 +310,14 @@ def smallest_direction(a, b):
     vec = y.gather(2, idx.view(-1, 1, 1).expand(-1, k, 1)).squeeze(-1)  # (B, K)
     coef = vec * d
     c = coef[:, 1:] / coef[:, :1]
+    # every term carries a coefficient (t_0 has no gradient: c_0*q^2 + c_1*p^2): the measure ignores the
+    # scale, so the smallest eigenvector itself, its largest coefficient set to 1
+    bare = good & free[:, 0]
+    if bool(bare.any()):
+        rest = (y[:, :, 0] * d)[:, 1:]
+        top = rest.abs().argmax(-1, keepdim=True)
+        scaled = rest / rest.gather(1, top)
+        c = torch.where(bare.unsqueeze(-1), scaled, c)
+        ok = ok | bare
     ok = ok & torch.isfinite(c).all(-1)
     return torch.where(ok.unsqueeze(-1), c, torch.zeros_like(c)), ok

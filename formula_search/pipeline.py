@@ -56,6 +56,9 @@ def search_key(data, config: SearchConfig) -> str:
     for traj in data.train:
         h.update(np.ascontiguousarray(traj.x, dtype=np.float64).tobytes())
         h.update(str(len(traj.x)).encode())
+        # the derivative measure reads the times and, for exact ones, the derivatives
+        h.update(np.ascontiguousarray(traj.t, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(traj.dxdt, dtype=np.float64).tobytes())
     fit = {
         k: v for k, v in asdict(resolve_defaults(config.fit, data)).items() if k not in _NOT_IN_KEY
     }

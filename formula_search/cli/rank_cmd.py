@@ -810,7 +810,7 @@ def _most_conserved(table) -> dict | None:
     """The fit's first survivor (best ratio; simpler first among ties), or ``None``."""
     from formula_search._fit import survivors
 
-    if not {"accepted", "ratio", "formula", "params"} <= set(table.columns):
+    if not {"accepted", "ratio", "formula", "params", "size", "n_params"} <= set(table.columns):
         return None
     best = survivors(table)
     if best.empty:

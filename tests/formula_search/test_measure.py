@@ -310,3 +310,29 @@ def test_forward_gradient_equals_autograd():
             (grad,) = torch.autograd.grad(out[b, 0].sum(), xr, retain_graph=True)
             np.testing.assert_allclose(jac.expand(prog.b, 1, 2, 40)[b, 0], grad, rtol=1e-12)
         np.testing.assert_allclose(value.expand(prog.b, 1, 40), out.detach(), rtol=1e-14)
+
+
+def test_every_term_with_a_coefficient_is_solved_in_closed_form():
+    """Regression (review): with no coefficient-free term the closed form gave up and Newton left
+    c_0*p^2 + c_1*cos(q) rejected. The measure ignores the scale, so only the ratio of the constants counts."""
+    df = fit_formulas(["c_0*p^2 + c_1*cos(q)", "c_0*p^2 + c_1*cos(q) + c_2*q"], _pendulum(n=300))
+    for row in df.itertuples():
+        c = [float(v) for v in row.params.split(";")]
+        assert row.accepted, row
+        assert c[1] / c[0] == pytest.approx(-19.6, rel=1e-3)
+
+
+def test_a_recording_that_rests_half_the_time_keeps_its_law():
+    """Regression (review): with more than half the points at rest the median point weight was 0, and the
+    cap silenced every moving point. Points at rest no longer set the median."""
+    t = np.linspace(0, 20, 700)
+    moving = t >= 8
+    phase = 2 * (t - 8)
+    q = np.where(moving, np.cos(phase), 1.0)
+    p = np.where(moving, -np.sin(phase), 0.0)
+    v = np.stack([np.where(moving, 2 * p, 0.0), np.where(moving, -2 * q, 0.0)], 1)
+    spring = (dsl.Variable("q", "m"), dsl.Variable("p", "kg*m/s"))
+    data = FitData(("q", "p"), (np.stack([q, p], 1),), spring, (t,), (v,), exact_derivatives=True)
+    law = fit_formulas(["q^2 + c*p^2", "q + c*p"], data)
+    assert _row(law, "q^2 + c*p^2")["accepted"], law
+    assert not _row(law, "q + c*p")["accepted"]
