@@ -686,14 +686,7 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
     true_s = np.full(n, np.nan)
     rand_s = np.full(n, np.nan)
     status = ["failed"] * n
-    exprs: list = []
-    good: list[int] = []
-    for i, text in enumerate(texts):
-        try:
-            exprs.append(dsl.parse(text, problem.var_names))
-            good.append(i)
-        except InputError:
-            status[i] = "unparsable"
+    exprs, good = _parse_chunk(texts, problem.var_names, status)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + chunk_id)
     budget = 4_000_000  # elements of one (B, S, N) tensor during the line search
     for group in _group(exprs, problem.var_names):
@@ -732,6 +725,19 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
                 true_s[i], rand_s[i] = ts[r], tr[r]
                 status[i] = "trivial" if trivial[r] else "ok"
     return _chunk_table(texts, params, true_s, rand_s, status, cfg.ratio)
+
+
+def _parse_chunk(texts, var_names, status: list) -> tuple[list, list[int]]:
+    """Trees of the formula texts that parse, and their positions; ``status`` says ``unparsable`` for the
+    others (also a formula nested too deep for the parser)."""
+    exprs, good = [], []
+    for i, text in enumerate(texts):
+        try:
+            exprs.append(dsl.parse(text, var_names))
+            good.append(i)
+        except (InputError, RecursionError):
+            status[i] = "unparsable"
+    return exprs, good
 
 
 def _chunk_table(texts, params, true_s, rand_s, status, threshold: float) -> pd.DataFrame:

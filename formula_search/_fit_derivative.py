@@ -27,11 +27,11 @@ from formula_search._fit import (
     _chunk_table,
     _group,
     _optimise,
+    _parse_chunk,
     _Problem,
     _Program,
     _resolve_device,
 )
-from formula_search.errors import InputError
 
 #: Elements of the largest tensor one batch may hold (formulas x starts x variables x points).
 BUDGET = 4_000_000
@@ -213,6 +213,7 @@ def _grid_starts(prog, nl_mask, lmask, points, torch):
         centre = theta.gather(1, top.unsqueeze(-1).expand(-1, -1, p))
         v0 = (centre[:, 0] * nl_mask).sum(-1, keepdim=True)  # (B, 1)
         offsets = torch.linspace(-1, 1, ZOOM_POINTS, dtype=torch.float64, device=grid.device)
+        offsets = offsets[offsets != 0]  # the centre is scored already
         local = v0 * torch.exp(step * offsets)  # same sign, log-spaced around the best value
         th, val = scored(local)
         theta, value = torch.cat([theta, th], 1), torch.cat([value, val], 1)
@@ -506,14 +507,9 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
     true_s = np.full(n, np.nan)
     null_s = np.full(n, np.nan)
     status = ["failed"] * n
-    exprs: list = []
-    good: list[int] = []
-    for i, text in enumerate(texts):
-        try:
-            expr = dsl.parse(text, problem.var_names)
-        except (InputError, RecursionError):
-            status[i] = "unparsable"
-            continue
+    parsed, positions = _parse_chunk(texts, problem.var_names, status)
+    exprs, good = [], []
+    for i, expr in zip(positions, parsed):
         if not dsl.inputs(expr):  # no variable: constant whatever its parameters
             status[i] = "trivial"
             params[i] = (1.0,) * dsl.n_params(expr)

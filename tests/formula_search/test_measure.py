@@ -188,7 +188,8 @@ def test_prepare_rejects_time_that_does_not_increase():
         prepare([x], [np.r_[np.arange(5), np.arange(5)]])
 
 
-def test_chunk_size_and_jobs_never_change_the_table():
+def test_chunk_size_never_changes_the_table():
+    """Starts are seeded by the formula's text, not its chunk (two jobs: test_fit_parallel)."""
     data = _pendulum(n=300)
     texts = ["p^2 + c*cos(q)", "cos(c*q) + p^2", "p^2/(c + q^2)", "q", "c_0*sin(c_1*q) + p^2"]
     one = fit_formulas(texts, data, config=FitConfig(chunk_size=1))
