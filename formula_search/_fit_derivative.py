@@ -124,7 +124,7 @@ def _fit_loss(points: _Points):
     return loss
 
 
-def _solve_linear(prog, x, v, scale, fixed, lmask, torch):
+def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
     """The linear parameters in closed form, the others held at ``fixed``.
 
     Args:
@@ -137,6 +137,8 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch):
     Returns:
         ``theta`` (B, G, P), the unclipped measure there ``score`` (B, G), and ``ok`` (B, G): the formula is
         affine in the solved parameters (checked at one more parameter vector) and the solution is finite.
+        With ``affine`` (B,) given (a check made at other values of the fixed parameters), the check is not
+        made again.
     """
     b, g, p = fixed.shape
     dev = fixed.device
@@ -151,19 +153,23 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch):
     )
     base = fixed * (1 - lmask).unsqueeze(1)  # (B, G, P)
     eye = torch.eye(p, dtype=torch.float64, device=dev) * lmask.unsqueeze(1)  # (B, P, P)
-    steps = torch.cat(
-        [torch.zeros(b, 1, p, dtype=torch.float64, device=dev), eye, (check * lmask).unsqueeze(1)],
-        1,
-    )  # (B, P+2, P)
-    basis = base.unsqueeze(2) + steps.unsqueeze(1)  # (B, G, P+2, P)
-    _, jac = _measure.jacobian(prog, x, basis.reshape(b, g * (p + 2), p))
-    jac = jac.reshape(b, g, p + 2, *jac.shape[-2:])
+    parts = [torch.zeros(b, 1, p, dtype=torch.float64, device=dev), eye]
+    if affine is None:
+        parts.append((check * lmask).unsqueeze(1))
+    steps = torch.cat(parts, 1)  # (B, P+2, P), or P+1 without the check
+    m = steps.shape[1]
+    basis = base.unsqueeze(2) + steps.unsqueeze(1)  # (B, G, m, P)
+    _, jac = _measure.jacobian(prog, x, basis.reshape(b, g * m, p))
+    jac = jac.reshape(b, g, m, *jac.shape[-2:])
     t0 = jac[:, :, 0]
     terms = jac[:, :, 1 : p + 1] - t0.unsqueeze(2)
-    predicted = t0 + (terms * (check * lmask).view(b, 1, p, 1, 1)).sum(2)
-    size = jac.abs().flatten(2).amax(-1).clamp_min(1e-300)
-    err = (jac[:, :, p + 1] - predicted).abs().flatten(2).amax(-1)
-    affine = torch.isfinite(jac).flatten(2).all(-1) & (err <= 1e-7 * size)
+    if affine is None:
+        predicted = t0 + (terms * (check * lmask).view(b, 1, p, 1, 1)).sum(2)
+        size = jac.abs().flatten(2).amax(-1).clamp_min(1e-300)
+        err = (jac[:, :, p + 1] - predicted).abs().flatten(2).amax(-1)
+        affine = torch.isfinite(jac).flatten(2).all(-1) & (err <= 1e-7 * size)
+    else:
+        affine = affine.view(b, 1) & torch.isfinite(jac).flatten(2).all(-1)
     t_all = torch.cat([t0.unsqueeze(2), terms], 2).reshape(b * g, p + 1, *jac.shape[-2:])
     t_all = torch.nan_to_num(t_all, nan=0.0, posinf=0.0, neginf=0.0)
     qa, qb = _measure.quadratic_forms(t_all, v, scale)
@@ -195,13 +201,20 @@ def _grid_starts(prog, nl_mask, lmask, points, torch):
         return cand, value
     grid = torch.as_tensor(GRID, dtype=torch.float64, device=nl_mask.device).expand(b, -1)
 
+    affine = None  # whether each row is affine in its linear parameters: checked on the first slice
+
     def scored(values):  # values (B, G) of the nonlinear parameter
+        nonlocal affine
         thetas, out = [], []
         for lo in range(0, values.shape[1], _GRID_SLICE):
             fixed = values[:, lo : lo + _GRID_SLICE].unsqueeze(-1) * nl_mask.unsqueeze(1)
-            th, val, _ = _solve_linear(
-                prog, points.x_screen, points.v_screen, points.scale, fixed, lmask, torch
+            th, val, ok = _solve_linear(
+                prog, points.x_screen, points.v_screen, points.scale, fixed, lmask, torch, affine
             )
+            if affine is None:
+                # a row the check finds affine at some grid value is affine: its failures elsewhere are
+                # non-finite values, which stay excluded
+                affine = ok.any(1)
             thetas.append(th)
             out.append(val)
         return torch.cat(thetas, 1), torch.cat(out, 1)
@@ -248,9 +261,7 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
     lmask = torch.as_tensor(lin.astype(np.float64), device=device)
     n_nl = torch.as_tensor((used & ~lin).sum(1), device=device)
     kt = torch.as_tensor(k, device=device)
-    starts = cfg.n_starts if nonlinear else min(2, cfg.n_starts)
-    init = torch.as_tensor(_row_starts(texts, starts, pdim, cfg.seed), device=device) * pmask
-    best = init[:, 0].clone()
+    best = torch.ones(b, pdim, dtype=torch.float64, device=device) * pmask[:, 0]
     solved = kt == 0
     linear = ((n_nl == 0) & (kt > 0)).nonzero().squeeze(-1)
     if len(linear):
@@ -286,7 +297,11 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
     many = (~solved).nonzero().squeeze(-1)
     if cfg.steps and len(many):
         sub = prog.subset(many)
-        fitted = _optimise(sub, loss, init[many], pmask[many], cfg, _screen(cfg.ratio))
+        starts = cfg.n_starts if nonlinear else min(2, cfg.n_starts)
+        rows = many.tolist()
+        init = _row_starts([texts[r] for r in rows], starts, pdim, cfg.seed)
+        init = torch.as_tensor(init, device=device) * pmask[many]
+        fitted = _optimise(sub, loss, init, pmask[many], cfg, _screen(cfg.ratio))
         best[many] = _best(sub, loss, fitted, torch)
     return best.unsqueeze(1)
 
@@ -435,9 +450,10 @@ def _final_scores(prog, theta, points: _Points, torch):
         g, jac = _measure.jacobian(prog, points.x[:, sl], theta)
         finite &= torch.isfinite(g).flatten(1).all(-1) & torch.isfinite(jac).flatten(1).all(-1)
         jac = torch.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
-        a, c = _measure.sums(jac, points.v[:, sl], points.scale, cap)
+        grad2 = ((jac * points.scale) ** 2).sum(-2)
+        a, c = _measure.sums(jac, points.v[:, sl], points.scale, cap, grad2)
         num, den = num + a, den + c
-        a, c = _measure.sums(jac, points.v_null[:, sl], points.scale, cap)
+        a, c = _measure.sums(jac, points.v_null[:, sl], points.scale, cap, grad2)
         num_null, den_null = num_null + a, den_null + c
     g_null = prog(points.x_null, theta).expand(b, 1, points.x_null.shape[-1])[:, 0]
     ok = torch.isfinite(g_null)
@@ -463,11 +479,12 @@ def _slices(groups, points: _Points, cfg, d: int):
             yield group, slice(lo, lo + per)
 
 
-def _fit_all(exprs, seeds, var_names, points, cfg, torch) -> list[tuple[float, ...]]:
-    """Fitted parameters of every formula of ``exprs`` (``seeds``: the texts their starts are drawn from)."""
+def _fit_all(exprs, seeds, var_names, points, cfg, torch, memo=None) -> list[tuple[float, ...]]:
+    """Fitted parameters of every formula of ``exprs`` (``seeds``: the texts their starts are drawn from;
+    ``memo``: see :func:`formula_search._fit._group`)."""
     out: list = [()] * len(exprs)
     loss = _fit_loss(points)
-    for group, sl in _slices(_group(exprs, var_names), points, cfg, points.x.shape[0]):
+    for group, sl in _slices(_group(exprs, var_names, memo), points, cfg, points.x.shape[0]):
         k = group.n_params[sl]
         if not int(k.max()):
             continue
@@ -518,6 +535,7 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
         good.append(i)
     # fit: folded forms first, then the formulas whose folded constants cannot be mapped back
     folds = [fold(e) if cfg.closed_form else None for e in exprs]
+    memo: dict = {}  # the exprs (id) stay alive below, so their ids are not reused
     fitted = _fit_all(
         [f[0] if f else e for e, f in zip(exprs, folds)],
         [texts[i] for i in good],
@@ -525,6 +543,7 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
         points,
         cfg,
         torch,
+        memo,
     )
     theta_of: list = [None] * len(exprs)
     for j, (f, values) in enumerate(zip(folds, fitted)):
@@ -542,7 +561,9 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
         for j, values in zip(again, refit):
             theta_of[j] = values
     # score every formula as written
-    for group, sl in _slices(_group(exprs, problem.var_names), points, cfg, points.x.shape[0]):
+    for group, sl in _slices(
+        _group(exprs, problem.var_names, memo), points, cfg, points.x.shape[0]
+    ):
         prog = _Program(group, sl, torch, device)
         k = group.n_params[sl]
         rows = group.rows[sl]

@@ -211,12 +211,13 @@ def median_cap(J, v, scale):
     return CLIP * torch.where(moving, norm2, math.nan).nanmedian(-1, keepdim=True).values
 
 
-def sums(J, v, scale, cap=None):
+def sums(J, v, scale, cap=None, grad2=None):
     """Numerator and denominator of ``D`` (module docstring) over the points given.
 
     Args:
         J: (..., n_vars, N) gradients of ``g``; ``v``: (n_vars, N) velocities; ``scale``: (n_vars, 1).
         cap: (..., 1) largest weight of one point (:func:`median_cap`; ``None``: no cap).
+        grad2: ``|S grad g|^2`` (..., N) when already computed (it does not depend on ``v``).
 
     Returns:
         ``(num, den)`` of shape (...); ``den`` is 0 where ``g``'s gradient vanishes at every point.
@@ -224,7 +225,9 @@ def sums(J, v, scale, cap=None):
     import torch
 
     rate = (J * v).sum(-2)
-    norm2 = ((J * scale) ** 2).sum(-2) * ((v / scale) ** 2).sum(0)
+    if grad2 is None:
+        grad2 = ((J * scale) ** 2).sum(-2)
+    norm2 = grad2 * ((v / scale) ** 2).sum(0)
     if cap is not None:
         weight = torch.where(norm2 > cap, cap / norm2, torch.ones_like(norm2))
         weight = torch.nan_to_num(weight, nan=1.0)
@@ -250,13 +253,12 @@ def quadratic_forms(T, v, scale):
     Returns:
         ``A``, ``B``: (B, K, K).
     """
-    import torch
 
     rate = (T * v).sum(-2)  # (B, K, N)
-    a = torch.einsum("bkn,bln->bkl", rate, rate)
+    a = rate @ rate.transpose(-1, -2)
     w = ((v / scale) ** 2).sum(0)  # (N,)
-    ts = T * scale
-    b = torch.einsum("bkdn,bldn,n->bkl", ts, ts, w)
+    ts = (T * (scale * w.sqrt())).flatten(-2)  # (B, K, n_vars * N)
+    b = ts @ ts.transpose(-1, -2)
     return a, b
 
 
