@@ -12,11 +12,42 @@ Size ("depth" on the command line) is the number of tokens, i.e. tree nodes: ``p
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dsl._dims import DIMENSIONLESS, Dim, UnitError
-from dsl._primitives import FREE, PRIMITIVES, _Invalid
+from dsl._primitives import FREE, FUNCTION_BY_SYMBOL, PRIMITIVES, _Invalid
+
+#: How a parameter is written in formula text: ``c``, ``c0``, ``c_0``, ``c_1``, ...
+PARAM_NAME = re.compile(r"c(_?\d+)?\Z")
+
+#: What the formula reader takes as a name.
+NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
+
+
+def check_variable_name(name: str) -> None:
+    """Refuse a variable name that formula text could not read as that variable.
+
+    Raises:
+        UnitError: not a plain ASCII name, or the name of a parameter (``c``, ``c_0``, ...) or of a function
+            of the language (``sin``, ``cos``, ``square``): a formula would read it as that instead.
+    """
+    if not isinstance(name, str) or not NAME.match(name):
+        raise UnitError(
+            f"variable name {name!r} cannot be used: a name is ASCII letters, digits and _, "
+            "not starting with a digit"
+        )
+    if PARAM_NAME.match(name):
+        raise UnitError(
+            f"variable name {name!r} cannot be used: c, c0, c_0, c_1, ... name the formulas' parameters; "
+            f"rename the column (e.g. --names) to something else, such as {name.replace('c', 'conc', 1)!r}"
+        )
+    if name in FUNCTION_BY_SYMBOL or name == "square":
+        raise UnitError(
+            f"variable name {name!r} cannot be used: it is a function of the formula language; "
+            f"rename the column (e.g. --names), e.g. to {name + '_'!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +170,7 @@ class Variable:
     unit: str
 
     def __post_init__(self) -> None:
-        if not self.name.isidentifier():
-            raise UnitError(f"variable name {self.name!r} is not a valid identifier")
+        check_variable_name(self.name)
         Dim.from_units(self.unit)  # validate early
 
     @property

@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from dsl._expr import PARAM_NAME as _PARAM_NAME
 from dsl._expr import Const, Expr, Input, Op, Param
 from dsl._primitives import FUNCTION_BY_SYMBOL, INFIX_BY_SYMBOL
 from formula_search.errors import InputError
 
-_PARAM_NAME = re.compile(r"c(_?\d+)?\Z")
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
     r"|(?P<op>\*\*|[-+*/^()]))"

@@ -8,6 +8,7 @@ card under ``datasets/``; no code changes. The schema (every key, with defaults)
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.util
 import math
@@ -204,6 +205,55 @@ def make_variable(name: str, unit: str, *, where: str) -> dsl.Variable:
         raise InputError(f"{where}: variable {name!r}: {exc}") from None
 
 
+#: Every key a card may have, per table (``None``: the top level). ``[simulation] initial`` is checked by
+#: the sampler it names.
+CARD_KEYS: dict[str | None, tuple[str, ...]] = {
+    None: (
+        "name",
+        "kind",
+        "description",
+        "source",
+        "license",
+        "citation",
+        "hamiltonian",
+        "noise",
+        "default_window",
+        "default_detrend",
+        "variables",
+        "simulation",
+        "file",
+        "split",
+    ),
+    "variables": ("name", "unit", "column", "description"),
+    "simulation": (
+        "trajectories",
+        "t_start",
+        "t_end",
+        "points",
+        "rtol",
+        "atol",
+        "method",
+        "initial",
+        "noise_stream",
+    ),
+    "file": ("path", "columns", "skip_rows", "time", "trajectory", "derivative"),
+    "split": ("train_fraction", "test_first", "by", "train_pieces"),
+}
+
+
+def _check_keys(
+    table: Mapping[str, Any], section: str | None, path: Path | None, text: str
+) -> None:
+    """Refuse a key the card schema does not have (a typo would otherwise be ignored silently)."""
+    known = CARD_KEYS[section]
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+            place = f"[{section}] " if section else ""
+            raise InputError(f"{_where(path, text, str(key))}: unknown key {place}{key!r}{hint}")
+
+
 def _get(
     table: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str, default: Any = ...
 ):
@@ -239,6 +289,10 @@ def parse_card(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not a valid TOML card: {exc}") from None
+    _check_keys(raw, None, path, text)
+    for section in ("simulation", "file", "split"):
+        if isinstance(raw.get(section), dict):
+            _check_keys(raw[section], section, path, text)
     if path is not None and path.name == "card.toml":
         default_name = path.parent.name
     else:
@@ -255,6 +309,8 @@ def parse_card(
         raise InputError(f"{where}: the card lists no variables")
     variables, columns = [], []
     for item in raw_vars:
+        if isinstance(item, dict):
+            _check_keys(item, "variables", path, text)
         if not isinstance(item, dict) or "name" not in item or "unit" not in item:
             raise InputError(f"{where}: each [[variables]] entry needs a name and a unit")
         vname, unit = str(item["name"]), str(item["unit"])
@@ -375,7 +431,7 @@ def read_card(path: str | Path) -> Card:
     """Read and parse the card at ``path``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such card") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -55,7 +55,12 @@ def _user_card(
     """A card for the user's data file: the sidecar ``<file>.toml`` if there is one, overridden by options."""
     sidecar = path.with_suffix(".toml")
     if sidecar.exists():
-        text = sidecar.read_text(encoding="utf-8")
+        try:
+            text = sidecar.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"{sidecar}: cannot read the card beside the data file: {exc}"
+            ) from None
         card = parse_card(text, path=sidecar, name=path.stem, data_path=path)
         if card.kind != "recorded":
             raise InputError(f"{sidecar}: the card beside a data file must describe recorded data")

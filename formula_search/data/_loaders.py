@@ -102,7 +102,7 @@ def read_table(
             a value is not a number, NaN or infinite.
     """
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
+        text = path.read_text(encoding="utf-8-sig", errors="strict")  # -sig: a spreadsheet's BOM
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
