@@ -16,6 +16,7 @@ Names: a variable of the dataset is an :class:`Input`; ``c``, ``c0``, ``c_0``, `
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -121,9 +122,15 @@ class _Parser:
             tok = self._peek()
             if tok is not None and tok[0] == "num":
                 self.i += 1
-                return Const(-float(tok[1]))
+                return self._number("-" + tok[1], tok[2])
             return Op("mul", (Const(-1.0), self._unary()))
         return self._atom()
+
+    def _number(self, text: str, column: int) -> Const:
+        value = float(text)
+        if not math.isfinite(value):
+            raise self._error(f"the number {text} is too large", column)
+        return Const(value)
 
     def _atom(self) -> Expr:
         tok = self._peek()
@@ -132,7 +139,7 @@ class _Parser:
         kind, value, column = tok
         if kind == "num":
             self.i += 1
-            return Const(float(value))
+            return self._number(value, column)
         if kind == "name":
             self.i += 1
             if value in FUNCTION_BY_SYMBOL or value == "square":

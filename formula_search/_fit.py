@@ -201,9 +201,10 @@ def _segments(lengths: Sequence[int], window: int | None) -> list[np.ndarray]:
 class _Layout:
     """Points and segment membership for one scoring problem (true or random sequences).
 
-    ``x``: (n_vars, N) points; ``memb``: (N, M) 0/1 segment membership; ``avg``: (N, M) membership divided
-    by segment sizes. Points not in any segment have all-zero rows and are ignored. ``smooth`` builds a
-    moving average inside segments (``(N, N)`` sparse-ish matrix, applied as a dense matmul).
+    ``x``: (n_vars, N) the points of the segments, segment after segment; ``seg``: (N,) each point's
+    segment. ``smooth`` > 1: a moving average over that many neighbours inside the segment (fewer at the
+    ends); ``detrend``: each segment's best straight line is removed. Memory is O(N): segment sums by
+    ``index_add``, the moving average by shifted copies (never an (N, segments) or (N, N) matrix).
     """
 
     def __init__(
@@ -215,51 +216,61 @@ class _Layout:
         smooth: int,
         detrend: bool = False,
     ):
-        n = x.shape[0]
+        self.torch = torch
         used = np.concatenate(segments) if segments else np.zeros(0, dtype=int)
+        lengths = np.array([len(s) for s in segments], dtype=np.int64)
         self.n = len(used)
-        memb = np.zeros((n, len(segments)))
-        for m, idx in enumerate(segments):
-            memb[idx, m] = 1.0
-        sizes = memb.sum(0)
+        self.m = len(segments)
+        seg = np.repeat(np.arange(self.m), lengths)
+        pos = np.arange(self.n) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths
+        )  # within the segment
+        size = np.repeat(lengths, lengths)  # of the point's segment
         self.x = torch.as_tensor(x[used].T.copy(), dtype=torch.float64, device=device)
-        memb = memb[used]
-        self.memb = torch.as_tensor(memb, dtype=torch.float64, device=device)
-        self.avg = torch.as_tensor(memb / np.maximum(sizes, 1), dtype=torch.float64, device=device)
+        self.seg = torch.as_tensor(seg, device=device)
+        self.sizes = torch.as_tensor(np.maximum(lengths, 1), dtype=torch.float64, device=device)
         self.ramp = None
         if detrend:
-            # per segment, the centred position index scaled to unit norm: orthogonal to the segment's mean,
-            # so removing the projection on it removes the best straight-line drift
-            pos = {int(p): k for k, p in enumerate(used)}
-            ramp = np.zeros((len(used), len(segments)))
-            for m, idx in enumerate(segments):
-                k = [pos[int(p)] for p in idx]
-                r = np.arange(len(k), dtype=np.float64)
-                r -= r.mean()
-                norm = np.linalg.norm(r)
-                if norm > 0:
-                    ramp[k, m] = r / norm
+            # per segment, the centred position scaled to unit norm: orthogonal to the segment's mean, so
+            # removing the projection on it removes the best straight-line drift
+            r = pos - (size - 1) / 2.0
+            norm = np.sqrt(np.bincount(seg, weights=r * r, minlength=self.m))[seg]
+            ramp = np.where(norm > 0, r / np.where(norm > 0, norm, 1.0), 0.0)
             self.ramp = torch.as_tensor(ramp, dtype=torch.float64, device=device)
-        self.smooth = None
+        self.shifts: list = []
         if smooth > 1:
-            # moving average over `smooth` neighbours inside the same segment (fewer at the ends)
-            pos = {int(p): k for k, p in enumerate(used)}
-            s = np.zeros((len(used), len(used)))
+            # point at position k averages positions k - h ... k - h + smooth - 1 that lie in its segment
             h = smooth // 2
-            for idx in segments:
-                k = [pos[int(p)] for p in idx]
-                for j in range(len(k)):
-                    lo, hi = max(0, j - h), min(len(k), j - h + smooth)
-                    s[k[j], k[lo:hi]] = 1.0 / (hi - lo)
-            self.smooth = torch.as_tensor(s.T.copy(), dtype=torch.float64, device=device)
+            count = np.zeros(self.n)
+            for o in range(-h, smooth - h):
+                inside = (pos + o >= 0) & (pos + o < size)
+                count += inside
+                idx = np.where(inside, np.arange(self.n) + o, np.arange(self.n))
+                self.shifts.append(
+                    (
+                        torch.as_tensor(idx, device=device),
+                        torch.as_tensor(inside.astype(np.float64), device=device),
+                    )
+                )
+            self.inv_count = torch.as_tensor(1.0 / count, dtype=torch.float64, device=device)
+
+    def _segment_sums(self, g):
+        t = self.torch
+        out = t.zeros(*g.shape[:-1], self.m, dtype=g.dtype, device=g.device)
+        return out.index_add(-1, self.seg, g)
 
     def within_total(self, g):
-        """Within-segment and total sums of squares of ``g`` (..., N) over the used points."""
-        if self.smooth is not None:
-            g = g @ self.smooth
-        centred = g - (g @ self.avg) @ self.memb.T
+        """Within-segment and total sums of squares of ``g`` (..., N) over the points."""
+        if self.shifts:
+            g = (
+                sum(g.index_select(-1, idx) * inside for idx, inside in self.shifts)
+                * self.inv_count
+            )
+        mean = self._segment_sums(g) / self.sizes
+        centred = g - mean.index_select(-1, self.seg)
         if self.ramp is not None:
-            centred = centred - (centred @ self.ramp) @ self.ramp.T
+            proj = self._segment_sums(centred * self.ramp)
+            centred = centred - proj.index_select(-1, self.seg) * self.ramp
         within = (centred * centred).sum(-1)
         dev = g - g.mean(-1, keepdim=True)
         total = (dev * dev).sum(-1)
@@ -745,9 +756,11 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
                 theta_r = theta
                 if pmax and cfg.steps and cfg.fit_random:
                     theta_r = _optimise(prog, _variance_loss(fit_rand), theta, pmask, cfg)
-                ts, tt, tr, finite, trivial, best = _score(prog, full_true, full_rand, theta)
+                ts, tt, tr, finite, trivial, best = _score_all(
+                    prog, full_true, full_rand, theta, budget
+                )
                 if cfg.fit_random:
-                    _, _, tr2, _, _, _ = _score(prog, full_true, full_rand, theta_r)
+                    _, _, tr2, _, _, _ = _score_all(prog, full_true, full_rand, theta_r, budget)
                     tr = torch.minimum(tr, tr2)
             ts, tr = ts.cpu().numpy(), tr.cpu().numpy()
             finite, trivial = finite.cpu().numpy(), trivial.cpu().numpy()
@@ -805,6 +818,20 @@ def _starts(b: int, s: int, p: int, gen):
     th = mag * sign
     th[:, 0, :] = 1.0
     return th
+
+
+def _score_all(prog, full_true, full_rand, theta, budget: int):
+    """:func:`_score` over slices of formulas, each holding at most about ``budget`` values of ``g``."""
+    t = prog.torch
+    b, s = theta.shape[0], theta.shape[1]
+    per = max(1, budget // max(1, s * max(full_true.n, full_rand.n)))
+    if per >= b:
+        return _score(prog, full_true, full_rand, theta)
+    parts = []
+    for lo in range(0, b, per):
+        idx = t.arange(lo, min(lo + per, b), device=theta.device)
+        parts.append(_score(prog.subset(idx), full_true, full_rand, theta[idx]))
+    return tuple(t.cat(cols) for cols in zip(*parts))
 
 
 def _score(prog, full_true, full_rand, theta):

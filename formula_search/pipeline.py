@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from formula_search import __version__
-from formula_search._enumerate import enumerate_formulas
+from formula_search._enumerate import check_search_size, enumerate_formulas
 from formula_search._fit import FitConfig, fit_formulas, resolve_defaults
 from formula_search.io import read_table, write_table
 
@@ -98,6 +98,7 @@ def search(
     )
     if use_cache and path.exists():
         return read_table(path), path
+    check_search_size(data.variables, max_size=config.depth, dedup=config.dedup)
     formulas = [
         f.formula
         for f in enumerate_formulas(data.variables, max_size=config.depth, dedup=config.dedup)

@@ -135,10 +135,19 @@ def fit_cmd(**kwargs) -> None:
         if "formula" not in formulas.columns:
             raise InputError(f"{kwargs['formulas_path']}: no 'formula' column")
     else:
-        from formula_search._enumerate import enumeration_table
+        from formula_search._enumerate import check_search_size, enumeration_table
 
         if kwargs["depth"] < 1:
             raise InputError(f"--depth must be >= 1, got {kwargs['depth']}")
+        estimate = check_search_size(
+            dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"]
+        )
+        if estimate > 1e6:
+            per_s = 2000 * max(1, config.jobs)
+            console.print(
+                f"about {estimate:,.0f} formulas to fit: about {estimate / per_s / 60:,.0f} min at "
+                f"{per_s:,} formulas/s"
+            )
         with console.status(f"enumerating formulas up to size {kwargs['depth']}..."):
             formulas = enumeration_table(
                 dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"]

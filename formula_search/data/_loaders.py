@@ -14,11 +14,15 @@ import numpy as np
 
 from formula_search.data._cards import Card, SplitSpec
 from formula_search.data._dataset import Dataset, Trajectory
+from formula_search.data._progress import progress
 from formula_search.errors import InputError
 
 #: Column names tried, in order, when no time column is named.
 TIME_COLUMN_GUESSES = ("t", "time")
 MIN_POINTS = 3
+
+#: Files of at least this many rows show a progress bar while they are read.
+PROGRESS_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -170,33 +174,23 @@ def read_table(
     line_nos = np.empty(len(rows), dtype=np.int64)
     traj: list[str] = []
     traj_k = index[traj_col] if traj_col else None
-    for r, (no, line) in enumerate(rows):
-        cells = _split_line(line, sep)
-        if len(cells) != ncols:
-            raise InputError(
-                f"{path}, line {no}: {len(cells)} values, expected {ncols} ({', '.join(names)})"
+    with progress(len(rows) >= PROGRESS_ROWS, f"reading {path.name}", len(rows)) as advance:
+        for lo in range(0, len(rows), PROGRESS_ROWS // 4):
+            _parse_rows(
+                rows,
+                lo,
+                PROGRESS_ROWS // 4,
+                sep,
+                ncols,
+                names,
+                idx,
+                traj_k,
+                values,
+                line_nos,
+                traj,
+                path,
             )
-        for j, k in enumerate(idx):
-            cell = cells[k]
-            try:
-                v = float(cell)
-            except ValueError:
-                shown = repr(cell) if cell else "an empty cell"
-                hint = (
-                    f" (a decimal comma: write {cell.replace(',', '.')})"
-                    if _DECIMAL_COMMA.fullmatch(cell)
-                    else ""
-                )
-                raise InputError(
-                    f"{path}, line {no}, column {k + 1} ({names[k]!r}): {shown} is not a number{hint}"
-                ) from None
-            if not math.isfinite(v):
-                raise InputError(
-                    f"{path}, line {no}, column {k + 1} ({names[k]!r}): {cell!r} is NaN or infinite"
-                )
-            values[r, j] = v
-        line_nos[r] = no
-        traj.append(cells[traj_k] if traj_k is not None else "")
+            advance(min(PROGRESS_ROWS // 4, len(rows) - lo))
 
     return RawTable(
         path=path,
@@ -374,3 +368,37 @@ def load_recorded(
         n_rows=int(table.time.shape[0]),
         extra={"path": str(spec.path), "time_col": table.time_col, "traj_col": table.traj_col},
     )
+
+
+def _parse_rows(
+    rows, lo, count, sep, ncols, names, idx, traj_k, values, line_nos, traj, path
+) -> None:
+    """Rows ``lo`` to ``lo + count`` of a data file into ``values``, ``line_nos`` and ``traj``."""
+    for r in range(lo, min(lo + count, len(rows))):
+        no, line = rows[r]
+        cells = _split_line(line, sep)
+        if len(cells) != ncols:
+            raise InputError(
+                f"{path}, line {no}: {len(cells)} values, expected {ncols} ({', '.join(names)})"
+            )
+        for j, k in enumerate(idx):
+            cell = cells[k]
+            try:
+                v = float(cell)
+            except ValueError:
+                shown = repr(cell) if cell else "an empty cell"
+                hint = (
+                    f" (a decimal comma: write {cell.replace(',', '.')})"
+                    if _DECIMAL_COMMA.fullmatch(cell)
+                    else ""
+                )
+                raise InputError(
+                    f"{path}, line {no}, column {k + 1} ({names[k]!r}): {shown} is not a number{hint}"
+                ) from None
+            if not math.isfinite(v):
+                raise InputError(
+                    f"{path}, line {no}, column {k + 1} ({names[k]!r}): {cell!r} is NaN or infinite"
+                )
+            values[r, j] = v
+        line_nos[r] = no
+        traj.append(cells[traj_k] if traj_k is not None else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ import sympy
 
 import dsl
 from formula_search.data._cards import Card
+from formula_search.data._progress import progress as _progress
 from formula_search.errors import FsearchError, InputError
 from formula_search.io import atomic_path
 
@@ -50,6 +52,10 @@ class SimulationError(FsearchError):
     """The integrator failed on a trajectory."""
 
 
+#: Largest exponent a reference Hamiltonian may write (``r^-3``, ``sqrt`` as ``^0.5``).
+MAX_EXPONENT = 64
+
+
 def _extended_to_sympy(text: str, names: Sequence[str]) -> sympy.Expr:
     """Read a reference Hamiltonian the DSL cannot write (e.g. ``1/sqrt(...)``) into sympy.
 
@@ -67,7 +73,20 @@ def _extended_to_sympy(text: str, names: Sequence[str]) -> sympy.Expr:
             return go(node.body)
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             v = node.value
+            if not math.isfinite(v) or abs(v) > 1e300:
+                raise InputError(
+                    f"hamiltonian {text!r}: the number {ast.unparse(node)} is too large"
+                )
             return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            # a number's power is evaluated exactly by sympy: 9**9**9 would never finish
+            exponent = go(node.right)
+            if not exponent.is_number or abs(float(exponent)) > MAX_EXPONENT:
+                raise InputError(
+                    f"hamiltonian {text!r}: the exponent of {ast.unparse(node)} must be a number between "
+                    f"-{MAX_EXPONENT} and {MAX_EXPONENT}"
+                )
+            return go(node.left) ** exponent
         if isinstance(node, ast.Name) and node.id in symbols:
             return symbols[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
@@ -267,28 +286,6 @@ def generate(
             xs[i] = x + noise * eps
             advance()
     return t_eval, xs, dxs
-
-
-class _progress:
-    """A rich progress bar on stderr, or nothing."""
-
-    def __init__(self, show: bool, label: str, total: int) -> None:
-        self.show, self.label, self.total = show, label, total
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.show:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._p = Progress(console=Console(stderr=True), transient=True)
-        self._p.__enter__()
-        task = self._p.add_task(self.label, total=self.total)
-        return lambda: self._p.advance(task)
-
-    def __exit__(self, *exc) -> None:
-        if self.show:
-            self._p.__exit__(*exc)
 
 
 def generate_cached(
