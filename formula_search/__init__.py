@@ -5,8 +5,21 @@ conserved along real trajectories, and meta-tailoring (:mod:`meta_tailor`) ranks
 they improve a neural predictor's long-term predictions.
 """
 
+from formula_search._api import LAW_COLUMNS, SearchResult, search
+from formula_search.data import Dataset, Trajectory, list_datasets, load_dataset
 from formula_search.errors import FsearchError, InputError
 
 __version__ = "0.1.0"
 
-__all__ = ["FsearchError", "InputError", "__version__"]
+__all__ = [
+    "LAW_COLUMNS",
+    "Dataset",
+    "FsearchError",
+    "InputError",
+    "SearchResult",
+    "Trajectory",
+    "__version__",
+    "list_datasets",
+    "load_dataset",
+    "search",
+]

@@ -94,6 +94,103 @@ class Dataset:
     n_rows: int | None = None
     extra: dict = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_arrays(
+        cls,
+        x,
+        t=None,
+        *,
+        variables,
+        trajectory=None,
+        dxdt=None,
+        name: str = "arrays",
+        train_fraction: float = 0.8,
+        split: str = "auto",
+        derivative: str = "central",
+    ) -> Dataset:
+        """A dataset from arrays in memory (a notebook's recording).
+
+        Args:
+            x: (T, n_vars) states, or a list of such arrays, one per trajectory.
+            t: (T,) increasing times (or a list, one per trajectory); ``None``: steps of 1.
+            variables: ``"q:rad, p:rad/s"`` or a sequence of :class:`dsl.Variable`, in column order.
+            trajectory: (T,) trajectory id of each row of a single ``x`` (rows of one id in time order).
+            dxdt: exact time derivatives in the shape of ``x`` (a simulation's); ``None``: the fit smooths
+                the states itself and ``dxdt`` holds finite differences (``derivative``).
+            name: the dataset's name in tables and run folders.
+            train_fraction, split: the train/test split (``"auto"``: by trajectories when there are
+                several, else the first ``train_fraction`` of the one recording's time).
+            derivative: ``"central"`` or ``"forward"`` finite differences for ``dxdt`` when not given.
+
+        Raises:
+            InputError: shapes that do not agree, non-finite values, times that do not increase, a
+                trajectory of fewer than 3 points, a split with an empty side.
+        """
+        from formula_search.data._cards import SplitSpec, check_split
+        from formula_search.data._loaders import MIN_POINTS, finite_difference, split_trajectories
+
+        variables = (
+            dsl.parse_variables(variables) if isinstance(variables, str) else tuple(variables)
+        )
+        n = len(variables)
+
+        def as_list(a, what):
+            if a is None:
+                return None
+            if isinstance(a, list | tuple):
+                return [np.asarray(v, dtype=np.float64) for v in a]
+            return [np.asarray(a, dtype=np.float64)]
+
+        xs, ts, ds = as_list(x, "x"), as_list(t, "t"), as_list(dxdt, "dxdt")
+        if trajectory is not None:
+            if len(xs) != 1:
+                raise InputError(
+                    "trajectory= splits one array; x is already a list of trajectories"
+                )
+            ids = np.asarray(trajectory)
+            if ids.shape != (len(xs[0]),):
+                raise InputError(f"trajectory has shape {ids.shape}; expected ({len(xs[0])},)")
+            _, first = np.unique(ids, return_index=True)
+            groups = [np.nonzero(ids == ids[i])[0] for i in sorted(first)]
+            xs = [xs[0][g] for g in groups]
+            ts = None if ts is None else [ts[0][g] for g in groups]
+            ds = None if ds is None else [ds[0][g] for g in groups]
+        trajs = []
+        for k, xk in enumerate(xs):
+            where = f"trajectory {k}" if len(xs) > 1 else "x"
+            if xk.ndim != 2 or xk.shape[1] != n:
+                raise InputError(
+                    f"{where}: shape {xk.shape}; expected (points, {n}) for {n} variables"
+                )
+            tk = np.arange(len(xk), dtype=np.float64) if ts is None else ts[k]
+            if tk.shape != (len(xk),):
+                raise InputError(f"{where}: {len(xk)} states but times of shape {tk.shape}")
+            if len(xk) < MIN_POINTS:
+                raise InputError(f"{where}: {len(xk)} points; each trajectory needs {MIN_POINTS}")
+            if not (np.isfinite(xk).all() and np.isfinite(tk).all()):
+                raise InputError(f"{where}: the states or times hold NaN or infinite values")
+            if not np.all(np.diff(tk) > 0):
+                raise InputError(f"{where}: time does not increase")
+            if ds is not None:
+                if ds[k].shape != xk.shape or not np.isfinite(ds[k]).all():
+                    raise InputError(f"{where}: dxdt must be finite and of the shape of x")
+                trajs.append(Trajectory(t=tk, x=xk, dxdt=ds[k]))
+            else:
+                trajs.append(Trajectory(*finite_difference(tk, xk, derivative)))
+        spec = SplitSpec(train_fraction=train_fraction, by=split)
+        check_split(spec, where="split")
+        train, test = split_trajectories(trajs, spec, where=name)
+        steps = np.concatenate([tr.dt for tr in trajs])
+        return cls(
+            name=name,
+            variables=variables,
+            train=train,
+            test=test,
+            time_step=float(np.median(steps)),
+            kind="user",
+            derivative="exact" if ds is not None else derivative,
+        )
+
     def __post_init__(self) -> None:
         n = len(self.variables)
         for traj in (*self.train, *self.test):
