@@ -54,6 +54,20 @@ from formula_search.data import dataset_options
     default=None,
     help="Paper measure: measure conservation on windows of this many points [dataset card default].",
 )
+@click.option(
+    "--terms",
+    "max_terms",
+    type=int,
+    default=None,
+    help="Term search instead of formulas: laws that are sums of up to this many parameter-free terms "
+    "(each up to --term-depth tokens) with closed-form coefficients (coupled systems; docs/fitting.md).",
+)
+@click.option(
+    "--term-depth", type=int, default=5, show_default=True, help="Largest term size (--terms)."
+)
+@click.option(
+    "--beam", type=int, default=64, show_default=True, help="Term sets kept per size (--terms)."
+)
 @click.option("--starts", type=int, default=4, show_default=True, help="Random starts.")
 @click.option("--steps", type=int, default=30, show_default=True, help="Newton iterations.")
 @click.option("--lr", type=float, default=0.1, show_default=True, help="Gradient step scale.")
@@ -129,6 +143,9 @@ def fit_cmd(**kwargs) -> None:
     console = Console(stderr=True)
     if kwargs["explain"]:
         _explain(kwargs["explain"], FitData.from_dataset(dataset, kwargs["split"]), config)
+        return
+    if kwargs["max_terms"] is not None:
+        _term_search(dataset, config, kwargs, console)
         return
     if kwargs["formulas_path"]:
         formulas = read_table(kwargs["formulas_path"])
@@ -215,3 +232,42 @@ def _explain(texts, data, config) -> None:
     bad = table[table["status"] == "unparsable"]
     if len(bad) == len(table):
         raise InputError(f"--explain: cannot read {', '.join(map(repr, bad['formula']))}")
+
+
+def _term_search(dataset, config, kwargs, console) -> None:
+    """``fsearch fit --terms K``: sparse sums of terms (formula_search._terms), same output files."""
+    from rich.table import Table
+
+    from formula_search._fit import FitData, survivors
+    from formula_search._terms import TermConfig, term_search
+    from formula_search.errors import InputError
+    from formula_search.io import write_table
+
+    if kwargs["formulas_path"]:
+        raise InputError("--terms searches its own terms: give --formulas or --terms, not both")
+    tcfg = TermConfig(
+        term_depth=kwargs["term_depth"], max_terms=kwargs["max_terms"], beam=kwargs["beam"]
+    )
+    with console.status("term search...") as status:
+        table = term_search(
+            FitData.from_dataset(dataset, kwargs["split"]),
+            config=tcfg,
+            fit_config=config,
+            progress=lambda line: status.update(f"term search: {line}"),
+        )
+    out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
+    path = write_table(table, out / f"fit.{kwargs['fmt']}")
+    best = survivors(table)
+    write_table(best, out / "survivors.csv")
+    shown = Table(title=f"laws of up to {tcfg.max_terms} terms on {dataset.name}")
+    for col in ("formula", "params", "ratio"):
+        shown.add_column(col, justify="right" if col == "ratio" else "left")
+    for row in best.itertuples(index=False):
+        shown.add_row(row.formula, str(row.params), f"{row.ratio:.3g}")
+    from rich.console import Console
+
+    Console().print(shown)
+    print(
+        f"{len(best)} independent law(s) of up to {tcfg.max_terms} terms (terms up to "
+        f"{tcfg.term_depth} tokens, beam {tcfg.beam}); wrote {path} and {out / 'survivors.csv'}"
+    )
