@@ -6,6 +6,7 @@ they improve a neural predictor's long-term predictions.
 """
 
 from formula_search._api import LAW_COLUMNS, SearchResult, search
+from formula_search._discover import Discovery, discover
 from formula_search.data import Dataset, Trajectory, list_datasets, load_dataset
 from formula_search.errors import FsearchError, InputError
 
@@ -14,11 +15,13 @@ __version__ = "0.1.0"
 __all__ = [
     "LAW_COLUMNS",
     "Dataset",
+    "Discovery",
     "FsearchError",
     "InputError",
     "SearchResult",
     "Trajectory",
     "__version__",
+    "discover",
     "list_datasets",
     "load_dataset",
     "search",

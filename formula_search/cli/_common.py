@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from formula_search._progress import progress_bar  # noqa: F401  (the commands' bar)
+
 #: Deduplication levels, weakest first (see docs/enumerate.md).
 DEDUP_LEVELS = ("commutative", "algebraic", "conservation")
 
@@ -54,29 +56,3 @@ def parse_study_steps(text: str) -> tuple[int, ...]:
     if any(k < 0 for k in steps):
         raise InputError(f"--study: inner-step counts must be >= 0, got {text!r}")
     return steps
-
-
-def progress_bar(*extra, console=None):
-    """The commands' rich progress bar: description, bar, done/total, ``extra`` columns, elapsed, time left.
-
-    ``extra`` are rich columns or column templates such as ``"{task.fields[rate]}"``.
-    """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [TextColumn(c) if isinstance(c, str) else c for c in extra]
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        *columns,
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )

@@ -8,17 +8,8 @@ from pathlib import Path
 
 import click
 
+from formula_search._discover import read_meta  # noqa: F401  (used by the commands)
 from formula_search.errors import InputError
-
-
-def read_meta(run: Path) -> dict:
-    path = run / "meta.json"
-    if not path.exists():
-        raise InputError(f"{run}: not a run directory (no meta.json); run `fsearch rank` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: broken JSON ({exc.msg})") from exc
 
 
 def law_rows(run: Path, meta: dict, top: int):
