@@ -47,7 +47,32 @@ def parse(text: str, variables: Sequence[str] | None = None) -> Expr:
     """
     if not isinstance(text, str):
         raise ParseError(f"a formula must be text, got {type(text).__name__}")
-    return _Parser(text, None if variables is None else tuple(variables)).parse()
+    try:
+        expr = _Parser(text, None if variables is None else tuple(variables)).parse()
+    except RecursionError:
+        raise ParseError(f"formula {text[:40]!r}...: nested too deeply") from None
+    if _depth(expr) > MAX_DEPTH:
+        raise ParseError(
+            f"formula {text[:40]!r}...: its tree is more than {MAX_DEPTH} levels deep (a sum of that many "
+            "terms, or as many nested brackets); the language's tools walk trees recursively"
+        )
+    return expr
+
+
+#: Deepest tree a formula may have (an enumerated formula of 9 tokens is at most 9 deep; every tree walk of
+#: the language is recursive, and Python allows about 1,000 frames).
+MAX_DEPTH = 100
+
+
+def _depth(expr: Expr) -> int:
+    """Depth of a tree, without recursion."""
+    deepest, stack = 0, [(expr, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(node, Op):
+            stack.extend((a, d + 1) for a in node.args)
+    return deepest
 
 
 class _Parser:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -734,7 +735,6 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
     rand_s = np.full(n, np.nan)
     status = ["failed"] * n
     exprs, good = _parse_chunk(texts, problem.var_names, status)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + chunk_id)
     budget = 4_000_000  # elements of one (B, S, N) tensor during the line search
     for group in _group(exprs, problem.var_names):
         pmax = int(group.n_params.max())
@@ -749,7 +749,12 @@ def _fit_chunk_paper(problem: _Problem, texts: Sequence[str], chunk_id: int) -> 
             pmask = torch.as_tensor(
                 (np.arange(pdim)[None, :] < k[:, None]).astype(np.float64), device=device
             ).view(b, 1, pdim)
-            theta = _starts(b, starts, pdim, gen).to(device) * pmask
+            # starts drawn from the formula's text and the seed: chunk size and jobs never change a result
+            rows_text = [texts[good[r]] for r in group.rows[lo : lo + per]]
+            theta = (
+                torch.as_tensor(row_starts(rows_text, starts, pdim, cfg.seed), device=device)
+                * pmask
+            )
             with torch.no_grad():
                 if pmax and cfg.steps:
                     theta = _optimise(prog, _variance_loss(fit_true), theta, pmask, cfg)
@@ -782,10 +787,12 @@ def _parse_chunk(texts, var_names, status: list) -> tuple[list, list[int]]:
     exprs, good = [], []
     for i, text in enumerate(texts):
         try:
-            exprs.append(dsl.parse(text, var_names))
-            good.append(i)
+            expr = dsl.parse(text, var_names)
         except (InputError, RecursionError):
             status[i] = "unparsable"
+            continue
+        exprs.append(expr)
+        good.append(i)
     return exprs, good
 
 
@@ -807,17 +814,18 @@ def _chunk_table(texts, params, true_s, rand_s, status, threshold: float) -> pd.
     )
 
 
-def _starts(b: int, s: int, p: int, gen):
-    import torch
-
-    # first start: every parameter 1; others: random sign, magnitude log-uniform in [0.1, 10]
-    mag = torch.exp(
-        (torch.rand(b, s, p, generator=gen, dtype=torch.float64) * 2 - 1) * math.log(10)
-    )
-    sign = torch.where(torch.rand(b, s, p, generator=gen) < 0.5, -1.0, 1.0).double()
-    th = mag * sign
-    th[:, 0, :] = 1.0
-    return th
+def row_starts(texts: Sequence[str], s: int, p: int, seed: int) -> np.ndarray:
+    """(B, S, P) starts: the first sets every parameter to 1, the others draw a random sign and a magnitude
+    log-uniform in [0.1, 10], from a stream seeded by the formula's text."""
+    out = np.empty((len(texts), s, p))
+    width = max(16, p)
+    for r, text in enumerate(texts):
+        rng = np.random.default_rng([seed, zlib.crc32(text.encode())])
+        mag = np.exp(rng.uniform(-1, 1, (s, width)) * math.log(10))
+        sign = np.where(rng.random((s, width)) < 0.5, -1.0, 1.0)
+        out[r] = (mag * sign)[:, :p]
+    out[:, 0, :] = 1.0
+    return out
 
 
 def _score_all(prog, full_true, full_rand, theta, budget: int):
@@ -961,6 +969,7 @@ def fit_formulas(
     config: FitConfig = FitConfig(),
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    report: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Fit every formula's parameters on true sequences and apply the variance-ratio filter.
@@ -972,6 +981,7 @@ def fit_formulas(
         config: the options.
         checkpoint_dir: when given, every finished chunk is written there (atomically) as it is produced.
         resume: reuse the chunks already in ``checkpoint_dir`` (written with the same formulas and options).
+        report: called with a line saying what ``resume`` reuses, or why it reuses nothing.
         progress: called with the number of formulas of each finished chunk.
 
     Returns:
@@ -992,7 +1002,10 @@ def fit_formulas(
     if checkpoint_dir is not None:
         ckpt = _Checkpoints(Path(checkpoint_dir), texts, problem)
         if resume:
-            results.update(ckpt.load())
+            reused, line = ckpt.load()
+            results.update(reused)
+            if report is not None:
+                report(line)
         else:
             ckpt.clear()
         for i in results:
@@ -1101,43 +1114,81 @@ def with_config(config: FitConfig, **changes) -> FitConfig:
 class _Checkpoints:
     """Finished chunks of one run, one Parquet file each, written atomically.
 
-    A fingerprint of the formulas, the data and the options is stored beside them; chunks written under
-    another fingerprint are never reused.
+    A fingerprint of the formulas, the data and the options that change results is stored beside them
+    (``--jobs``, the backend and the scheduler do not change a result, so they are not in it); chunks
+    written under another fingerprint are never reused, and :meth:`load` says why.
     """
+
+    #: Options that never change a result.
+    NEUTRAL = ("jobs", "backend", "scheduler")
 
     def __init__(self, root: Path, texts: Sequence[str], problem: _Problem):
         import hashlib
+        import json
 
         self.root = root
-        h = hashlib.sha256()
-        h.update("\n".join(texts).encode())
-        h.update(np.ascontiguousarray(problem.x).tobytes())
-        h.update(repr((problem.lengths, problem.var_names, problem.config)).encode())
+
+        def digest(*parts) -> str:
+            h = hashlib.sha256()
+            for part in parts:
+                h.update(part if isinstance(part, bytes) else str(part).encode())
+            return h.hexdigest()[:16]
+
+        data = [
+            np.ascontiguousarray(problem.x).tobytes(),
+            repr((problem.lengths, problem.var_names)),
+        ]
         if (
             problem.prepared is not None
-        ):  # the measure's states and velocities (they depend on the times)
-            h.update(np.ascontiguousarray(problem.prepared.v).tobytes())
-        self.key = h.hexdigest()[:16]
+        ):  # the measure's states and velocities (they depend on times)
+            data.append(np.ascontiguousarray(problem.prepared.v).tobytes())
+        options = {k: repr(v) for k, v in asdict(problem.config).items() if k not in self.NEUTRAL}
+        self.parts = {
+            "formulas": digest("\n".join(texts)),
+            "data": digest(*data),
+            "options": options,
+        }
+        self.key = digest(json.dumps(self.parts, sort_keys=True))
 
     def _path(self, i: int) -> Path:
         return self.root / f"chunk-{i:06d}.parquet"
 
     def clear(self) -> None:
+        import json
+
         if self.root.exists():
             for f in self.root.glob("chunk-*.parquet"):
                 f.unlink()
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "fingerprint").write_text(self.key)
+        (self.root / "fingerprint").write_text(json.dumps({"key": self.key, **self.parts}))
 
-    def load(self) -> dict[int, pd.DataFrame]:
+    def load(self) -> tuple[dict[int, pd.DataFrame], str]:
+        """The chunks that can be reused, and a line saying what is reused or why nothing is."""
+        import json
+
         fp = self.root / "fingerprint"
-        if not fp.exists() or fp.read_text().strip() != self.key:
+        try:
+            saved = json.loads(fp.read_text()) if fp.exists() else None
+        except (json.JSONDecodeError, OSError):
+            saved = None
+        if not isinstance(saved, dict) or saved.get("key") != self.key:
+            if not isinstance(saved, dict):
+                why = "no fingerprint of an earlier fit there"
+            else:
+                changed = [k for k in ("formulas", "data") if saved.get(k) != self.parts[k]]
+                old = saved.get("options") or {}
+                changed += [
+                    f"--{k.replace('_', '-')}"
+                    for k, v in self.parts["options"].items()
+                    if old.get(k) != v
+                ]
+                why = f"they were fitted with other {', '.join(changed) or 'settings'}"
             self.clear()
-            return {}
+            return {}, f"resume: nothing reused from {self.root} ({why}); fitting from the start"
         out = {}
         for f in sorted(self.root.glob("chunk-*.parquet")):
             out[int(f.stem.split("-")[1])] = pd.read_parquet(f)
-        return out
+        return out, f"resume: reusing {len(out)} finished chunk(s) from {self.root}"
 
     def save(self, i: int, df: pd.DataFrame) -> None:
         from formula_search.io import atomic_path

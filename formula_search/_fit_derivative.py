@@ -14,7 +14,6 @@ formula's text and the seed, so the chunk size and the number of workers never c
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,6 +30,7 @@ from formula_search._fit import (
     _Problem,
     _Program,
     _resolve_device,
+    row_starts,
 )
 
 #: Elements of the largest tensor one batch may hold (formulas x starts x variables x points).
@@ -73,20 +73,6 @@ def _polish(ratio: float) -> float:
 
 #: The extra parameter vector at which affinity is checked (its first P entries).
 _CHECK = (0.731, -1.37, 0.419, 2.09, -0.613, 1.71, -2.3, 0.97)
-
-
-def _row_starts(texts: Sequence[str], s: int, p: int, seed: int) -> np.ndarray:
-    """(B, S, P) starts: the first sets every parameter to 1, the others draw a random sign and a magnitude
-    log-uniform in [0.1, 10], from a stream seeded by the formula's text."""
-    out = np.empty((len(texts), s, p))
-    width = max(16, p)
-    for r, text in enumerate(texts):
-        rng = np.random.default_rng([seed, zlib.crc32(text.encode())])
-        mag = np.exp(rng.uniform(-1, 1, (s, width)) * math.log(10))
-        sign = np.where(rng.random((s, width)) < 0.5, -1.0, 1.0)
-        out[r] = (mag * sign)[:, :p]
-    out[:, 0, :] = 1.0
-    return out
 
 
 class _Points:
@@ -299,7 +285,7 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
         sub = prog.subset(many)
         starts = cfg.n_starts if nonlinear else min(2, cfg.n_starts)
         rows = many.tolist()
-        init = _row_starts([texts[r] for r in rows], starts, pdim, cfg.seed)
+        init = row_starts([texts[r] for r in rows], starts, pdim, cfg.seed)
         init = torch.as_tensor(init, device=device) * pmask[many]
         fitted = _optimise(sub, loss, init, pmask[many], cfg, _screen(cfg.ratio))
         best[many] = _best(sub, loss, fitted, torch)

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from formula_search.errors import InputError
 from meta_tailor._config import MLPConfig, RankConfig, TailorConfig, resolve_device
 from meta_tailor._hnn import HNN
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
@@ -100,14 +101,27 @@ def parse_params(value) -> list[float]:
         text = value.strip()
         if not text:
             return []
-        value = (
-            json.loads(text) if text.startswith("[") else [v for v in text.split(";") if v.strip()]
-        )
+        try:
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [v for v in text.split(";") if v.strip()]
+            )
+        except json.JSONDecodeError:
+            raise InputError(f"parameters {text!r}: not a list of numbers") from None
+        if not isinstance(value, list):
+            value = [value]
     elif isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
         value = [value]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
-    return [float(v) for v in value]
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"parameters {value!r}: not numbers (write e.g. '-3; 1.5' or '[-3, 1.5]')"
+        ) from None
+    return out
 
 
 def segment_trajectories(trajectories: Sequence, segments: int) -> list:

@@ -187,6 +187,7 @@ def fit_cmd(**kwargs) -> None:
             checkpoint_dir=out / "fit.chunks",
             resume=kwargs["resume"],
             progress=advance,
+            report=console.print,
         )
     path = write_table(table, out / f"fit.{kwargs['fmt']}")
     best = survivors(table)

@@ -61,7 +61,11 @@ def _file_options(with_dataset: bool, default: str | None) -> list[Callable]:
             help="Gaussian noise std added to simulated states [card default: 0; HNN used 0.1].",
         ),
         click.option(
-            "--seed", type=int, default=0, show_default=True, help="Random seed (data and search)."
+            "--seed",
+            type=click.IntRange(0, 2**32 - 1),
+            default=0,
+            show_default=True,
+            help="Random seed (data and search), 0 to 2^32 - 1.",
         ),
         click.option(
             "--train-fraction",
