@@ -59,9 +59,30 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+#: Columns always read as text (a formula "2" is not the number 2, nor "nan" a missing value).
+TEXT_COLUMNS = ("formula",)
+
+
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a table written by :func:`write_table`."""
+    """Read a table written by :func:`write_table` (or by a person: any CSV or Parquet file).
+
+    Raises:
+        InputError: no such file, or a file that is not a readable table of that format.
+    """
     fmt = check_table_suffix(path)
-    if not Path(path).exists():
+    if not Path(path).is_file():
         raise InputError(f"{path}: no such file")
-    return pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+    try:
+        if fmt == "csv":
+            header = pd.read_csv(path, nrows=0).columns
+            text = {c: str for c in TEXT_COLUMNS if c in header}
+            table = pd.read_csv(path, converters=text)
+        else:
+            table = pd.read_parquet(path)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a readable {fmt} table ({first})") from None
+    for c in TEXT_COLUMNS:
+        if c in table.columns:
+            table[c] = table[c].astype(str)
+    return table

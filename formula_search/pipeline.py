@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,6 +92,13 @@ def search(
     """
     fit_cfg = resolve_defaults(config.fit, data)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:  # a read-only home: the search still runs, cached in a temporary folder for this process
+        (root / "search").mkdir(parents=True, exist_ok=True)
+        probe = root / "search" / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        root = Path(tempfile.mkdtemp(prefix="fsearch-cache-"))
     path = (
         root
         / "search"

@@ -90,7 +90,8 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``fsearch`` console script.
 
-    Bad input (:class:`FsearchError`) is shown as one line on stderr with exit code 2, never as a traceback.
+    Bad input (:class:`FsearchError`), and a path the file system refuses (an :class:`OSError` that names
+    a file), are shown as one line on stderr with exit code 2, never as a traceback.
     """
     try:
         cli.main(args=argv, prog_name="fsearch", standalone_mode=False)
@@ -106,5 +107,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # the file system refused a path the user gave (a read-only folder, a full disk, a missing
+        # parent, a read-only home for the cache): one line that names it
+        if exc.filename is None:
+            raise
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        click.echo(f"Error: {where}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     # standalone_mode=False returns the exit code of ctx.exit() instead of exiting
     sys.exit(0)

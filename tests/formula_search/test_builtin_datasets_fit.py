@@ -1,4 +1,5 @@
-"""Every built-in dataset through ``fsearch fit --depth 5``: a new dataset cannot ship broken."""
+"""Every built-in dataset through every stage at small size (fit at depth 5, rank with one epoch, export,
+plot): a new dataset cannot ship broken."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pandas as pd
 import pytest
 
 from formula_search.cli import main
-from formula_search.data import list_datasets
+from formula_search.data import list_datasets, load_dataset
 
 BUILTINS = list(list_datasets()["name"])
 
@@ -32,5 +33,29 @@ def test_fit_depth_5_runs_clean(name, tmp_path, capsys):
     # a numeric failure rejects a formula (x1/(x1 + x2) where x1 + x2 = 0), never most of them
     assert (table["status"] == "failed").mean() < 0.05
     assert (table["status"] == "unparsable").sum() == 0
-    accepted = set(pd.read_csv(out / "survivors.csv")["formula"])
+    survivors = pd.read_csv(out / "survivors.csv")
+    accepted = set(survivors["formula"])
     assert KNOWN.get(name, set()) <= accepted
+
+    # rank one law (the fit's first, else the card's reference energy) with one epoch, then export and plot
+    if len(survivors):
+        law = survivors.head(1)[["formula", "params", "accepted"]]
+    else:
+        reference = load_dataset(name).hamiltonian
+        law = pd.DataFrame({"formula": [reference], "params": [""], "accepted": [True]})
+    law.to_csv(tmp_path / "law.csv", index=False)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(["rank", "--dataset", name, "--survivors", str(tmp_path / "law.csv"), "--run", str(run),
+              "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"])  # fmt: skip
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    ranked = pd.read_csv(run / "ranking.csv")
+    assert ranked["rank"].notna().any() and ranked["test_rmse"].notna().all()
+    for args in (["export", str(run), "--format", "markdown", "-o", str(run / "report.md")],
+                 ["export", str(run), "--format", "latex", "-o", str(run / "law.tex")],
+                 ["plot", str(run)]):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code in (0, None), capsys.readouterr().err
+    assert (run / "report.md").read_text().strip() and (run / "law.tex").read_text().strip()
+    assert (run / "law_along_test.png").read_bytes()[:4] == b"\x89PNG"

@@ -106,3 +106,27 @@ def test_chunk_size_never_changes_a_result(measure):
     large = fit_formulas(formulas, data, config=FitConfig(measure=measure, chunk_size=100))
     np.testing.assert_allclose(small["ratio"], large["ratio"], rtol=1e-9, equal_nan=True)
     assert list(small["params"]) == list(large["params"])
+
+
+def test_out_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    # --out in a read-only folder gave a traceback; a path under a file fails the same way for anyone
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, err = run_cli(
+        ["fit", "--dataset", "ideal_spring", "--depth", "3", "--out", str(blocker / "out")], capsys
+    )
+    assert code == 2 and len(err.strip().splitlines()[-1:]) == 1 and "file.txt" in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_search_cache_falls_back_to_a_temporary_one(tmp_path, monkeypatch):
+    # a read-only HOME (search cache) stopped rank and run
+    from formula_search.pipeline import SearchConfig, search
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    data = load_dataset("ideal_spring")
+    table, path = search(
+        data, config=SearchConfig(depth=3, fit=FitConfig()), cache_dir=blocker / "cache"
+    )
+    assert len(table) and path.exists() and blocker not in path.parents
