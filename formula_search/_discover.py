@@ -324,7 +324,7 @@ def _check_options(data, *, law_choice, cv_folds, outer_lr, survivors, law_from)
 def _start_folder(final: Path) -> Path:
     """A fresh temporary folder beside ``final``, holding ``final``'s pretrained model if it has one."""
     _check_replaceable(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable(final.parent)
     out = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
     out.mkdir()
     for name in ("model.pt", "pretrain_curve.csv"):
@@ -494,6 +494,7 @@ def _stages(
             write_table(comp.horizons, out / "horizons.csv")
     meta = {
         "run_id": uuid.uuid4().hex,
+        "model_sha256": _file_hash(out / "model.pt"),
         "dataset": data.name,
         "dataset_options": options,
         "noise": options.get("noise"),
@@ -690,6 +691,42 @@ def _most_conserved(table) -> dict | None:
         "params": str(row["params"]),
         "ratio": float(row["ratio"]),
     }
+
+
+def _file_hash(path: Path) -> str | None:
+    import hashlib
+
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_writable(folder: Path) -> None:
+    """Make ``folder`` and write a probe file there now, so that a read-only place fails before the
+    work, not after it (raises the file system's :class:`OSError`, which names the path)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".probe-{uuid.uuid4().hex[:8]}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
+def check_run(run: Path, meta: dict) -> None:
+    """Refuse a run folder whose model was replaced after the run (``fsearch pretrain`` into it again):
+    its ranking and comparators would be reported beside another model.
+
+    Raises:
+        InputError: naming the folder and what to rerun.
+    """
+    expected = meta.get("model_sha256")
+    if expected is not None and _file_hash(Path(run) / "model.pt") != expected:
+        raise InputError(
+            f"{run}: model.pt is not the model this run ranked with (it was replaced or removed after "
+            "the run); rerun `fsearch rank` (or `run`) into this folder"
+        )
 
 
 def read_meta(run: Path) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from formula_search._discover import read_meta  # noqa: F401  (used by the commands)
+from formula_search._discover import check_run, read_meta
 from formula_search.errors import InputError
 
 
@@ -89,6 +89,7 @@ def export_cmd(run, fmt, top, output):
 
     run = Path(run)
     meta = read_meta(run)
+    check_run(run, meta)
     laws = law_rows(run, meta, top)
     comp = read_table(run / "comparators.csv") if (run / "comparators.csv").exists() else None
     if fmt == "latex":
@@ -193,6 +194,7 @@ def plot_cmd(run, output):
 
     run = Path(run)
     meta = read_meta(run)
+    check_run(run, meta)
     out = Path(output) if output else run
     written = []
     laws = law_rows(run, meta, 1)

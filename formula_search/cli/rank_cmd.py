@@ -39,6 +39,7 @@ from formula_search._discover import (  # noqa: F401  (_cv_summary, _model_finge
     _run_dir,
     _search,
     _write_json,
+    ensure_writable,
 )
 from formula_search._discover import execute as _execute
 from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option
@@ -250,6 +251,7 @@ def pretrain_cmd(run, steps, model_seed, pretrain_keep, device, **kwargs):
     options = pop_dataset_options(kwargs)
     data = _load_data(options)
     out = _run_dir(run, data.name)
+    ensure_writable(out)  # a read-only folder fails now, not after the training
     secs, trained = _pretrain(
         data,
         options,

@@ -153,3 +153,15 @@ def test_formula_with_an_infinite_number_is_unparsable_not_fatal(tmp_path, capsy
     out = pd.read_parquet(tmp_path / "out" / "fit.parquet").set_index("formula")
     assert out.loc["1e400*q", "status"] == "unparsable"
     assert bool(out.loc["p^2 + c*cos(q)", "accepted"])
+
+
+def test_paper_layout_of_200k_points_in_2000_sequences_with_smoothing():
+    # --smooth 3 on 50k rows allocated a (40000, 40000) matrix; 2,000 x 1,000 rows a (1.6M, 1,600) one:
+    # here a dense layout would need 3.2 GB (points x segments) and 320 GB (points x points)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200_000, 2))
+    segs = _segments([100] * 2000, window=None)
+    layout = _Layout(x, segs, torch, "cpu", smooth=3, detrend=True)
+    g = torch.as_tensor(x[:, 0] ** 2).view(1, 1, -1)
+    within, total = layout.within_total(g)
+    assert 0 < float(within) < float(total)

@@ -130,3 +130,47 @@ def test_unwritable_search_cache_falls_back_to_a_temporary_one(tmp_path, monkeyp
         data, config=SearchConfig(depth=3, fit=FitConfig()), cache_dir=blocker / "cache"
     )
     assert len(table) and path.exists() and blocker not in path.parents
+
+
+def test_model_replaced_after_the_run_is_refused_by_export_and_plot(tmp_path, capsys):
+    # a folder whose model.pt changed after the ranking (fsearch pretrain into it again) was reported as
+    # one run
+    table = tmp_path / "s.csv"
+    table.write_text("formula,params,accepted\nq^2 + c*p^2,1,True\n")
+    run = tmp_path / "run"
+    code, _, err = run_cli(
+        ["rank", "--dataset", "ideal_spring", "--survivors", str(table), "--run", str(run),
+         "--epochs", "1", "--pretrain-steps", "5", "--no-comparators", "--device", "cpu"],
+        capsys,
+    )  # fmt: skip
+    assert code in (0, None), err
+    code, _, err = run_cli(["export", str(run), "--format", "markdown"], capsys)
+    assert code in (0, None), err
+    code, _, err = run_cli(
+        [
+            "pretrain",
+            "--dataset",
+            "ideal_spring",
+            "--run",
+            str(run),
+            "--steps",
+            "6",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
+    assert code in (0, None), err
+    for args in (["export", str(run), "--format", "markdown"], ["plot", str(run)]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "model.pt" in err
+
+
+def test_pretrain_into_a_folder_that_cannot_be_written_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, err = run_cli(
+        ["pretrain", "--dataset", "ideal_spring", "--run", str(blocker / "run"), "--device", "cpu"],
+        capsys,
+    )
+    assert code == 2 and "file.txt" in err and "pretrain MLP" not in err
