@@ -119,7 +119,8 @@ def search(
             :meth:`formula_search.Dataset.from_arrays`) or the name or path of one.
         depth: largest formula size in tokens (``p^2 - c*cos(q)`` has 7).
         dedup: duplicate removal of the enumeration: ``commutative``, ``algebraic`` or ``conservation``.
-        formulas: fit these formula texts instead of enumerating.
+        formulas: fit these formula texts (a list, one text, or a table with a ``formula`` column)
+            instead of enumerating.
         measure: ``"derivative"`` (works on one recording) or ``"paper"`` (the Noether paper's).
         ratio: a formula is accepted when its score is at most ``ratio`` times chance.
         smoothing: ``"auto"``, ``"off"`` or a smoothing weight (derivative measure).
@@ -157,7 +158,9 @@ def search(
             raise InputError(f"depth must be >= 1, got {depth}")
         check_search_size(data.variables, max_size=depth, dedup=dedup)
         formulas = enumeration_table(data.variables, max_size=depth, dedup=dedup)
-    else:
+    elif isinstance(formulas, str):
+        formulas = [formulas]
+    elif not isinstance(formulas, pd.DataFrame):
         formulas = list(formulas)
     table = fit_formulas(
         formulas, FitData.from_dataset(data, split), config=config, progress=progress

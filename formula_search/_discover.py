@@ -2,9 +2,9 @@
 
 :func:`discover` is what ``fsearch run`` does (``fsearch rank`` without the comparators), without the
 terminal summary; :class:`Discovery` reads a run folder back. A run folder is written as a whole or not
-at all: the stages write into a temporary folder beside it, which replaces it only when every stage is
-done (a pretrained model of the same data and settings is carried over and reused), so an interrupted
-run never leaves old and new files mixed. The folder's layout is :data:`RUN_FILES`.
+at all: the stages write into a temporary folder inside it, whose files replace the earlier run's only
+when every stage is done (a pretrained model of the same data and settings is carried over and reused), so
+an interrupted run never leaves old and new files mixed; files of the user's in the folder are not touched. The folder's layout is :data:`RUN_FILES`.
 """
 
 from __future__ import annotations
@@ -60,11 +60,21 @@ def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
     settings = asdict(mlp_cfg)
     if settings["keep"] == "last":
         del settings["keep"]
+    import hashlib
+
+    h = hashlib.sha256()
+    for (
+        tr
+    ) in data.train:  # the training numbers themselves: two arrays of one name are not one dataset
+        h.update(tr.t.tobytes())
+        h.update(tr.x.tobytes())
+        h.update(tr.dxdt.tobytes())
     return {
         "dataset": data.name,
         "noise": float(options.get("noise") or 0.0),
         "seed": int(options.get("seed") or 0),
         "n_train": int(sum(len(t.x) for t in data.train)),
+        "train_sha256": h.hexdigest(),
         "mlp": json.dumps(settings, sort_keys=True),
     }
 
@@ -254,6 +264,7 @@ def execute(
         law_from=law_from,
     )  # fmt: skip
     final = _run_dir(run, data.name)
+    created = not final.exists()
     out = _start_folder(final)
     try:
         meta = _stages(
@@ -267,6 +278,8 @@ def execute(
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
+        if created and final.is_dir() and not any(final.iterdir()):
+            final.rmdir()  # a failed first run leaves no empty folder behind
         raise
     _commit_folder(out, final)
     return final, meta
@@ -274,29 +287,24 @@ def execute(
 
 #: Files that export and plot add to a run folder.
 EXPORT_FILES = ("law.tex", "report.md")
-_IMAGES = (".png", ".pdf", ".svg")
+
+#: Plots ``fsearch plot`` writes into a run folder.
+PLOT_FILES = (
+    "horizon_error.png",
+    "law_along_test.png",
+    "meta_curves.png",
+    "cv.png",
+    "pretrain_curve.png",
+)
+
+#: Every file a run, its export and its plots own in a run folder: a new run replaces them all (those it
+#: does not write are removed, so nothing of an earlier run stays beside it); other files are not touched.
+OWNED_FILES = tuple(RUN_FILES) + EXPORT_FILES + PLOT_FILES
 
 
-def _check_replaceable(final: Path) -> None:
-    """Refuse to replace a folder that is not a run folder (it would be deleted with what it holds)."""
-    if not final.exists():
-        return
-    if not final.is_dir():
+def _check_folder(final: Path) -> None:
+    if final.exists() and not final.is_dir():
         raise InputError(f"{final}: is a file, not a run folder")
-    here = Path.cwd().resolve()
-    if final.resolve() == here or final.resolve() in here.parents:
-        raise InputError(f"{final}: the run folder cannot be the current folder or one above it")
-    other = sorted(
-        p.name
-        for p in final.iterdir()
-        if p.name not in RUN_FILES and p.name not in EXPORT_FILES and p.suffix not in _IMAGES
-    )
-    if other:
-        shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
-        raise InputError(
-            f"{final}: holds files that are not a run's ({shown}); a run replaces its folder as a "
-            "whole: give a new or empty folder with --run"
-        )
 
 
 def _check_options(data, *, law_choice, cv_folds, outer_lr, survivors, law_from):
@@ -322,10 +330,12 @@ def _check_options(data, *, law_choice, cv_folds, outer_lr, survivors, law_from)
 
 
 def _start_folder(final: Path) -> Path:
-    """A fresh temporary folder beside ``final``, holding ``final``'s pretrained model if it has one."""
-    _check_replaceable(final)
-    ensure_writable(final.parent)
-    out = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+    """A fresh temporary folder inside ``final`` (made if needed), holding its pretrained model if any."""
+    _check_folder(final)
+    ensure_writable(final)
+    for stale in final.glob(".partial-*"):  # left by a run that was killed (no Python exception)
+        shutil.rmtree(stale, ignore_errors=True)
+    out = final / f".partial-{uuid.uuid4().hex[:8]}"
     out.mkdir()
     for name in ("model.pt", "pretrain_curve.csv"):
         if (final / name).is_file():
@@ -334,14 +344,33 @@ def _start_folder(final: Path) -> Path:
 
 
 def _commit_folder(out: Path, final: Path) -> None:
-    """Replace ``final`` by the finished ``out`` (two renames; the old folder is then removed)."""
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        final.rename(old)
-    out.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move the finished run's files from ``out`` into ``final``, replacing every file an earlier run
+    owned there (:data:`OWNED_FILES`) and touching no other file; ``meta.json`` last. If a move fails,
+    the earlier run's files are put back and the error says where the new run is."""
+    backup = final / f".old-{uuid.uuid4().hex[:8]}"
+    backup.mkdir()
+    moved: list[str] = []
+    try:
+        for name in OWNED_FILES:
+            if (final / name).exists():
+                (final / name).rename(backup / name)
+        names = sorted((p.name for p in out.iterdir()), key=lambda n: n == "meta.json")
+        for name in names:
+            (out / name).rename(final / name)
+            moved.append(name)
+    except OSError as exc:
+        for (
+            name
+        ) in moved:  # the new files go back to the temporary folder, the old ones back in place
+            (final / name).rename(out / name)
+        for p in backup.iterdir():
+            p.rename(final / p.name)
+        backup.rmdir()
+        raise InputError(
+            f"{final}: could not move the finished run into place ({exc}); it is in {out}"
+        ) from None
+    out.rmdir()
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _stages(
@@ -534,8 +563,12 @@ def _law_from(run: Path, dataset: str, options: dict):
     import pandas as pd
 
     meta = read_meta(run)
-    same = json.loads(json.dumps(options, default=str))
-    if meta.get("dataset") != dataset or meta.get("dataset_options", same) != same:
+
+    def given(opts):  # options left unset are None in the CLI's record and absent in discover()'s
+        return {k: v for k, v in json.loads(json.dumps(opts, default=str)).items() if v is not None}
+
+    same = given(options)
+    if meta.get("dataset") != dataset or given(meta.get("dataset_options", options)) != same:
         raise InputError(
             f"--law-from {run}: that run is on other data ({meta.get('dataset')}, "
             f"{meta.get('dataset_options')}); give the same dataset options as it had"
@@ -803,10 +836,12 @@ class Discovery:
         return dsl.to_latex(expr, list(params) or None, digits=digits)
 
     def save(self, folder: str | Path) -> Discovery:
-        """A copy of the run folder at ``folder`` (written whole, like the run itself)."""
+        """A copy of the run's files at ``folder`` (written whole, like the run itself)."""
         folder = Path(folder)
         out = _start_folder(folder)
-        shutil.copytree(self.folder, out, dirs_exist_ok=True)
+        for name in OWNED_FILES:
+            if (self.folder / name).is_file():
+                shutil.copy2(self.folder / name, out / name)
         _commit_folder(out, folder)
         return Discovery.load(folder)
 

@@ -121,8 +121,9 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
         lmask: (B, P) 1 where the parameter is solved (it stands in an affine position).
 
     Returns:
-        ``theta`` (B, G, P), the unclipped measure there ``score`` (B, G), and ``ok`` (B, G): the formula is
-        affine in the solved parameters (checked at one more parameter vector) and the solution is finite.
+        ``theta`` (B, G, P), the unclipped measure there ``score`` (B, G), ``ok`` (B, G): the formula is
+        affine in the solved parameters (checked at one more parameter vector) and the solution is finite,
+        and the affinity check alone (B,) (``None`` when nothing is solved).
         With ``affine`` (B,) given (a check made at other values of the fixed parameters), the check is not
         made again.
     """
@@ -133,7 +134,7 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
         num, den = _measure.sums(jac, v, scale)
         value = num / den
         ok = torch.isfinite(value)
-        return fixed, torch.where(ok, value, torch.full_like(value, math.inf)), ok
+        return fixed, torch.where(ok, value, torch.full_like(value, math.inf)), ok, None
     check = torch.tensor(
         [_CHECK[k % len(_CHECK)] for k in range(p)], dtype=torch.float64, device=dev
     )
@@ -153,8 +154,14 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
         predicted = t0 + (terms * (check * lmask).view(b, 1, p, 1, 1)).sum(2)
         size = jac.abs().flatten(2).amax(-1).clamp_min(1e-300)
         err = (jac[:, :, p + 1] - predicted).abs().flatten(2).amax(-1)
-        affine = torch.isfinite(jac).flatten(2).all(-1) & (err <= 1e-7 * size)
+        fin = torch.isfinite(jac).flatten(2).all(-1)
+        close = err <= 1e-7 * size
+        # affinity from the settings where the gradient is finite (read from the tree, so a row with no
+        # finite setting here keeps it); finiteness itself is a property of each setting
+        checked = torch.where(fin.any(1), (close | ~fin).all(1), torch.ones_like(fin[:, 0]))
+        affine = fin & close
     else:
+        checked = affine.view(b)
         affine = affine.view(b, 1) & torch.isfinite(jac).flatten(2).all(-1)
     t_all = torch.cat([t0.unsqueeze(2), terms], 2).reshape(b * g, p + 1, *jac.shape[-2:])
     t_all = torch.nan_to_num(t_all, nan=0.0, posinf=0.0, neginf=0.0)
@@ -164,7 +171,7 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
     value = ((coef.transpose(-1, -2) @ qa @ coef) / (coef.transpose(-1, -2) @ qb @ coef)).view(b, g)
     theta = base + c.view(b, g, p) * lmask.unsqueeze(1)
     ok = ok.view(b, g) & affine & torch.isfinite(value)
-    return theta, torch.where(ok, value, torch.full_like(value, math.inf)), ok
+    return theta, torch.where(ok, value, torch.full_like(value, math.inf)), ok, checked
 
 
 def _grid_starts(prog, nl_mask, lmask, points, torch):
@@ -194,13 +201,13 @@ def _grid_starts(prog, nl_mask, lmask, points, torch):
         thetas, out = [], []
         for lo in range(0, values.shape[1], _GRID_SLICE):
             fixed = values[:, lo : lo + _GRID_SLICE].unsqueeze(-1) * nl_mask.unsqueeze(1)
-            th, val, ok = _solve_linear(
+            th, val, _, checked = _solve_linear(
                 prog, points.x_screen, points.v_screen, points.scale, fixed, lmask, torch, affine
             )
-            if affine is None:
-                # a row the check finds affine at some grid value is affine: its failures elsewhere are
-                # non-finite values, which stay excluded
-                affine = ok.any(1)
+            if affine is None and checked is not None:
+                # the affinity check alone (not the finiteness of the values), at the first slice's
+                # values; later slices reuse it
+                affine = checked
             thetas.append(th)
             out.append(val)
         return torch.cat(thetas, 1), torch.cat(out, 1)
@@ -253,7 +260,7 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
     if len(linear):
         with torch.no_grad():
             fixed = torch.zeros(len(linear), 1, pdim, dtype=torch.float64, device=device)
-            theta, _, ok = _solve_linear(
+            theta, _, ok, _ = _solve_linear(
                 prog.subset(linear),
                 points.x_closed,
                 points.v_closed,

@@ -130,8 +130,8 @@ def spline_derivatives(
         if len(t) < 2:
             return x.copy(), np.zeros_like(x)
         return x.copy(), np.gradient(x, t, axis=0, edge_order=1 if len(t) < 3 else 2)
-    if isinstance(smoothing, tuple):  # one weight per variable (see prepare)
-        lams = [float(w) for w in smoothing]
+    if isinstance(smoothing, tuple):  # one weight per variable (see prepare); None: GCV here
+        lams = [None if w is None else float(w) for w in smoothing]
     else:
         lam = None if smoothing == "auto" else 0.0 if smoothing == "off" else float(smoothing)
         lams = [lam] * x.shape[1]
@@ -195,11 +195,13 @@ def _shared_weights(sequences, times) -> str | tuple[float, ...]:
                 if times is None
                 else np.asarray(times[j], float)
             )
-            if len(t) != len(seq) or not np.all(np.diff(t) > 0) or np.ptp(seq[:, k]) == 0:
-                continue  # reported (or harmless) when the sequence itself is prepared
+            if len(t) != len(seq) or not np.all(np.diff(t) > 0):
+                continue  # reported when the sequence itself is prepared
             mid = slice(max(0, (len(t) - GCV_POINTS) // 2), (len(t) + GCV_POINTS) // 2)
+            if np.ptp(seq[mid, k]) == 0:
+                continue  # GCV has nothing to choose from on a constant stretch
             logs.append(math.log(gcv_weight(t[mid], seq[mid, k])))
-        weights.append(math.exp(float(np.median(logs))) if logs else 0.0)
+        weights.append(math.exp(float(np.median(logs))) if logs else None)  # None: GCV per sequence
     return tuple(weights)
 
 

@@ -16,7 +16,8 @@ which terms enter:
    its smallest eigenvalue ``D``; sets whose ``B`` is singular (their terms' gradients are linearly
    dependent on the data and off it: ``sin(q)^2 + cos(q)^2``) are dropped; the ``beam`` best sets of each
    size are kept, up to ``max_terms`` terms. A set whose ``D`` is already below the acceptance
-   (``ratio * D_null``) is a law and is not extended (its supersets contain it).
+   (``ratio * D_null``) is a law; it is extended too (an approximate law of few terms can hide the exact
+   one).
 3. **Independent laws**: the best law is kept; a later candidate whose gradient lies, at every data point,
    in the span of the gradients of the laws kept (a function of them) is not new.
 4. **Scoring**: each law is written as a formula (``t_0 + c_1*t_1 + ...``) and scored by
@@ -70,8 +71,9 @@ def terms(variables, term_depth: int) -> list[str]:
     """Parameter-free, unit-valid formulas with a variable, up to ``term_depth`` tokens, algebraic dedup
     (``x^2`` and ``x`` are different terms, though one is conserved when the other is); a sum or difference
     at the top is left out: the combinations already span it."""
-    from formula_search._enumerate import enumerate_formulas
+    from formula_search._enumerate import check_search_size, enumerate_formulas
 
+    check_search_size(variables, max_size=term_depth, dedup="algebraic")
     names = [v.name for v in variables]
     out = []
     for f in enumerate_formulas(variables, max_size=term_depth, dedup="algebraic"):

@@ -67,6 +67,20 @@ def search_key(data, config: SearchConfig) -> str:
     return h.hexdigest()[:16]
 
 
+_FALLBACK: list[Path] = []
+
+
+def _fallback_cache() -> Path:
+    """One temporary cache folder per process, removed at exit (the cache folder cannot be written)."""
+    if not _FALLBACK:
+        import atexit
+        import shutil
+
+        _FALLBACK.append(Path(tempfile.mkdtemp(prefix="fsearch-cache-")))
+        atexit.register(shutil.rmtree, _FALLBACK[0], True)
+    return _FALLBACK[0]
+
+
 def search(
     data,
     *,
@@ -98,7 +112,7 @@ def search(
         probe.write_bytes(b"")
         probe.unlink()
     except OSError:
-        root = Path(tempfile.mkdtemp(prefix="fsearch-cache-"))
+        root = _fallback_cache()
     path = (
         root
         / "search"

@@ -132,16 +132,29 @@ class Dataset:
         variables = (
             dsl.parse_variables(variables) if isinstance(variables, str) else tuple(variables)
         )
+        if not variables or not all(isinstance(v, dsl.Variable) for v in variables):
+            raise InputError(
+                "variables: give 'q:rad, p:rad/s' or dsl.Variable objects (a name and a unit each)"
+            )
         n = len(variables)
 
-        def as_list(a, what):
+        def as_list(a, what, ndim):
+            """One array per trajectory; a single array (or a flat list of numbers) is one."""
             if a is None:
                 return None
-            if isinstance(a, list | tuple):
-                return [np.asarray(v, dtype=np.float64) for v in a]
-            return [np.asarray(a, dtype=np.float64)]
+            try:
+                if isinstance(a, list | tuple) and any(np.ndim(v) >= ndim for v in a):
+                    return [np.asarray(v, dtype=np.float64) for v in a]
+                return [np.asarray(a, dtype=np.float64)]
+            except (TypeError, ValueError):
+                raise InputError(f"{what}: not an array of numbers") from None
 
-        xs, ts, ds = as_list(x, "x"), as_list(t, "t"), as_list(dxdt, "dxdt")
+        xs, ts, ds = as_list(x, "x", 2), as_list(t, "t", 1), as_list(dxdt, "dxdt", 2)
+        for other, what in ((ts, "t"), (ds, "dxdt")):
+            if other is not None and len(other) != len(xs):
+                raise InputError(
+                    f"{what}: {len(other)} array(s) for {len(xs)} trajectories of x; give one per trajectory"
+                )
         if trajectory is not None:
             if len(xs) != 1:
                 raise InputError(

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import formula_search as fs
-from formula_search import _discover
 
 FAST = dict(survivors=None, top_k=1, epochs=1, pretrain_steps=20, comparators=False, device="cpu")
 
@@ -71,19 +70,57 @@ def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path, monkeypatch)
     after = {p.name: p.read_bytes() for p in run.iterdir()}
     assert after == before
     assert fs.Discovery.load(run).meta["run_id"] == first.meta["run_id"]
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
 
 
-def test_a_folder_that_is_not_a_run_is_not_replaced(tmp_path):
-    folder = tmp_path / "thesis"
+def test_other_files_in_the_run_folder_are_left_alone(tmp_path):
+    # a folder of the user's figures and notes: the run adds its files and touches none of theirs
+    folder = tmp_path / "figures"
     folder.mkdir()
-    (folder / "chapter1.tex").write_text("precious")
-    with pytest.raises(fs.InputError, match="not a run's"):
-        fs.discover("ideal_spring", folder=folder, **{**FAST, "survivors": str(_spring(tmp_path))})
-    assert (folder / "chapter1.tex").read_text() == "precious"
+    mine = {"fig1_paper.pdf": b"%PDF", "photo.png": b"png", "notes.txt": b"x", ".DS_Store": b""}
+    for name, data in mine.items():
+        (folder / name).write_bytes(data)
+    survivors = str(_spring(tmp_path))
+    fs.discover("ideal_spring", folder=folder, **{**FAST, "survivors": survivors})
+    fs.discover("ideal_spring", folder=folder, **{**FAST, "survivors": survivors, "epochs": 2})
+    for name, data in mine.items():
+        assert (folder / name).read_bytes() == data
+    assert (folder / "ranking.csv").exists() and (folder / "meta.json").exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith((".partial", ".old"))]
 
 
-def test_the_current_folder_is_never_a_run_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(fs.InputError, match="current folder"):
-        _discover._check_replaceable(tmp_path)
+def test_a_stale_file_of_an_earlier_run_does_not_stay_beside_a_new_one(tmp_path):
+    run = tmp_path / "run"
+    survivors = str(_spring(tmp_path))
+    fs.discover("ideal_spring", folder=run, **{**FAST, "survivors": survivors})
+    (run / "cv.csv").write_text("fold\n0\n")  # as if an earlier run had chosen its law by CV
+    fs.discover("ideal_spring", folder=run, **{**FAST, "survivors": survivors})
+    assert not (run / "cv.csv").exists()
+
+
+def test_a_model_is_not_reused_for_other_arrays_of_the_same_name_and_size(tmp_path):
+    # from_arrays names every dataset "arrays": the saved model must match the numbers, not the name
+    from formula_search._discover import _model_fingerprint
+    from meta_tailor import MLPConfig
+
+    t = np.linspace(0, 3, 30)
+    a = fs.Dataset.from_arrays([np.c_[np.cos(t), np.sin(t)]] * 4, [t] * 4, variables="q:m, p:m")
+    b = fs.Dataset.from_arrays([np.c_[np.cos(t), 2 * np.sin(t)]] * 4, [t] * 4, variables="q:m, p:m")
+    assert _model_fingerprint(a, {}, MLPConfig()) != _model_fingerprint(b, {}, MLPConfig())
+
+
+def test_law_from_a_cli_run_in_discover(tmp_path, capsys):
+    # the CLI records every dataset option (None when unset), discover() only those given
+    from formula_search.cli import main
+
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(["rank", "--dataset", "ideal_spring", "--survivors", str(_spring(tmp_path)), "--run",
+              str(run), "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device",
+              "cpu"])  # fmt: skip
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    found = fs.discover(
+        "ideal_spring", folder=tmp_path / "again", law_from=str(run),
+        **{k: v for k, v in FAST.items() if k != "survivors"},
+    )  # fmt: skip
+    assert found.meta["winner"]["formula"] == "q^2 + c_0*p^2"

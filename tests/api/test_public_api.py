@@ -58,11 +58,28 @@ def test_from_arrays_with_trajectory_ids_and_exact_derivatives():
         (dict(x=np.ones((10, 2)), t=np.r_[0.0, 0.0, np.arange(2.0, 10.0)]), "increase"),
         (dict(x=np.ones((10, 2)), t=np.arange(9.0)), "times"),
         (dict(x=np.ones((2, 2))), "3"),
+        (dict(x=[np.ones((5, 2)), np.ones((5, 2))], t=np.arange(5.0)), "one per trajectory"),
+        (dict(x=np.ones((5, 2)), dxdt=[np.ones((5, 2))] * 2), "one per trajectory"),
     ],
 )
 def test_from_arrays_refuses_bad_input(kwargs, match):
     with pytest.raises(fs.InputError, match=match):
         fs.Dataset.from_arrays(variables="q:m, p:m", **kwargs)
+
+
+def test_from_arrays_takes_a_list_of_times_and_refuses_bare_names():
+    x = np.c_[np.cos(np.arange(6.0)), np.sin(np.arange(6.0))]
+    data = fs.Dataset.from_arrays(x, [0.0, 1, 2, 3, 4, 5], variables="q:m, p:m", train_fraction=0.5)
+    assert data.n_points("all") == 6
+    with pytest.raises(fs.InputError, match="variables"):
+        fs.Dataset.from_arrays(x, variables=["q", "p"])
+
+
+def test_search_takes_one_formula_text_or_a_table():
+    one = fs.search("ideal_spring", formulas="q^2 + c*p^2")
+    table = fs.search("ideal_spring", formulas=pd.DataFrame({"formula": ["q^2 + c*p^2", "q*p"]}))
+    assert list(one.table["formula"]) == ["q^2 + c*p^2"]
+    assert list(table.table["formula"]) == ["q^2 + c*p^2", "q*p"]
 
 
 def test_search_finds_the_circle_and_prints_it():
