@@ -441,13 +441,16 @@ def _final_scores(prog, theta, points: _Points, torch):
     for lo in range(0, points.n, step):
         sl = slice(lo, lo + step)
         g, jac = _measure.jacobian(prog, points.x[:, sl], theta)
-        finite &= torch.isfinite(g).flatten(1).all(-1) & torch.isfinite(jac).flatten(1).all(-1)
-        jac = torch.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
+        # a non-finite gradient anywhere makes the sums below non-finite (an infinite weight is capped to
+        # 0 * inf = nan), so only the values are checked here and the sums after the loop
+        finite &= torch.isfinite(g).flatten(1).all(-1)
         grad2 = ((jac * points.scale) ** 2).sum(-2)
         a, c = _measure.sums(jac, points.v[:, sl], points.scale, cap, grad2)
         num, den = num + a, den + c
         a, c = _measure.sums(jac, points.v_null[:, sl], points.scale, cap, grad2)
         num_null, den_null = num_null + a, den_null + c
+    for total in (num, den, num_null, den_null):
+        finite &= torch.isfinite(total[:, 0])
     g_null = prog(points.x_null, theta).expand(b, 1, points.x_null.shape[-1])[:, 0]
     ok = torch.isfinite(g_null)
     cnt = ok.sum(-1).clamp_min(1)
