@@ -137,13 +137,11 @@ def search(
         InputError: bad options or data, or a search too large for the memory available.
     """
     from formula_search._enumerate import check_search_size, enumeration_table
-    from formula_search._fit import FitConfig, FitData, fit_formulas
+    from formula_search._fit import FitConfig, FitData, fit_formulas, resolve_defaults
     from formula_search.data import Dataset, load_dataset
 
     if not isinstance(data, Dataset):
         data = load_dataset(data)
-    fit_options.setdefault("window", data.default_window)
-    fit_options.setdefault("detrend", data.default_detrend)
     config = FitConfig(
         measure=measure,
         ratio=ratio,
@@ -153,6 +151,7 @@ def search(
         seed=seed,
         **fit_options,
     )
+    config = resolve_defaults(config, data)  # window and detrend from the dataset's card when unset
     if formulas is None:
         if depth < 1:
             raise InputError(f"depth must be >= 1, got {depth}")

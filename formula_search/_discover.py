@@ -9,6 +9,8 @@ an interrupted run never leaves old and new files mixed; files of the user's in 
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import math
 import shutil
@@ -226,18 +228,18 @@ def execute(
     options: dict,
     *,
     data=None,
-    survivors: str | None,
-    run: str | None,
-    depth: int,
-    dedup: str,
-    ratio: float,
-    jobs: int,
-    top_k: int | None,
-    epochs: int | None,
-    pretrain_steps: int | None,
-    comparators: bool,
-    hnn: bool,
-    device: str,
+    survivors: str | None = None,
+    run: str | None = None,
+    depth: int = 7,
+    dedup: str = "conservation",
+    ratio: float = 0.01,
+    jobs: int = 1,
+    top_k: int | None = None,
+    epochs: int | None = None,
+    pretrain_steps: int | None = None,
+    comparators: bool = True,
+    hnn: bool = True,
+    device: str = "auto",
     tailor: str | None = None,
     inner_rule: str = "sgd",
     outer_lr: tuple[float, ...] = (),
@@ -264,24 +266,156 @@ def execute(
         law_from=law_from,
     )  # fmt: skip
     final = _run_dir(run, data.name)
-    created = not final.exists()
-    out = _start_folder(final)
-    try:
-        meta = _stages(
-            options, data, out, final, survivors=survivors, depth=depth, dedup=dedup, ratio=ratio,
-            jobs=jobs, top_k=top_k, epochs=epochs, pretrain_steps=pretrain_steps,
-            comparators=comparators, hnn=hnn, device=device, tailor=tailor, inner_rule=inner_rule,
-            outer_lr=outer_lr, inner_integrator=inner_integrator, outer_warmup=outer_warmup,
-            outer_decay=outer_decay, model_seed=model_seed, pretrain_keep=pretrain_keep,
-            law_choice=law_choice, cv_folds=cv_folds, outer_adam=outer_adam, law_from=law_from,
-            measure=measure, smoothing=smoothing,
-        )  # fmt: skip
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        if created and final.is_dir() and not any(final.iterdir()):
-            final.rmdir()  # a failed first run leaves no empty folder behind
-        raise
-    _commit_folder(out, final)
+    from formula_search.io import read_table, write_table
+    from meta_tailor import comparators as run_comparators
+    from meta_tailor import load_adam_state, load_mlp, rank
+
+    with _run_folder(final) as out:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if law_from:
+            table, source = _law_from(Path(law_from), data.name, options)
+        elif survivors:
+            table = read_table(survivors)
+            source = str(survivors)
+        else:
+            table, source = _search(
+                data,
+                depth=depth,
+                dedup=dedup,
+                ratio=ratio,
+                jobs=jobs,
+                device=device,
+                seed=int(options.get("seed") or 0),
+                measure=measure,
+                smoothing=smoothing,
+            )
+        timings["search_s"] = time.perf_counter() - t0
+        timings["pretrain_s"], _ = _pretrain(
+            data,
+            options,
+            out,
+            steps=pretrain_steps,
+            device=device,
+            model_seed=model_seed,
+            keep=pretrain_keep,
+            need_adam=outer_adam == "continue",
+        )
+        model, mlp_cfg, _ = load_mlp(out / "model.pt")
+        adam = load_adam_state(out / "model.pt") if outer_adam == "continue" else None
+        settings = dict(
+            device=device,
+            top_k=top_k,
+            epochs=epochs,
+            tailor=tailor,
+            inner_integrator=inner_integrator,
+            outer_warmup=outer_warmup,
+            outer_decay=outer_decay,
+            outer_adam=outer_adam,
+        )
+        cfg = _rank_config(data.name, inner_rule=inner_rule, outer_lr=outer_lr, **settings)
+        law_cfg = None
+        if law_choice == "paper":
+            # the law is chosen by a ranking with the paper's inner rule and outer rate; with those settings
+            # themselves it is the ranking below
+            law_cfg = _rank_config(data.name, inner_rule="sgd", outer_lr=(), **settings)
+            law_cfg = None if law_cfg == cfg else law_cfg
+
+        stamps = {"start": time.perf_counter()}
+        with progress_bar() as bar:
+            tasks = {}
+
+            def progress(stage, done, total):
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+                stamps[stage] = time.perf_counter()
+
+            if law_cfg is not None:
+                table = _choose_by_paper_settings(
+                    table, model, data, law_cfg=law_cfg, cfg=cfg, adam=adam, out=out,
+                    progress=lambda stage, done, total: progress(f"law: {stage}", done, total),
+                )  # fmt: skip
+                timings["law_stage_s"] = time.perf_counter() - stamps["start"]
+                stamps["start"] = time.perf_counter()  # its stages were stamped as "law: STAGE"
+            else:
+                (out / "law_ranking.csv").unlink(missing_ok=True)
+            res = rank(table, model, data, config=cfg, progress=progress, outer_state=adam)
+            timings["screen_s"] = stamps.get("screen", stamps["start"]) - stamps["start"]
+            timings["meta_tailor_s"] = time.perf_counter() - stamps.get("screen", stamps["start"])
+            if law_choice == "cv":
+                t1 = time.perf_counter()
+                res, cv_folds = _choose_by_cv(
+                    res, data, mlp_cfg=mlp_cfg, cfg=cfg, folds=cv_folds, jobs=jobs, out=out,
+                    progress=progress,
+                )  # fmt: skip
+                timings["cv_s"] = time.perf_counter() - t1
+            else:
+                (out / "cv.csv").unlink(missing_ok=True)
+            write_table(res.table, out / "ranking.csv")
+            write_table(res.screen, out / "screen.csv")
+            write_table(res.curves, out / "meta_curves.csv")
+            winner = res.table.iloc[0].to_dict() if res.winner_model is not None else None
+            if res.winner_model is not None:
+                import torch
+
+                from formula_search.io import atomic_path
+
+                with atomic_path(out / "winner.pt") as tmp:
+                    torch.save(
+                        {"state_dict": res.winner_model.state_dict(), "theta": res.winner_theta},
+                        tmp,
+                    )
+            if comparators:
+                t1 = time.perf_counter()
+                comp = run_comparators(
+                    model,
+                    data,
+                    mlp_config=mlp_cfg,
+                    rank_config=cfg,
+                    winner=winner,
+                    winner_model=res.winner_model,
+                    oracle=data.hamiltonian,
+                    include_hnn=hnn,
+                    progress=progress,
+                    outer_state=adam,
+                )
+                timings["comparators_s"] = time.perf_counter() - t1
+                write_table(comp.table, out / "comparators.csv")
+                write_table(comp.horizons, out / "horizons.csv")
+        meta = {
+            "run_id": uuid.uuid4().hex,
+            "model_sha256": _file_hash(out / "model.pt"),
+            "dataset": data.name,
+            "dataset_options": options,
+            "noise": options.get("noise"),
+            "seed": options.get("seed", 0),
+            "model_seed": model_seed,
+            "variables": [{"name": v.name, "unit": v.unit} for v in data.variables],
+            "time_step": float(data.time_step),
+            "hamiltonian": data.hamiltonian,
+            "survivors": source,
+            "measure": measure,
+            "most_conserved": _most_conserved(table),
+            "law_from": law_from,
+            "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
+            "depth": depth,
+            "dedup": dedup,
+            "device": device,
+            "tailor_mode": cfg.tailor.mode,
+            "inner_rule": cfg.tailor.inner_rule,
+            "law_choice": law_choice,
+            "law_rank_config": asdict(law_cfg) if law_cfg is not None else None,
+            "cv_folds": cv_folds,
+            "rank_config": asdict(cfg),
+            "mlp_config": asdict(mlp_cfg),
+            "timings": timings,
+            "winner": {
+                k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                for k, v in (winner or {}).items()
+            },
+        }
+        _write_json(meta, out / "meta.json")
     return final, meta
 
 
@@ -329,6 +463,23 @@ def _check_options(data, *, law_choice, cv_folds, outer_lr, survivors, law_from)
     return cv_folds
 
 
+@contextlib.contextmanager
+def _run_folder(final: Path):
+    """The temporary folder a run writes into (:func:`_start_folder`): committed into ``final`` when the
+    block ends normally (:func:`_commit_folder`), removed when it raises (and ``final`` with it, if the
+    run made it and it is still empty)."""
+    created = not final.exists()
+    out = _start_folder(final)
+    try:
+        yield out
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        if created and final.is_dir() and not any(final.iterdir()):
+            final.rmdir()  # a failed first run leaves no empty folder behind
+        raise
+    _commit_folder(out, final)
+
+
 def _start_folder(final: Path) -> Path:
     """A fresh temporary folder inside ``final`` (made if needed), holding its pretrained model if any."""
     _check_folder(final)
@@ -371,190 +522,6 @@ def _commit_folder(out: Path, final: Path) -> None:
         ) from None
     out.rmdir()
     shutil.rmtree(backup, ignore_errors=True)
-
-
-def _stages(
-    options: dict,
-    data,
-    out: Path,
-    final: Path,
-    *,
-    survivors: str | None,
-    depth: int,
-    dedup: str,
-    ratio: float,
-    jobs: int,
-    top_k: int | None,
-    epochs: int | None,
-    pretrain_steps: int | None,
-    comparators: bool,
-    hnn: bool,
-    device: str,
-    tailor: str | None = None,
-    inner_rule: str = "sgd",
-    outer_lr: tuple[float, ...] = (),
-    inner_integrator: str | None = None,
-    outer_warmup: int | None = None,
-    outer_decay: str | None = None,
-    model_seed: int = 0,
-    pretrain_keep: str = "last",
-    law_choice: str = "train",
-    cv_folds: int | None = None,
-    outer_adam: str = "fresh",
-    law_from: str | None = None,
-    measure: str = "derivative",
-    smoothing: str = "auto",
-) -> dict:
-    """:func:`execute`'s stages, writing into ``out`` (which becomes ``final``)."""
-    from formula_search.io import read_table, write_table
-    from meta_tailor import comparators as run_comparators
-    from meta_tailor import load_adam_state, load_mlp, rank
-
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if law_from:
-        table, source = _law_from(Path(law_from), data.name, options)
-    elif survivors:
-        table = read_table(survivors)
-        source = str(survivors)
-    else:
-        table, source = _search(
-            data,
-            depth=depth,
-            dedup=dedup,
-            ratio=ratio,
-            jobs=jobs,
-            device=device,
-            seed=int(options.get("seed") or 0),
-            measure=measure,
-            smoothing=smoothing,
-        )
-    timings["search_s"] = time.perf_counter() - t0
-    timings["pretrain_s"], _ = _pretrain(
-        data,
-        options,
-        out,
-        steps=pretrain_steps,
-        device=device,
-        model_seed=model_seed,
-        keep=pretrain_keep,
-        need_adam=outer_adam == "continue",
-    )
-    model, mlp_cfg, _ = load_mlp(out / "model.pt")
-    adam = load_adam_state(out / "model.pt") if outer_adam == "continue" else None
-    settings = dict(
-        device=device,
-        top_k=top_k,
-        epochs=epochs,
-        tailor=tailor,
-        inner_integrator=inner_integrator,
-        outer_warmup=outer_warmup,
-        outer_decay=outer_decay,
-        outer_adam=outer_adam,
-    )
-    cfg = _rank_config(data.name, inner_rule=inner_rule, outer_lr=outer_lr, **settings)
-    law_cfg = None
-    if law_choice == "paper":
-        # the law is chosen by a ranking with the paper's inner rule and outer rate; with those settings
-        # themselves it is the ranking below
-        law_cfg = _rank_config(data.name, inner_rule="sgd", outer_lr=(), **settings)
-        law_cfg = None if law_cfg == cfg else law_cfg
-
-    stamps = {"start": time.perf_counter()}
-    with progress_bar() as bar:
-        tasks = {}
-
-        def progress(stage, done, total):
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-            stamps[stage] = time.perf_counter()
-
-        if law_cfg is not None:
-            table = _choose_by_paper_settings(
-                table, model, data, law_cfg=law_cfg, cfg=cfg, adam=adam, out=out,
-                progress=lambda stage, done, total: progress(f"law: {stage}", done, total),
-            )  # fmt: skip
-            timings["law_stage_s"] = time.perf_counter() - stamps["start"]
-            stamps["start"] = time.perf_counter()  # its stages were stamped as "law: STAGE"
-        else:
-            (out / "law_ranking.csv").unlink(missing_ok=True)
-        res = rank(table, model, data, config=cfg, progress=progress, outer_state=adam)
-        timings["screen_s"] = stamps.get("screen", stamps["start"]) - stamps["start"]
-        timings["meta_tailor_s"] = time.perf_counter() - stamps.get("screen", stamps["start"])
-        if law_choice == "cv":
-            t1 = time.perf_counter()
-            res, cv_folds = _choose_by_cv(
-                res, data, mlp_cfg=mlp_cfg, cfg=cfg, folds=cv_folds, jobs=jobs, out=out,
-                progress=progress,
-            )  # fmt: skip
-            timings["cv_s"] = time.perf_counter() - t1
-        else:
-            (out / "cv.csv").unlink(missing_ok=True)
-        write_table(res.table, out / "ranking.csv")
-        write_table(res.screen, out / "screen.csv")
-        write_table(res.curves, out / "meta_curves.csv")
-        winner = res.table.iloc[0].to_dict() if res.winner_model is not None else None
-        if res.winner_model is not None:
-            import torch
-
-            from formula_search.io import atomic_path
-
-            with atomic_path(out / "winner.pt") as tmp:
-                torch.save(
-                    {"state_dict": res.winner_model.state_dict(), "theta": res.winner_theta}, tmp
-                )
-        if comparators:
-            t1 = time.perf_counter()
-            comp = run_comparators(
-                model,
-                data,
-                mlp_config=mlp_cfg,
-                rank_config=cfg,
-                winner=winner,
-                winner_model=res.winner_model,
-                oracle=data.hamiltonian,
-                include_hnn=hnn,
-                progress=progress,
-                outer_state=adam,
-            )
-            timings["comparators_s"] = time.perf_counter() - t1
-            write_table(comp.table, out / "comparators.csv")
-            write_table(comp.horizons, out / "horizons.csv")
-    meta = {
-        "run_id": uuid.uuid4().hex,
-        "model_sha256": _file_hash(out / "model.pt"),
-        "dataset": data.name,
-        "dataset_options": options,
-        "noise": options.get("noise"),
-        "seed": options.get("seed", 0),
-        "model_seed": model_seed,
-        "variables": [{"name": v.name, "unit": v.unit} for v in data.variables],
-        "time_step": float(data.time_step),
-        "hamiltonian": data.hamiltonian,
-        "survivors": source,
-        "measure": measure,
-        "most_conserved": _most_conserved(table),
-        "law_from": law_from,
-        "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
-        "depth": depth,
-        "dedup": dedup,
-        "device": device,
-        "tailor_mode": cfg.tailor.mode,
-        "inner_rule": cfg.tailor.inner_rule,
-        "law_choice": law_choice,
-        "law_rank_config": asdict(law_cfg) if law_cfg is not None else None,
-        "cv_folds": cv_folds,
-        "rank_config": asdict(cfg),
-        "mlp_config": asdict(mlp_cfg),
-        "timings": timings,
-        "winner": {
-            k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-            for k, v in (winner or {}).items()
-        },
-    }
-    _write_json(meta, out / "meta.json")
-    return meta
 
 
 def _law_from(run: Path, dataset: str, options: dict):
@@ -838,11 +805,10 @@ class Discovery:
     def save(self, folder: str | Path) -> Discovery:
         """A copy of the run's files at ``folder`` (written whole, like the run itself)."""
         folder = Path(folder)
-        out = _start_folder(folder)
-        for name in OWNED_FILES:
-            if (self.folder / name).is_file():
-                shutil.copy2(self.folder / name, out / name)
-        _commit_folder(out, folder)
+        with _run_folder(folder) as out:
+            for name in OWNED_FILES:
+                if (self.folder / name).is_file():
+                    shutil.copy2(self.folder / name, out / name)
         return Discovery.load(folder)
 
     def __repr__(self) -> str:
@@ -883,19 +849,14 @@ def discover(
     """
     from formula_search.data import DATASET_OPTIONS, Dataset
 
-    stage_keys = {
-        "survivors", "top_k", "epochs", "pretrain_steps", "tailor", "inner_rule", "outer_lr",
-        "inner_integrator", "outer_warmup", "outer_decay", "model_seed", "pretrain_keep",
-        "law_choice", "cv_folds", "outer_adam", "law_from", "smoothing",
-    }  # fmt: skip
+    # every option of execute() that discover() does not name itself
+    own = {"options", "data", "run", "depth", "dedup", "measure", "ratio", "jobs", "device",
+           "comparators", "hnn"}  # fmt: skip
+    stage_keys = set(inspect.signature(execute).parameters) - own
     unknown = set(options) - stage_keys - set(DATASET_OPTIONS)
     if unknown:
         raise InputError(f"discover: unknown option(s) {', '.join(sorted(unknown))}")
     stage = {k: v for k, v in options.items() if k in stage_keys}
-    stage.setdefault("survivors", None)
-    stage.setdefault("top_k", None)
-    stage.setdefault("epochs", None)
-    stage.setdefault("pretrain_steps", None)
     if "outer_lr" in stage:
         stage["outer_lr"] = tuple(stage["outer_lr"])
     dataset_opts = {k: v for k, v in options.items() if k in DATASET_OPTIONS}
