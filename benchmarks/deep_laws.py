@@ -172,8 +172,7 @@ def _coef_error(found_sym, truth_text, names):
 
 def run(case: Case, n_traj: int, points: int, noise: float, seed: int, beam: int) -> dict:
     import dsl
-    from formula_search._fit import FitConfig, FitData
-    from formula_search._terms import TermConfig, term_search
+    from formula_search.advanced import FitConfig, FitData, TermConfig, term_search
 
     variables = dsl.parse_variables(case.variables)
     names = [v.name for v in variables]

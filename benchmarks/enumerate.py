@@ -26,7 +26,7 @@ _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import dsl
-from formula_search._enumerate import Enumerator
+from formula_search.advanced import Enumerator
 variables = dsl.parse_variables({spec!r})
 t0 = time.perf_counter()
 n = 0

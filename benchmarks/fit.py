@@ -36,8 +36,7 @@ def main(dataset, depth, levels, jobs_list, device, quick, measure):
     from rich.console import Console
     from rich.table import Table
 
-    from formula_search._enumerate import enumeration_table
-    from formula_search._fit import FitConfig, fit_formulas
+    from formula_search.advanced import FitConfig, enumeration_table, fit_formulas
     from formula_search.data import load_dataset
 
     torch.set_num_threads(1)

@@ -33,8 +33,7 @@ def main(dataset, noises, smooths, dedup, depth, device):
     from rich.table import Table
 
     import dsl
-    from formula_search._enumerate import enumeration_table
-    from formula_search._fit import FitConfig, fit_formulas
+    from formula_search.advanced import FitConfig, enumeration_table, fit_formulas
     from formula_search.data import load_dataset
 
     torch.set_num_threads(1)

@@ -216,8 +216,13 @@ def read_law(formula: str, params, case: Case, x: np.ndarray, rng) -> tuple[bool
 
 def run_case(case: Case, noise: float, seed: int, measure: str) -> dict:
     import dsl
-    from formula_search._enumerate import enumeration_table
-    from formula_search._fit import FitConfig, FitData, fit_formulas, survivors
+    from formula_search.advanced import (
+        FitConfig,
+        FitData,
+        enumeration_table,
+        fit_formulas,
+        survivors,
+    )
 
     variables = dsl.parse_variables(case.variables)
     t, x = simulate(case, noise, seed)

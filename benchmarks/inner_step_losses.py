@@ -25,9 +25,9 @@ import torch
 def sequence_steps(run: Path) -> pd.DataFrame:
     """One row per (law, split, sequence, inner step) of ``run``; step ``n`` is the state after n steps."""
     from formula_search.data import dataset_from_options
+    from formula_search.io import parse_params
     from meta_tailor import load_mlp
-    from meta_tailor._rank import dsl_compiler, parse_params
-    from meta_tailor._tailor import _mlp_sequence_grads, _polyak_scale, rule_grads
+    from meta_tailor.advanced import dsl_compiler, mlp_sequence_grads, polyak_scale, rule_grads
 
     meta = json.loads((run / "meta.json").read_text())
     if meta.get("tailor_mode") != "trajectory":
@@ -51,11 +51,11 @@ def sequence_steps(run: Path) -> pd.DataFrame:
                 params = dict(start)
                 for step in range(int(law.inner_steps) + 1):
                     with torch.no_grad():
-                        grads, loss = _mlp_sequence_grads(
+                        grads, loss = mlp_sequence_grads(
                             params, g, theta, x0, horizon=horizon, **kw
                         )
                     sq = sum(v.pow(2).sum() for v in grads.values())
-                    scale = float(_polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
+                    scale = float(polyak_scale(sq, loss[0])) if rule == "polyak" else 1.0
                     last = step == int(law.inner_steps)
                     rows.append({"run": run.name, "law": law.formula, "split": split, "sequence": i,
                                  "step": step, "noether_loss": float(loss[0]), "grad_sq": float(sq),

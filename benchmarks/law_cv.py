@@ -33,7 +33,7 @@ import pandas as pd
 
 def _job(dataset: str, seed: int, fold: int, table: pd.DataFrame, opts: dict, out: Path) -> dict:
     from formula_search.data import load_dataset
-    from meta_tailor import cv_fold, paper_configs
+    from meta_tailor.advanced import cv_fold, paper_configs
 
     path = out / f"seed{seed}-fold{fold}.json"
     if path.is_file():
@@ -88,7 +88,7 @@ def main() -> None:
             "epochs": args.epochs}  # fmt: skip
     from joblib import Parallel, delayed
 
-    from formula_search._fit import FitConfig
+    from formula_search.advanced import FitConfig
     from formula_search.data import load_dataset
     from formula_search.pipeline import SearchConfig, search
 

@@ -73,8 +73,7 @@ def _fit_variance(fn, k, start, x, x_null) -> tuple[float, np.ndarray]:
 
 def run_case(name: str, noise: float, seed: int) -> list[dict]:
     import dsl
-    from formula_search._enumerate import enumeration_table
-    from formula_search._fit import FitData, fit_formulas
+    from formula_search.advanced import FitData, enumeration_table, fit_formulas
 
     case = CASES[name]
     variables = dsl.parse_variables(case.variables)

@@ -42,7 +42,7 @@ CLAIM = "holds: "
 def _row(seed: int, run: Path) -> dict:
     import dsl
     from formula_search.cli.export_cmd import law_rows
-    from formula_search.cli.rank_cmd import _run_claims
+    from formula_search.runs import run_claims
 
     meta = json.loads((run / "meta.json").read_text())
     comp = pd.read_csv(run / "comparators.csv").set_index("method")
@@ -57,14 +57,14 @@ def _row(seed: int, run: Path) -> dict:
     row["train_mse"] = comp.loc["noether", "train_rollout_mse"]
     # with --law-choice cv: in how many folds the winner had the lowest held-out error
     if (run / "cv.csv").exists() and laws:
-        from meta_tailor import CVResult
+        from meta_tailor.advanced import CVResult
 
         cv = CVResult(folds=pd.read_csv(run / "cv.csv"))
         row["cv_folds_won"] = f"{cv.fold_wins.get(row['formula'], 0)}/{cv.folds['fold'].nunique()}"
     row.update({m: comp.loc[m, "test_rmse"] for m in METHODS if m in comp.index})
     row["wall_s"] = meta["timings"].get("total_s")
     # the paper's claims as the acceptance checks them (formula_search.paper), for the built-in datasets
-    checks = _run_claims(meta, laws[0] if laws else None, comp.reset_index())
+    checks = run_claims(meta, laws[0] if laws else None, comp.reset_index())
     for check in checks or []:
         row[f"{CLAIM}{check.claim}"] = check.holds
     return row

@@ -26,8 +26,14 @@ from torch.optim.optimizer import (
 )
 
 from formula_search.data import load_dataset
-from meta_tailor import make_mlp, meta_tailor, paper_configs, train_mlp
-from meta_tailor._rank import _prepare, dsl_compiler
+from meta_tailor.advanced import (
+    dsl_compiler,
+    make_mlp,
+    meta_tailor,
+    paper_configs,
+    prepare_ranking,
+    train_mlp,
+)
 
 
 def main() -> None:
@@ -50,7 +56,7 @@ def main() -> None:
     model = make_mlp(x.shape[1], hidden=mlp_cfg.hidden, seed=args.seed)
     state: dict = {}
     train_mlp(model, x, dxdt, config=mlp_cfg, adam_state=state)
-    train = _prepare(ds.train, "cpu")
+    train = prepare_ranking(ds.train, "cpu")
     g = dsl_compiler(ds.var_names)(args.law)[0]
 
     steps: list[tuple[float, float, float]] = []

@@ -25,8 +25,15 @@ import pandas as pd
 import torch
 
 from formula_search.data import load_dataset
-from meta_tailor import meta_tailor_many, paper_configs, pretrain
-from meta_tailor._rank import _prepare, dsl_compiler, evaluate_field, tailored_model
+from meta_tailor.advanced import (
+    dsl_compiler,
+    evaluate_field,
+    meta_tailor_many,
+    paper_configs,
+    prepare_ranking,
+    pretrain,
+    tailored_model,
+)
 
 REAL_PENDULUM_LAWS = [
     ("q^2 + c_0*p^2", 0.92907427, 10.0**-0.25),
@@ -56,7 +63,7 @@ def main() -> None:
     ds = load_dataset(args.dataset)
     mlp_cfg, rank_cfg = paper_configs(ds.name, inner_rule=args.inner_rule)
     model = pretrain(ds, config=mlp_cfg, device=args.device).to(args.device)
-    train = _prepare(ds.train, args.device)
+    train = prepare_ranking(ds.train, args.device)
     compile_ = dsl_compiler(ds.var_names)
     gs = [compile_(f)[0] for f, _, _ in laws]
     base = replace(rank_cfg.tailor, inner_steps=args.steps)

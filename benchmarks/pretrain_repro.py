@@ -34,7 +34,7 @@ import torch
 
 
 def _train(data, mlp_config, *, dtype, threads: int, perturb: float = 0.0):
-    from meta_tailor._mlp import make_mlp, train_mlp
+    from meta_tailor import make_mlp, train_mlp
 
     torch.set_num_threads(threads)
     x, dxdt = data.stacked("train")
@@ -52,15 +52,14 @@ def _train(data, mlp_config, *, dtype, threads: int, perturb: float = 0.0):
 
 
 def _test_rmse(model, data) -> float:
-    from meta_tailor._rank import evaluate_field
-    from meta_tailor._tailor import tailored_field
+    from meta_tailor.advanced import evaluate_field, tailored_field
 
     field = tailored_field(model, None, None, lr=0.0, steps=0, dt=float(data.time_step))
     return evaluate_field(field, data.test, device="cpu", method="vanilla_mlp")[1]
 
 
 def _keep_rows(name, data, mlp_config, seeds) -> list[dict]:
-    from meta_tailor._mlp import make_mlp, train_mlp
+    from meta_tailor import make_mlp, train_mlp
 
     x, dxdt = (torch.as_tensor(a, dtype=torch.float32) for a in data.stacked("train"))
     rows = []
@@ -90,8 +89,8 @@ def _keep_rows(name, data, mlp_config, seeds) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    from formula_search.data._load import load_dataset
-    from meta_tailor._config import paper_configs
+    from formula_search.data import load_dataset
+    from meta_tailor.advanced import paper_configs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mode", nargs="?", choices=["threads", "keep"], default="threads")

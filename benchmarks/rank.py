@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from formula_search.data import load_dataset
-from meta_tailor import paper_configs, pretrain, rank, resolve_device
+from meta_tailor.advanced import paper_configs, pretrain, rank, resolve_device
 
 FORMULAS = {
     ("q", "p"): [

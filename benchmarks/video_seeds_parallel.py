@@ -26,9 +26,7 @@ def main(seeds: int, out: str, experiment_args: tuple[str, ...]) -> None:
     import pandas as pd
 
     from formula_search.io import write_table
-    from meta_tailor.video import METHOD_LABELS
-    from meta_tailor.video._experiment import overall_table
-    from meta_tailor.video._plots import plot_metrics
+    from meta_tailor.video import METHOD_LABELS, overall_table, plot_metrics
 
     root = Path(out)
     procs = []

@@ -78,7 +78,7 @@ def parse_test_time(spec: str) -> tuple[str, dict]:
             out[field] = kind(value)
         except ValueError:
             raise InputError(f"--test-time {spec!r}: bad value for {key}: {value!r}") from None
-    from meta_tailor.video._noether import INNER_OPTIMIZERS
+    from meta_tailor.video import INNER_OPTIMIZERS
 
     if out.get("inner_optimizer", "sgd") not in INNER_OPTIMIZERS:
         raise InputError(
@@ -100,8 +100,13 @@ def _job(data_path, method, config, stage, path, init_from, max_windows, extra):
     interrupted call, or with one more ``--test-time``, costs only what is new.
     """
     from formula_search.io import write_table
-    from meta_tailor.video import evaluate, inner_steps_study, load_models, load_video_data
-    from meta_tailor.video._train import train_stage
+    from meta_tailor.video import (
+        evaluate,
+        inner_steps_study,
+        load_models,
+        load_video_data,
+        train_stage,
+    )
 
     data = load_video_data(data_path)
     t0 = time.perf_counter()
@@ -188,8 +193,7 @@ def collect(root: Path, labels: dict[str, str], max_windows: int | None) -> pd.D
     left out (with a message), so that one table never mixes two sets of test sequences.
     """
     from formula_search.io import write_table
-    from meta_tailor.video._experiment import overall_table
-    from meta_tailor.video._plots import inner_steps_summary, plot_inner_steps, plot_metrics
+    from meta_tailor.video import inner_steps_summary, overall_table, plot_inner_steps, plot_metrics
 
     def current(table: Path) -> bool:
         record = _record_path(table)
@@ -274,7 +278,6 @@ def main() -> None:
 
     from joblib import Parallel, delayed
 
-    from formula_search.cli._common import parse_study_steps
     from meta_tailor.video import (
         METHOD_LABELS,
         ModelConfig,
@@ -292,7 +295,7 @@ def main() -> None:
         device=args.device,
     )
     variants = dict(parse_variant(v, base) for v in (args.variant or ["paper:"]))
-    steps = parse_study_steps(args.study)
+    steps = tuple(int(k) for k in args.study.split(",")) if args.study else ()
     study = (steps, args.study_optimizer, args.study_lr, args.study_windows) if steps else None
     test_time = dict(parse_test_time(t) for t in args.test_time)
     if len(test_time) != len(args.test_time):

@@ -50,7 +50,7 @@ class DedupLevel(enum.IntEnum):
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            from formula_search.errors import InputError
+            from dsl.errors import InputError
 
             names = ", ".join(level.name.lower() for level in cls)
             raise InputError(f"unknown dedup level {text!r}; choose one of {names}") from None

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from dsl._expr import Const, Expr, Input, Param, n_params
 from dsl._primitives import PRIMITIVES
-from formula_search.errors import InputError
+from dsl.errors import InputError
 
 Compiled = Callable[..., "torch.Tensor"]  # noqa: F821
 

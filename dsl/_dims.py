@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
-from formula_search.errors import InputError
+from dsl.errors import InputError
 
 #: pint's names of the base dimensions, in the order of :attr:`Dim.exps`.
 BASE_DIMENSIONS: tuple[str, ...] = (

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dsl._expr import PARAM_NAME as _PARAM_NAME
 from dsl._expr import Const, Expr, Input, Op, Param
 from dsl._primitives import FUNCTION_BY_SYMBOL, INFIX_BY_SYMBOL
-from formula_search.errors import InputError
+from dsl.errors import InputError
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"

@@ -6,11 +6,10 @@ they improve a neural predictor's long-term predictions.
 """
 
 from formula_search._api import LAW_COLUMNS, SearchResult, search
-from formula_search._discover import Discovery, discover
 from formula_search.data import Dataset, Trajectory, list_datasets, load_dataset
 from formula_search.errors import FsearchError, InputError
-
-__version__ = "0.1.0"
+from formula_search.runs import Discovery, discover
+from formula_search.version import __version__  # noqa: E402
 
 __all__ = [
     "LAW_COLUMNS",

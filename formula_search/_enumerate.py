@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import dsl
-from dsl._canonical import CanonicalForms, DedupLevel
-from dsl._primitives import PRIMITIVES
+from dsl import PRIMITIVES, CanonicalForms, DedupLevel
 from formula_search.errors import InputError
 
 #: Columns of the enumeration table, in order.

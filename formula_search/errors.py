@@ -1,9 +1,8 @@
-"""Errors that mean "the user's input is wrong" and are shown as one line, with exit code 2."""
+"""Errors that mean "the user's input is wrong" and are shown as one line, with exit code 2.
 
+Defined in :mod:`dsl.errors` (the lowest layer) and re-exported here.
+"""
 
-class FsearchError(Exception):
-    """Base class of every error the command line shows as a one-line message (exit code 2)."""
+from dsl.errors import FsearchError, InputError
 
-
-class InputError(FsearchError, ValueError):
-    """Bad user input: a malformed formula, an unknown unit, a broken data file, an invalid option."""
+__all__ = ["FsearchError", "InputError"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -86,3 +88,36 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         if c in table.columns:
             table[c] = table[c].astype(str)
     return table
+
+
+def parse_params(value) -> list[float]:
+    """Formula parameters from a table cell.
+
+    Accepts a list, JSON list text (``"[3.0, 1.0]"``), the fitter's ``"c_0; c_1"`` text (``"-3; 1.5"``) or
+    one number.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        try:
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [v for v in text.split(";") if v.strip()]
+            )
+        except json.JSONDecodeError:
+            raise InputError(f"parameters {text!r}: not a list of numbers") from None
+        if not isinstance(value, list):
+            value = [value]
+    elif isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        value = [value]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"parameters {value!r}: not numbers (write e.g. '-3; 1.5' or '[-3, 1.5]')"
+        ) from None
+    return out

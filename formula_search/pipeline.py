@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from formula_search import __version__
 from formula_search._enumerate import check_search_size, enumerate_formulas
 from formula_search._fit import FitConfig, fit_formulas, resolve_defaults
 from formula_search.io import read_table, write_table
+from formula_search.version import __version__
 
 #: Fit options that change where work runs but never the result; left out of the cache key.
 _NOT_IN_KEY = ("jobs", "backend", "scheduler", "device", "chunk_size")

@@ -16,7 +16,6 @@ The comparators of the paper's tables (:func:`comparators`) are trained and eval
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from formula_search.errors import InputError
+from formula_search.io import parse_params
 from meta_tailor._config import MLPConfig, RankConfig, TailorConfig, resolve_device
 from meta_tailor._hnn import HNN
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
@@ -89,39 +89,6 @@ def dsl_compiler(var_names: Sequence[str]) -> Compiler:
         return dsl.compile_torch(expr, names), dsl.n_params(expr)
 
     return compile_
-
-
-def parse_params(value) -> list[float]:
-    """Formula parameters from a table cell.
-
-    Accepts a list, JSON list text (``"[3.0, 1.0]"``), the fitter's ``"c_0; c_1"`` text (``"-3; 1.5"``) or
-    one number.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return []
-        try:
-            value = (
-                json.loads(text)
-                if text.startswith("[")
-                else [v for v in text.split(";") if v.strip()]
-            )
-        except json.JSONDecodeError:
-            raise InputError(f"parameters {text!r}: not a list of numbers") from None
-        if not isinstance(value, list):
-            value = [value]
-    elif isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
-        value = [value]
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise InputError(
-            f"parameters {value!r}: not numbers (write e.g. '-3; 1.5' or '[-3, 1.5]')"
-        ) from None
-    return out
 
 
 def segment_trajectories(trajectories: Sequence, segments: int) -> list:
@@ -441,7 +408,6 @@ def rank(
     Raises:
         InputError: the table lacks the needed columns or has no accepted formula.
     """
-    from formula_search.errors import InputError
 
     missing = {"formula", "params"} - set(survivors.columns)
     if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from formula_search._progress import progress_bar  # noqa: F401  (the commands' bar)
+from formula_search.progress import progress_bar  # noqa: F401  (the commands' bar)
 
 #: Deduplication levels, weakest first (see docs/enumerate.md).
 DEDUP_LEVELS = ("commutative", "algebraic", "conservation")

@@ -38,7 +38,7 @@ def _load(name: str, kwargs: dict):
 
 
 def _user_options(func):
-    from formula_search.data import user_file_options
+    from formula_search.cli._data_options import user_file_options
 
     return user_file_options(func)
 
@@ -79,7 +79,7 @@ def show_cmd(name: str, **kwargs) -> None:
 @_user_options
 def plot_cmd(name: str, out: str, **kwargs) -> None:
     """Phase portrait of dataset NAME, and its energy over time if a reference Hamiltonian is known."""
-    from formula_search.data._plot import plot_dataset
+    from formula_search.data import plot_dataset
 
     ds = _load(name, kwargs)
     path = plot_dataset(ds, out)

@@ -58,7 +58,7 @@ def _resolve_variables(dataset: str | None, variables: str | None):
 
 def _writer(path: Path, fmt: str):
     """``(write(batch_of_rows), close())`` streaming rows to ``path`` as CSV or Parquet."""
-    from formula_search._enumerate import COLUMNS
+    from formula_search.advanced import ENUMERATION_COLUMNS as COLUMNS
 
     if fmt == "csv":
         import csv
@@ -150,7 +150,7 @@ def enumerate_cmd(
     from rich.table import Table
 
     from dsl import DedupLevel
-    from formula_search._enumerate import Enumerator, count_formulas
+    from formula_search.advanced import Enumerator, count_formulas
     from formula_search.io import atomic_path, check_table_suffix
 
     max_size = _parse_depth(depth)

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import click
 
-from formula_search._discover import check_run, read_meta
 from formula_search.errors import InputError
+from formula_search.runs import check_run, read_meta
 
 
 def law_rows(run: Path, meta: dict, top: int):
     import dsl
-    from formula_search.io import read_table
-    from meta_tailor._rank import parse_params
+    from formula_search.io import parse_params, read_table
 
     table = read_table(run / "ranking.csv")
     table = table[table["rank"].notna()].sort_values("rank").head(top)
@@ -184,7 +183,7 @@ def plot_cmd(run, output):
     error per law, and the MLP's pretraining loss (PNG)."""
     import dsl
     from formula_search.io import read_table
-    from meta_tailor._plots import (
+    from meta_tailor.plots import (
         plot_cv,
         plot_horizons,
         plot_law,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option, progress_bar
-from formula_search.data import dataset_options
+from formula_search.cli._data_options import dataset_options
 
 
 @click.command("fit")
@@ -115,7 +115,7 @@ def fit_cmd(**kwargs) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from formula_search._fit import FitConfig, FitData, fit_formulas, survivors
+    from formula_search.advanced import FitConfig, FitData, fit_formulas, survivors
     from formula_search.data import dataset_from_options, pop_dataset_options
     from formula_search.errors import InputError
     from formula_search.io import read_table, write_table
@@ -152,7 +152,7 @@ def fit_cmd(**kwargs) -> None:
         if "formula" not in formulas.columns:
             raise InputError(f"{kwargs['formulas_path']}: no 'formula' column")
     else:
-        from formula_search._enumerate import check_search_size, enumeration_table
+        from formula_search.advanced import check_search_size, enumeration_table
 
         if kwargs["depth"] < 1:
             raise InputError(f"--depth must be >= 1, got {kwargs['depth']}")
@@ -200,7 +200,7 @@ def fit_cmd(**kwargs) -> None:
     Console().print(shown)
     counts = table["status"].value_counts()
     if best.empty:
-        from formula_search._fit import explain_empty
+        from formula_search.advanced import explain_empty
 
         click.echo(f"why: {explain_empty(table, config.ratio)}")
     click.echo(
@@ -213,7 +213,7 @@ def fit_cmd(**kwargs) -> None:
 
 def _explain(texts, data, config) -> None:
     """``--explain``: each formula's constants, units, scores and verdict, one ``key: value`` per line."""
-    from formula_search._fit import fit_formulas
+    from formula_search.advanced import fit_formulas
     from formula_search.errors import InputError
 
     table = fit_formulas(list(texts), data, config=config)
@@ -239,8 +239,7 @@ def _term_search(dataset, config, kwargs, console) -> None:
     """``fsearch fit --terms K``: sparse sums of terms (formula_search._terms), same output files."""
     from rich.table import Table
 
-    from formula_search._fit import FitData, survivors
-    from formula_search._terms import TermConfig, term_search
+    from formula_search.advanced import FitData, TermConfig, survivors, term_search
     from formula_search.errors import InputError
     from formula_search.io import write_table
 

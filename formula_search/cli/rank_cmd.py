@@ -18,7 +18,7 @@ A run directory (``RUN``, default ``runs/DATASET``) holds:
 - ``winner.pt``: the meta-tailored winner's MLP weights and formula parameters;
 - ``meta.json``: dataset, variables and units, settings, device, timings, the winner, and a run id.
 
-The stages themselves live in :mod:`formula_search._discover` (:func:`formula_search.discover`), which writes
+The stages themselves live in :mod:`formula_search.runs` (:func:`formula_search.discover`), which writes
 the folder as a whole or not at all.
 """
 
@@ -29,19 +29,6 @@ from pathlib import Path
 
 import click
 
-from formula_search._discover import (  # noqa: F401  (_cv_summary, _model_fingerprint, _search: tests)
-    _cv_summary,
-    _load_data,
-    _model_fingerprint,
-    _most_conserved,
-    _pretrain,
-    _resolve,
-    _run_dir,
-    _search,
-    _write_json,
-    ensure_writable,
-)
-from formula_search._discover import execute as _execute
 from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option
 from formula_search.cli.export_cmd import (
     METHOD_NAMES,
@@ -51,6 +38,20 @@ from formula_search.cli.export_cmd import (
     plot_cmd,
 )
 from formula_search.errors import InputError
+from formula_search.runs import (  # noqa: F401  (cv_summary, model_fingerprint, search_stage: tests)
+    cv_summary,
+    ensure_writable,
+    load_data,
+    model_fingerprint,
+    most_conserved,
+    pretrain_stage,
+    resolve_device_name,
+    run_claims,
+    run_folder,
+    search_stage,
+    write_json,
+)
+from formula_search.runs import execute as _execute
 
 DEVICE = click.option(
     "--device",
@@ -227,7 +228,7 @@ def _stage_options(f):
 
 
 def _dataset_options(f):
-    from formula_search.data import dataset_options
+    from formula_search.cli._data_options import dataset_options
 
     return dataset_options(f)
 
@@ -249,15 +250,15 @@ def pretrain_cmd(run, steps, model_seed, pretrain_keep, device, **kwargs):
     from formula_search.data import pop_dataset_options
 
     options = pop_dataset_options(kwargs)
-    data = _load_data(options)
-    out = _run_dir(run, data.name)
+    data = load_data(options)
+    out = run_folder(run, data.name)
     ensure_writable(out)  # a read-only folder fails now, not after the training
-    secs, trained = _pretrain(
+    secs, trained = pretrain_stage(
         data,
         options,
         out,
         steps=steps,
-        device=_resolve(device),
+        device=resolve_device_name(device),
         model_seed=model_seed,
         keep=pretrain_keep,
     )
@@ -296,7 +297,7 @@ def rank_cmd(**kwargs):
 
 def _finish(out: Path, meta: dict, console) -> list | None:
     """After ranking with comparators: LaTeX and Markdown export, plots, and a summary on the terminal.
-    Returns the paper's claims checked on the run (:func:`_run_claims`), which the summary prints."""
+    Returns the paper's claims checked on the run (:func:`formula_search.runs.run_claims`), which the summary prints."""
     from rich.table import Table
 
     import dsl
@@ -338,7 +339,7 @@ def _finish(out: Path, meta: dict, console) -> list | None:
                 "one that most improved the meta-tailored predictions"
             )
     checks = (
-        _run_claims(meta, laws[0] if laws else None, read_table(comp_path))
+        run_claims(meta, laws[0] if laws else None, read_table(comp_path))
         if comp_path.exists()
         else None
     )
@@ -372,24 +373,6 @@ def _opt_in_hint(meta: dict, checks: list) -> str | None:
     )
 
 
-def _run_claims(meta: dict, law: dict | None, comp) -> list | None:
-    """The paper's claims (:func:`formula_search.paper.check_claims`) checked on a run: ``law`` is its winner
-    (a row of :func:`~formula_search.cli.export_cmd.law_rows`, or ``None``), ``comp`` its
-    ``comparators.csv``. ``None`` unless the data are one of the paper's built-in datasets without added
-    noise."""
-    from formula_search.paper import check_claims
-
-    dataset = meta["dataset"]
-    # not for noisy simulations, nor for a file of the user's that happens to share a built-in name
-    if meta.get("noise") or meta.get("dataset_options", {}).get("dataset", dataset) != dataset:
-        return None
-    names = [v["name"] for v in meta["variables"]]
-    rmse = dict(zip(comp["method"], comp["test_rmse"].astype(float)))
-    return check_claims(
-        dataset, law["expr"] if law else None, law["params"] if law else [], names, rmse
-    )
-
-
 def _print_claims(checks: list, console) -> None:
     """One line per claim: whether it holds, what it says, and our numbers."""
     from rich.markup import escape
@@ -418,7 +401,7 @@ def run_cmd(**kwargs):
     t0 = time.perf_counter()
     out, meta = _execute(options, comparators=True, **kwargs)
     meta["timings"]["total_s"] = time.perf_counter() - t0
-    _write_json(meta, out / "meta.json")
+    write_json(meta, out / "meta.json")
     _finish(out, meta, console)
     console.print(f"run directory: {out} ({meta['timings']['total_s']:.0f} s)")
 
@@ -521,7 +504,7 @@ def reproduce_cmd(
             **({"inner_rule": inner_rule, "measure": "paper"} | settings),
         )
         meta["timings"]["total_s"] = time.perf_counter() - t0
-        _write_json(meta, run_dir / "meta.json")
+        write_json(meta, run_dir / "meta.json")
         checks = _finish(run_dir, meta, console)
         laws = law_rows(run_dir, meta, 1)
         paper = PAPER.get(name, {})

@@ -119,12 +119,14 @@ def _load_data(
 ):  # noqa: ANN001, ANN202
     from meta_tailor.video import (
         PendulumVideoConfig,
+        RampConfig,
+        config_key,
+        generate_ramp_video,
         load_or_generate_pendulum,
+        load_physics101_ramp,
         load_video_data,
         save_video_data,
     )
-    from meta_tailor.video._data import config_key
-    from meta_tailor.video._ramp import RampConfig, generate_ramp_video, load_physics101_ramp
 
     if data_file is not None:
         return load_video_data(data_file), Path(data_file)
@@ -491,8 +493,8 @@ def evaluate_cmd(
         inner_steps_study,
         load_models,
         load_video_data,
+        overall_table,
     )
-    from meta_tailor.video._experiment import overall_table
 
     run = Path(out)
     if not (run / "config.json").is_file() or not (run / "data.json").is_file():
@@ -566,8 +568,7 @@ def evaluate_cmd(
 )
 def plot_cmd(results: str, output: str | None, inner_steps_table: str | None) -> None:
     """Plot MSE, PSNR and SSIM per predicted step with standard errors over seeds (figures 3 and 4)."""
-    from meta_tailor.video import METHOD_LABELS
-    from meta_tailor.video._plots import plot_inner_steps, plot_metrics
+    from meta_tailor.video import METHOD_LABELS, plot_inner_steps, plot_metrics
 
     df = read_table(results)
     path = plot_metrics(df, output or Path(results).with_name("metrics.png"), labels=METHOD_LABELS)
@@ -624,7 +625,7 @@ def experiment_cmd(
     data_kw = {k: kw.pop(k) for k in list(kw) if k in _DATA_KEYS}
     data, _ = _load_data(**data_kw)
     config = _video_config(data, seed=0, **kw)
-    from meta_tailor.video._experiment import overall_table, run_experiment
+    from meta_tailor.video import overall_table, run_experiment
 
     with _TrainBars() as bars:
         results = run_experiment(

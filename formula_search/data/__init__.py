@@ -14,13 +14,8 @@ from formula_search.data._cards import (
 )
 from formula_search.data._dataset import Dataset, Trajectory
 from formula_search.data._load import list_datasets, load_dataset, parse_columns, resolve_card
-from formula_search.data._options import (
-    DATASET_OPTIONS,
-    dataset_from_options,
-    dataset_options,
-    pop_dataset_options,
-    user_file_options,
-)
+from formula_search.data._options import DATASET_OPTIONS, dataset_from_options, pop_dataset_options
+from formula_search.data._plot import plot_dataset
 from formula_search.data._simulate import (
     default_cache_dir,
     energy_function,
@@ -37,7 +32,6 @@ __all__ = [
     "builtin_cards",
     "builtin_dir",
     "dataset_from_options",
-    "dataset_options",
     "default_cache_dir",
     "energy_function",
     "hamiltonian_field",
@@ -46,8 +40,8 @@ __all__ = [
     "load_dataset",
     "parse_card",
     "parse_columns",
+    "plot_dataset",
     "pop_dataset_options",
     "read_card",
     "resolve_card",
-    "user_file_options",
 ]

@@ -158,9 +158,8 @@ def builtin_dir() -> Path:
         path = Path(location)
         if path.is_dir() and any(path.glob("*.toml")):
             return path
-    import formula_search
-
-    return Path(formula_search.__file__).resolve().parents[1] / "datasets"
+    # the repository's datasets/ beside the package (formula_search/data/_cards.py -> the repository root)
+    return Path(__file__).resolve().parents[2] / "datasets"
 
 
 @functools.cache
@@ -270,21 +269,8 @@ def _get(
     return value
 
 
-def parse_card(
-    text: str, *, path: Path | None = None, name: str | None = None, data_path: Path | None = None
-) -> Card:
-    """Parse the TOML text of a card.
-
-    Args:
-        text: TOML text.
-        path: the card's file; relative data paths are resolved against its folder.
-        name: dataset name when the card gives none (defaults to the file name).
-        data_path: the data file a card beside it describes (used when ``[file]`` gives no ``path``).
-
-    Raises:
-        InputError: malformed TOML, a missing or mistyped key, an unknown unit.
-    """
-    where = str(path) if path is not None else "card"
+def _load_toml(text: str, path: Path | None, where: str) -> dict[str, Any]:
+    """Parse the card's TOML and refuse unknown keys at the top level and in its tables."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -293,17 +279,32 @@ def parse_card(
     for section in ("simulation", "file", "split"):
         if isinstance(raw.get(section), dict):
             _check_keys(raw[section], section, path, text)
+    return raw
+
+
+def _default_name(path: Path | None) -> str:
+    """The dataset name a card without ``name`` gets: its folder for ``card.toml``, else its file name."""
     if path is not None and path.name == "card.toml":
-        default_name = path.parent.name
-    else:
-        default_name = path.stem if path is not None else "dataset"
-    name = _get(raw, "name", str, where, name or default_name)
+        return path.parent.name
+    return path.stem if path is not None else "dataset"
+
+
+def _parse_kind(
+    raw: Mapping[str, Any], path: Path | None, text: str, where: str, data_path: Path | None
+) -> str:
+    """The card's ``kind`` (default: recorded when it describes a file, else simulated), checked."""
     kind = _get(raw, "kind", str, where, "recorded" if "file" in raw or data_path else "simulated")
     if kind not in _KINDS:
         raise InputError(
             f"{_where(path, text, 'kind')}: kind must be one of {', '.join(_KINDS)}, got {kind!r}"
         )
+    return kind
 
+
+def _parse_variables(
+    raw: Mapping[str, Any], path: Path | None, text: str, where: str
+) -> tuple[list[dsl.Variable], list[str]]:
+    """The ``[[variables]]`` entries as variables and their data-file columns, names checked unique."""
     raw_vars = _get(raw, "variables", list, where)
     if not raw_vars:
         raise InputError(f"{where}: the card lists no variables")
@@ -319,7 +320,13 @@ def parse_card(
     names = [v.name for v in variables]
     if len(set(names)) != len(names):
         raise InputError(f"{where}: repeated variable name in {names}")
+    return variables, columns
 
+
+def _parse_hamiltonian(
+    raw: Mapping[str, Any], names: list[str], path: Path | None, text: str, where: str
+) -> str | None:
+    """The card's ``hamiltonian`` text (``None`` if absent), checked to parse over the variables."""
     hamiltonian = _get(raw, "hamiltonian", str, where, None)
     if hamiltonian is not None:
         from formula_search.data._simulate import hamiltonian_to_sympy
@@ -328,6 +335,13 @@ def parse_card(
             hamiltonian_to_sympy(hamiltonian, names)
         except InputError as exc:
             raise InputError(f"{_where(path, text, 'hamiltonian')}: {exc}") from None
+    return hamiltonian
+
+
+def _parse_fit_defaults(
+    raw: Mapping[str, Any], path: Path | None, text: str, where: str
+) -> tuple[float, int | None, bool]:
+    """The card's ``noise``, ``default_window`` and ``default_detrend``, checked."""
     noise = _get(raw, "noise", float, where, 0.0)
     if not (math.isfinite(noise) and noise >= 0):
         raise InputError(f"{_where(path, text, 'noise')}: noise must be a non-negative number")
@@ -338,52 +352,66 @@ def parse_card(
         )
 
     detrend = _get(raw, "default_detrend", bool, where, False)
+    return noise, window, detrend
 
-    simulation = file = None
-    if kind == "simulated":
-        sim = _get(raw, "simulation", dict, where)
-        swhere = f"{where} [simulation]"
-        simulation = SimulationSpec(
-            trajectories=_get(sim, "trajectories", int, swhere),
-            t_start=_get(sim, "t_start", float, swhere, 0.0),
-            t_end=_get(sim, "t_end", float, swhere),
-            points=_get(sim, "points", int, swhere),
-            rtol=_get(sim, "rtol", float, swhere, 1e-10),
-            atol=_get(sim, "atol", float, swhere, 1e-12),
-            method=_get(sim, "method", str, swhere, "DOP853"),
-            initial=dict(_get(sim, "initial", dict, swhere)),
-            noise_stream=_get(sim, "noise_stream", str, swhere, "inline"),
-        )
-        if hamiltonian is None:
-            raise InputError(f"{where}: a simulated dataset needs a hamiltonian")
-        if len(variables) % 2:
-            raise InputError(f"{where}: a simulated dataset needs as many momenta as coordinates")
-        if simulation.trajectories < 1 or simulation.points < 3:
-            raise InputError(f"{swhere}: need at least 1 trajectory and 3 points")
-        if not simulation.t_end > simulation.t_start:
-            raise InputError(f"{swhere}: t_end must be after t_start")
-        if simulation.noise_stream not in ("inline", "separate"):
-            raise InputError(f"{swhere}: noise_stream must be 'inline' or 'separate'")
-    else:
-        fil = _get(raw, "file", dict, where, {} if data_path is not None else ...)
-        fwhere = f"{where} [file]"
-        file_path = Path(
-            _get(fil, "path", str, fwhere, str(data_path) if data_path is not None else ...)
-        )
-        if not file_path.is_absolute() and path is not None:
-            file_path = path.parent / file_path
-        cols = _get(fil, "columns", list, fwhere, None)
-        file = FileSpec(
-            path=file_path,
-            columns=None if cols is None else tuple(str(c) for c in cols),
-            skip_rows=_get(fil, "skip_rows", int, fwhere, 0),
-            time=_get(fil, "time", str, fwhere, None),
-            trajectory=_get(fil, "trajectory", str, fwhere, None),
-            derivative=_get(fil, "derivative", str, fwhere, "central"),
-        )
-        if file.derivative not in _DERIVATIVES:
-            raise InputError(f"{fwhere}: derivative must be one of {', '.join(_DERIVATIVES)}")
 
+def _parse_simulation(
+    raw: Mapping[str, Any], where: str, hamiltonian: str | None, n_vars: int
+) -> SimulationSpec:
+    """The ``[simulation]`` table of a simulated card, checked against its Hamiltonian and variables."""
+    sim = _get(raw, "simulation", dict, where)
+    swhere = f"{where} [simulation]"
+    simulation = SimulationSpec(
+        trajectories=_get(sim, "trajectories", int, swhere),
+        t_start=_get(sim, "t_start", float, swhere, 0.0),
+        t_end=_get(sim, "t_end", float, swhere),
+        points=_get(sim, "points", int, swhere),
+        rtol=_get(sim, "rtol", float, swhere, 1e-10),
+        atol=_get(sim, "atol", float, swhere, 1e-12),
+        method=_get(sim, "method", str, swhere, "DOP853"),
+        initial=dict(_get(sim, "initial", dict, swhere)),
+        noise_stream=_get(sim, "noise_stream", str, swhere, "inline"),
+    )
+    if hamiltonian is None:
+        raise InputError(f"{where}: a simulated dataset needs a hamiltonian")
+    if n_vars % 2:
+        raise InputError(f"{where}: a simulated dataset needs as many momenta as coordinates")
+    if simulation.trajectories < 1 or simulation.points < 3:
+        raise InputError(f"{swhere}: need at least 1 trajectory and 3 points")
+    if not simulation.t_end > simulation.t_start:
+        raise InputError(f"{swhere}: t_end must be after t_start")
+    if simulation.noise_stream not in ("inline", "separate"):
+        raise InputError(f"{swhere}: noise_stream must be 'inline' or 'separate'")
+    return simulation
+
+
+def _parse_file(
+    raw: Mapping[str, Any], where: str, path: Path | None, data_path: Path | None
+) -> FileSpec:
+    """The ``[file]`` table of a recorded card, its relative path resolved against the card's folder."""
+    fil = _get(raw, "file", dict, where, {} if data_path is not None else ...)
+    fwhere = f"{where} [file]"
+    file_path = Path(
+        _get(fil, "path", str, fwhere, str(data_path) if data_path is not None else ...)
+    )
+    if not file_path.is_absolute() and path is not None:
+        file_path = path.parent / file_path
+    cols = _get(fil, "columns", list, fwhere, None)
+    file = FileSpec(
+        path=file_path,
+        columns=None if cols is None else tuple(str(c) for c in cols),
+        skip_rows=_get(fil, "skip_rows", int, fwhere, 0),
+        time=_get(fil, "time", str, fwhere, None),
+        trajectory=_get(fil, "trajectory", str, fwhere, None),
+        derivative=_get(fil, "derivative", str, fwhere, "central"),
+    )
+    if file.derivative not in _DERIVATIVES:
+        raise InputError(f"{fwhere}: derivative must be one of {', '.join(_DERIVATIVES)}")
+    return file
+
+
+def _parse_split(raw: Mapping[str, Any], where: str) -> SplitSpec:
+    """The ``[split]`` table (defaults when absent), checked."""
     spl = _get(raw, "split", dict, where, {})
     pwhere = f"{where} [split]"
     split = SplitSpec(
@@ -393,6 +421,37 @@ def parse_card(
         train_pieces=_get(spl, "train_pieces", int, pwhere, 1),
     )
     check_split(split, where=pwhere)
+    return split
+
+
+def parse_card(
+    text: str, *, path: Path | None = None, name: str | None = None, data_path: Path | None = None
+) -> Card:
+    """Parse the TOML text of a card.
+
+    Args:
+        text: TOML text.
+        path: the card's file; relative data paths are resolved against its folder.
+        name: dataset name when the card gives none (defaults to the file name).
+        data_path: the data file a card beside it describes (used when ``[file]`` gives no ``path``).
+
+    Raises:
+        InputError: malformed TOML, a missing or mistyped key, an unknown unit.
+    """
+    where = str(path) if path is not None else "card"
+    raw = _load_toml(text, path, where)
+    name = _get(raw, "name", str, where, name or _default_name(path))
+    kind = _parse_kind(raw, path, text, where, data_path)
+    variables, columns = _parse_variables(raw, path, text, where)
+    hamiltonian = _parse_hamiltonian(raw, [v.name for v in variables], path, text, where)
+    noise, window, detrend = _parse_fit_defaults(raw, path, text, where)
+
+    simulation = file = None
+    if kind == "simulated":
+        simulation = _parse_simulation(raw, where, hamiltonian, len(variables))
+    else:
+        file = _parse_file(raw, where, path, data_path)
+    split = _parse_split(raw, where)
 
     return Card(
         name=name,

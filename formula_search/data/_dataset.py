@@ -50,6 +50,79 @@ class Trajectory:
         return np.diff(self.t)
 
 
+# -- checking arrays given to Dataset.from_arrays ---------------------------------------------------------
+
+
+def _check_variables(variables) -> tuple[dsl.Variable, ...]:
+    """``"q:rad, p:rad/s"`` or a sequence of :class:`dsl.Variable` as a non-empty tuple of variables."""
+    variables = dsl.parse_variables(variables) if isinstance(variables, str) else tuple(variables)
+    if not variables or not all(isinstance(v, dsl.Variable) for v in variables):
+        raise InputError(
+            "variables: give 'q:rad, p:rad/s' or dsl.Variable objects (a name and a unit each)"
+        )
+    return variables
+
+
+def _as_list(a, what, ndim):
+    """One array per trajectory; a single array (or a flat list of numbers) is one."""
+    if a is None:
+        return None
+    try:
+        if isinstance(a, list | tuple) and any(np.ndim(v) >= ndim for v in a):
+            return [np.asarray(v, dtype=np.float64) for v in a]
+        return [np.asarray(a, dtype=np.float64)]
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: not an array of numbers") from None
+
+
+def _per_trajectory(x, t, dxdt, trajectory):
+    """States, times and derivatives as lists of one array per trajectory (``None`` when not given),
+    a single array cut into trajectories by the ``trajectory`` ids (in order of first appearance)."""
+    xs, ts, ds = _as_list(x, "x", 2), _as_list(t, "t", 1), _as_list(dxdt, "dxdt", 2)
+    for other, what in ((ts, "t"), (ds, "dxdt")):
+        if other is not None and len(other) != len(xs):
+            raise InputError(
+                f"{what}: {len(other)} array(s) for {len(xs)} trajectories of x; give one per trajectory"
+            )
+    if trajectory is not None:
+        if len(xs) != 1:
+            raise InputError("trajectory= splits one array; x is already a list of trajectories")
+        ids = np.asarray(trajectory)
+        if ids.shape != (len(xs[0]),):
+            raise InputError(f"trajectory has shape {ids.shape}; expected ({len(xs[0])},)")
+        _, first = np.unique(ids, return_index=True)
+        groups = [np.nonzero(ids == ids[i])[0] for i in sorted(first)]
+        xs = [xs[0][g] for g in groups]
+        ts = None if ts is None else [ts[0][g] for g in groups]
+        ds = None if ds is None else [ds[0][g] for g in groups]
+    return xs, ts, ds
+
+
+def _checked_trajectory(k, xs, ts, ds, n, derivative) -> Trajectory:
+    """Trajectory ``k`` after checking its shapes, values and times; ``dxdt`` by finite differences
+    (``derivative``) when ``ds`` is ``None``."""
+    from formula_search.data._loaders import MIN_POINTS, finite_difference
+
+    xk = xs[k]
+    where = f"trajectory {k}" if len(xs) > 1 else "x"
+    if xk.ndim != 2 or xk.shape[1] != n:
+        raise InputError(f"{where}: shape {xk.shape}; expected (points, {n}) for {n} variables")
+    tk = np.arange(len(xk), dtype=np.float64) if ts is None else ts[k]
+    if tk.shape != (len(xk),):
+        raise InputError(f"{where}: {len(xk)} states but times of shape {tk.shape}")
+    if len(xk) < MIN_POINTS:
+        raise InputError(f"{where}: {len(xk)} points; each trajectory needs {MIN_POINTS}")
+    if not (np.isfinite(xk).all() and np.isfinite(tk).all()):
+        raise InputError(f"{where}: the states or times hold NaN or infinite values")
+    if not np.all(np.diff(tk) > 0):
+        raise InputError(f"{where}: time does not increase")
+    if ds is not None:
+        if ds[k].shape != xk.shape or not np.isfinite(ds[k]).all():
+            raise InputError(f"{where}: dxdt must be finite and of the shape of x")
+        return Trajectory(t=tk, x=xk, dxdt=ds[k])
+    return Trajectory(*finite_difference(tk, xk, derivative))
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Trajectories of a physical system, with units, a time step and a train/test split.
@@ -127,69 +200,13 @@ class Dataset:
                 trajectory of fewer than 3 points, a split with an empty side.
         """
         from formula_search.data._cards import SplitSpec, check_split
-        from formula_search.data._loaders import MIN_POINTS, finite_difference, split_trajectories
+        from formula_search.data._loaders import split_trajectories
 
-        variables = (
-            dsl.parse_variables(variables) if isinstance(variables, str) else tuple(variables)
-        )
-        if not variables or not all(isinstance(v, dsl.Variable) for v in variables):
-            raise InputError(
-                "variables: give 'q:rad, p:rad/s' or dsl.Variable objects (a name and a unit each)"
-            )
-        n = len(variables)
-
-        def as_list(a, what, ndim):
-            """One array per trajectory; a single array (or a flat list of numbers) is one."""
-            if a is None:
-                return None
-            try:
-                if isinstance(a, list | tuple) and any(np.ndim(v) >= ndim for v in a):
-                    return [np.asarray(v, dtype=np.float64) for v in a]
-                return [np.asarray(a, dtype=np.float64)]
-            except (TypeError, ValueError):
-                raise InputError(f"{what}: not an array of numbers") from None
-
-        xs, ts, ds = as_list(x, "x", 2), as_list(t, "t", 1), as_list(dxdt, "dxdt", 2)
-        for other, what in ((ts, "t"), (ds, "dxdt")):
-            if other is not None and len(other) != len(xs):
-                raise InputError(
-                    f"{what}: {len(other)} array(s) for {len(xs)} trajectories of x; give one per trajectory"
-                )
-        if trajectory is not None:
-            if len(xs) != 1:
-                raise InputError(
-                    "trajectory= splits one array; x is already a list of trajectories"
-                )
-            ids = np.asarray(trajectory)
-            if ids.shape != (len(xs[0]),):
-                raise InputError(f"trajectory has shape {ids.shape}; expected ({len(xs[0])},)")
-            _, first = np.unique(ids, return_index=True)
-            groups = [np.nonzero(ids == ids[i])[0] for i in sorted(first)]
-            xs = [xs[0][g] for g in groups]
-            ts = None if ts is None else [ts[0][g] for g in groups]
-            ds = None if ds is None else [ds[0][g] for g in groups]
-        trajs = []
-        for k, xk in enumerate(xs):
-            where = f"trajectory {k}" if len(xs) > 1 else "x"
-            if xk.ndim != 2 or xk.shape[1] != n:
-                raise InputError(
-                    f"{where}: shape {xk.shape}; expected (points, {n}) for {n} variables"
-                )
-            tk = np.arange(len(xk), dtype=np.float64) if ts is None else ts[k]
-            if tk.shape != (len(xk),):
-                raise InputError(f"{where}: {len(xk)} states but times of shape {tk.shape}")
-            if len(xk) < MIN_POINTS:
-                raise InputError(f"{where}: {len(xk)} points; each trajectory needs {MIN_POINTS}")
-            if not (np.isfinite(xk).all() and np.isfinite(tk).all()):
-                raise InputError(f"{where}: the states or times hold NaN or infinite values")
-            if not np.all(np.diff(tk) > 0):
-                raise InputError(f"{where}: time does not increase")
-            if ds is not None:
-                if ds[k].shape != xk.shape or not np.isfinite(ds[k]).all():
-                    raise InputError(f"{where}: dxdt must be finite and of the shape of x")
-                trajs.append(Trajectory(t=tk, x=xk, dxdt=ds[k]))
-            else:
-                trajs.append(Trajectory(*finite_difference(tk, xk, derivative)))
+        variables = _check_variables(variables)
+        xs, ts, ds = _per_trajectory(x, t, dxdt, trajectory)
+        trajs = [
+            _checked_trajectory(k, xs, ts, ds, len(variables), derivative) for k in range(len(xs))
+        ]
         spec = SplitSpec(train_fraction=train_fraction, by=split)
         check_split(spec, where="split")
         train, test = split_trajectories(trajs, spec, where=name)

@@ -116,6 +116,87 @@ def _file_overrides(file: FileSpec, time_col, traj_col, derivative, names, skip_
     )
 
 
+def _builtin_card(path: Path, text: str, columns, time_col, traj_col, names, skip_rows) -> Card:
+    """The card of built-in dataset ``text``; refuse options that describe a data file."""
+    card = read_card(path)
+    given = [
+        opt
+        for opt, v in (
+            ("--columns", columns),
+            ("--time-col", time_col),
+            ("--traj-col", traj_col),
+            ("--names", names),
+            ("--skip-rows", skip_rows),
+        )
+        if v is not None
+    ]
+    if given:
+        raise InputError(f"{', '.join(given)} describe a data file; {text!r} is a built-in dataset")
+    return card
+
+
+def _existing_path(text: str, cards: dict[str, Path]) -> Path:
+    """The file ``text`` names (a folder's ``card.toml``); refuse a name that is neither built in nor a file."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"unknown dataset {text!r}: not a built-in dataset ({', '.join(cards)}) and no such file"
+        )
+    if path.is_dir():
+        inner = path / "card.toml"
+        if not inner.exists():
+            raise InputError(f"{path}: a folder; give a data file or a card (card.toml)")
+        path = inner
+    return path
+
+
+def _path_card(
+    path: Path, columns, time_col, traj_col, derivative, names, skip_rows
+) -> tuple[Card, str]:
+    """``(card, origin)`` of a card file (``"card"``, file options over it) or a data file (``"user"``)."""
+    if path.suffix.lower() == ".toml":
+        card = read_card(path)
+        if (
+            columns is not None
+            or time_col is not None
+            or traj_col is not None
+            or derivative is not None
+            or names is not None
+            or skip_rows is not None
+        ):
+            card = _apply_file_options(
+                card, columns, time_col, traj_col, derivative, names, skip_rows
+            )
+        return card, "card"
+    card = _user_card(
+        path,
+        columns=columns,
+        time_col=time_col,
+        traj_col=traj_col,
+        derivative=derivative,
+        names=names,
+        skip_rows=skip_rows,
+    )
+    return card, "user"
+
+
+def _apply_split_and_derivative(
+    card: Card, origin: str, derivative: str | None, train_fraction: float | None
+) -> Card:
+    """The card with ``--derivative`` (recorded data only) and ``--train-fraction`` applied."""
+    if derivative is not None and card.kind == "simulated":
+        raise InputError(
+            f"--derivative applies to recorded data; {card.name!r} is simulated (exact dx/dt)"
+        )
+    if derivative is not None and origin == "builtin":
+        card = dataclasses.replace(card, file=dataclasses.replace(card.file, derivative=derivative))
+    if train_fraction is not None:
+        split = dataclasses.replace(card.split, train_fraction=float(train_fraction))
+        check_split(split, where="--train-fraction")
+        card = dataclasses.replace(card, split=split)
+    return card
+
+
 def resolve_card(
     name_or_path: str | os.PathLike[str],
     *,
@@ -135,69 +216,19 @@ def resolve_card(
     text = str(name_or_path)
     cards = builtin_cards()
     if text in cards:
-        card, origin = read_card(cards[text]), "builtin"
-        given = [
-            opt
-            for opt, v in (
-                ("--columns", columns),
-                ("--time-col", time_col),
-                ("--traj-col", traj_col),
-                ("--names", names),
-                ("--skip-rows", skip_rows),
-            )
-            if v is not None
-        ]
-        if given:
-            raise InputError(
-                f"{', '.join(given)} describe a data file; {text!r} is a built-in dataset"
-            )
+        card = _builtin_card(cards[text], text, columns, time_col, traj_col, names, skip_rows)
+        origin = "builtin"
     else:
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise InputError(
-                f"unknown dataset {text!r}: not a built-in dataset ({', '.join(cards)}) and no such file"
-            )
-        if path.is_dir():
-            inner = path / "card.toml"
-            if not inner.exists():
-                raise InputError(f"{path}: a folder; give a data file or a card (card.toml)")
-            path = inner
-        if path.suffix.lower() == ".toml":
-            card, origin = read_card(path), "card"
-            if (
-                columns is not None
-                or time_col is not None
-                or traj_col is not None
-                or derivative is not None
-                or names is not None
-                or skip_rows is not None
-            ):
-                card = _apply_file_options(
-                    card, columns, time_col, traj_col, derivative, names, skip_rows
-                )
-        else:
-            card, origin = (
-                _user_card(
-                    path,
-                    columns=columns,
-                    time_col=time_col,
-                    traj_col=traj_col,
-                    derivative=derivative,
-                    names=names,
-                    skip_rows=skip_rows,
-                ),
-                "user",
-            )
-    if derivative is not None and card.kind == "simulated":
-        raise InputError(
-            f"--derivative applies to recorded data; {card.name!r} is simulated (exact dx/dt)"
+        card, origin = _path_card(
+            _existing_path(text, cards),
+            columns,
+            time_col,
+            traj_col,
+            derivative,
+            names,
+            skip_rows,
         )
-    if derivative is not None and origin == "builtin":
-        card = dataclasses.replace(card, file=dataclasses.replace(card.file, derivative=derivative))
-    if train_fraction is not None:
-        split = dataclasses.replace(card.split, train_fraction=float(train_fraction))
-        check_split(split, where="--train-fraction")
-        card = dataclasses.replace(card, split=split)
+    card = _apply_split_and_derivative(card, origin, derivative, train_fraction)
     return card, origin
 
 

@@ -77,6 +77,129 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def _read_text(path: Path) -> str:
+    """The data file's text, a missing file, a folder or a binary file refused."""
+    try:
+        return path.read_text(encoding="utf-8-sig", errors="strict")  # -sig: a spreadsheet's BOM
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a data file") from None
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path}: not a text file (expected CSV or whitespace-separated numbers)"
+        ) from None
+
+
+def _content_lines(text: str, skip_rows: int, path: Path) -> list[tuple[int, str]]:
+    """``(line number, line)`` of each line after ``skip_rows`` that is neither blank nor a comment."""
+    lines = text.splitlines()
+    content = [
+        (i, ln)
+        for i, ln in enumerate(lines, start=1)
+        if i > skip_rows and ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    if not content:
+        raise InputError(f"{path}: the file is empty")
+    return content
+
+
+def _header(
+    content: list[tuple[int, str]],
+    sep: str | None,
+    column_names: tuple[str, ...] | None,
+    path: Path,
+) -> tuple[tuple[str, ...], list[tuple[int, str]], str]:
+    """The column names (the header line, or ``column_names``), the data rows and the header's place."""
+    first_no, first = content[0]
+    if column_names is None:
+        header = _split_line(first.strip().lstrip("%#"), sep)
+        if header and all(_is_number(c) for c in header):
+            raise InputError(
+                f"{path}, line {first_no}: expected a header line naming the columns, found numbers "
+                "(add a header, or list the columns in a card: columns = [...])"
+            )
+        names = tuple(header)
+        rows = content[1:]
+        header_no: int | None = first_no
+    else:
+        names = tuple(column_names)
+        rows = content
+        header_no = None
+    where_hdr = f"{path}, line {header_no}" if header_no is not None else f"{path}"
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"{where_hdr}: column {dup!r} appears twice")
+    if not rows:
+        raise InputError(f"{path}: the file is empty (a header but no data rows)")
+    return names, rows, where_hdr
+
+
+def _check_columns(
+    names: tuple[str, ...],
+    where_hdr: str,
+    state_columns: tuple[str, ...],
+    time_col: str | None,
+    traj_col: str | None,
+) -> str:
+    """The time column (guessed when not named); refuse a missing column or time used as a state."""
+    if time_col is None:
+        time_col = next((c for c in TIME_COLUMN_GUESSES if c in names), None)
+        if time_col is None:
+            raise InputError(
+                f"{where_hdr}: no time column (looked for {' or '.join(TIME_COLUMN_GUESSES)}); "
+                f"name it with --time-col (columns: {', '.join(names)})"
+            )
+    for col, what in (
+        [(time_col, "time column")]
+        + ([(traj_col, "trajectory column")] if traj_col else [])
+        + [(c, "state column") for c in state_columns]
+    ):
+        if col not in names:
+            raise InputError(f"{where_hdr}: missing {what} {col!r} (columns: {', '.join(names)})")
+    if time_col in state_columns:
+        raise InputError(
+            f"{where_hdr}: column {time_col!r} is the time column and cannot be a state variable"
+        )
+    return time_col
+
+
+def _parse_table(
+    rows: list[tuple[int, str]],
+    sep: str | None,
+    names: tuple[str, ...],
+    numeric: tuple[str, ...],
+    traj_col: str | None,
+    path: Path,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Values of the ``numeric`` columns, line numbers and trajectory ids of every row (with progress)."""
+    index = {name: k for k, name in enumerate(names)}
+    idx = [index[c] for c in numeric]
+    ncols = len(names)
+    values = np.empty((len(rows), len(numeric)), dtype=np.float64)
+    line_nos = np.empty(len(rows), dtype=np.int64)
+    traj: list[str] = []
+    traj_k = index[traj_col] if traj_col else None
+    with progress(len(rows) >= PROGRESS_ROWS, f"reading {path.name}", len(rows)) as advance:
+        for lo in range(0, len(rows), PROGRESS_ROWS // 4):
+            _parse_rows(
+                rows,
+                lo,
+                PROGRESS_ROWS // 4,
+                sep,
+                ncols,
+                names,
+                idx,
+                traj_k,
+                values,
+                line_nos,
+                traj,
+                path,
+            )
+            advance(min(PROGRESS_ROWS // 4, len(rows) - lo))
+    return values, line_nos, traj
+
+
 def read_table(
     path: Path,
     *,
@@ -105,93 +228,13 @@ def read_table(
         InputError: the file is missing or empty; a column is missing; a row has the wrong number of cells;
             a value is not a number, NaN or infinite.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="strict")  # -sig: a spreadsheet's BOM
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a data file") from None
-    except UnicodeDecodeError:
-        raise InputError(
-            f"{path}: not a text file (expected CSV or whitespace-separated numbers)"
-        ) from None
-    lines = text.splitlines()
-    content = [
-        (i, ln)
-        for i, ln in enumerate(lines, start=1)
-        if i > skip_rows and ln.strip() and not ln.lstrip().startswith("#")
-    ]
-    if not content:
-        raise InputError(f"{path}: the file is empty")
-    first_no, first = content[0]
-    sep = _separator(first, path.suffix)
-
-    if column_names is None:
-        header = _split_line(first.strip().lstrip("%#"), sep)
-        if header and all(_is_number(c) for c in header):
-            raise InputError(
-                f"{path}, line {first_no}: expected a header line naming the columns, found numbers "
-                "(add a header, or list the columns in a card: columns = [...])"
-            )
-        names = tuple(header)
-        rows = content[1:]
-        header_no: int | None = first_no
-    else:
-        names = tuple(column_names)
-        rows = content
-        header_no = None
-    where_hdr = f"{path}, line {header_no}" if header_no is not None else f"{path}"
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise InputError(f"{where_hdr}: column {dup!r} appears twice")
-    if not rows:
-        raise InputError(f"{path}: the file is empty (a header but no data rows)")
-
-    index = {name: k for k, name in enumerate(names)}
-    if time_col is None:
-        time_col = next((c for c in TIME_COLUMN_GUESSES if c in index), None)
-        if time_col is None:
-            raise InputError(
-                f"{where_hdr}: no time column (looked for {' or '.join(TIME_COLUMN_GUESSES)}); "
-                f"name it with --time-col (columns: {', '.join(names)})"
-            )
-    for col, what in (
-        [(time_col, "time column")]
-        + ([(traj_col, "trajectory column")] if traj_col else [])
-        + [(c, "state column") for c in state_columns]
-    ):
-        if col not in index:
-            raise InputError(f"{where_hdr}: missing {what} {col!r} (columns: {', '.join(names)})")
-    if time_col in state_columns:
-        raise InputError(
-            f"{where_hdr}: column {time_col!r} is the time column and cannot be a state variable"
-        )
-
-    numeric = (time_col, *state_columns)
-    idx = [index[c] for c in numeric]
-    ncols = len(names)
-    values = np.empty((len(rows), len(numeric)), dtype=np.float64)
-    line_nos = np.empty(len(rows), dtype=np.int64)
-    traj: list[str] = []
-    traj_k = index[traj_col] if traj_col else None
-    with progress(len(rows) >= PROGRESS_ROWS, f"reading {path.name}", len(rows)) as advance:
-        for lo in range(0, len(rows), PROGRESS_ROWS // 4):
-            _parse_rows(
-                rows,
-                lo,
-                PROGRESS_ROWS // 4,
-                sep,
-                ncols,
-                names,
-                idx,
-                traj_k,
-                values,
-                line_nos,
-                traj,
-                path,
-            )
-            advance(min(PROGRESS_ROWS // 4, len(rows) - lo))
-
+    content = _content_lines(_read_text(path), skip_rows, path)
+    sep = _separator(content[0][1], path.suffix)
+    names, rows, where_hdr = _header(content, sep, column_names, path)
+    time_col = _check_columns(names, where_hdr, state_columns, time_col, traj_col)
+    values, line_nos, traj = _parse_table(
+        rows, sep, names, (time_col, *state_columns), traj_col, path
+    )
     return RawTable(
         path=path,
         time=values[:, 0],
@@ -200,7 +243,7 @@ def read_table(
         lines=line_nos,
         time_col=time_col,
         traj_col=traj_col,
-        time_index=index[time_col] + 1,
+        time_index=names.index(time_col) + 1,
     )
 
 

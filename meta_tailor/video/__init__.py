@@ -8,15 +8,18 @@ step. Two set-ups: the controlled pixel pendulum (latent tailoring) and ramp vid
 from meta_tailor.video._data import (
     PendulumVideoConfig,
     VideoData,
+    config_key,
     generate_pendulum_video,
     load_or_generate_pendulum,
     load_video_data,
     pendulum_actions,
     save_video_data,
 )
+from meta_tailor.video._experiment import overall_table, run_experiment
 from meta_tailor.video._metrics import frame_metrics
 from meta_tailor.video._models import FrameEmbedding, LatentEmbedding, ModelConfig, SVGPredictor
 from meta_tailor.video._noether import (
+    INNER_OPTIMIZERS,
     NoetherConfig,
     Prediction,
     conservation_loss,
@@ -25,6 +28,8 @@ from meta_tailor.video._noether import (
     predict_sequence,
     task_loss,
 )
+from meta_tailor.video._plots import inner_steps_summary, plot_inner_steps, plot_metrics
+from meta_tailor.video._ramp import RampConfig, generate_ramp_video, load_physics101_ramp
 from meta_tailor.video._train import (
     METHOD_LABELS,
     METHODS,
@@ -42,33 +47,43 @@ from meta_tailor.video._train import (
 )
 
 __all__ = [
+    "FrameEmbedding",
+    "INNER_OPTIMIZERS",
+    "LatentEmbedding",
     "METHODS",
     "METHOD_LABELS",
-    "FrameEmbedding",
-    "LatentEmbedding",
     "ModelConfig",
     "NoetherConfig",
     "PendulumVideoConfig",
     "Prediction",
+    "RampConfig",
     "SVGPredictor",
     "VideoConfig",
     "VideoData",
+    "config_key",
     "conservation_loss",
     "evaluate",
     "frame_metrics",
     "frame_noether_loss",
     "generate_pendulum_video",
+    "generate_ramp_video",
     "inner_steps_study",
+    "inner_steps_summary",
     "latent_noether_loss",
     "load_checkpoint",
     "load_models",
     "load_or_generate_pendulum",
+    "load_physics101_ramp",
     "load_video_data",
+    "overall_table",
     "pendulum_actions",
     "pendulum_config",
+    "plot_inner_steps",
+    "plot_metrics",
     "predict_sequence",
     "ramp_config",
     "resolve_device",
+    "run_experiment",
     "save_video_data",
     "task_loss",
     "time_meta_epoch",

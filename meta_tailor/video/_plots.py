@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from formula_search.errors import InputError
-from meta_tailor._plots import agg_pyplot, save_png
+from meta_tailor.plots import agg_pyplot, save_png
 
 _METRIC_LABELS = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 

@@ -100,13 +100,13 @@ def test_a_stale_file_of_an_earlier_run_does_not_stay_beside_a_new_one(tmp_path)
 
 def test_a_model_is_not_reused_for_other_arrays_of_the_same_name_and_size(tmp_path):
     # from_arrays names every dataset "arrays": the saved model must match the numbers, not the name
-    from formula_search._discover import _model_fingerprint
+    from formula_search.runs import model_fingerprint
     from meta_tailor import MLPConfig
 
     t = np.linspace(0, 3, 30)
     a = fs.Dataset.from_arrays([np.c_[np.cos(t), np.sin(t)]] * 4, [t] * 4, variables="q:m, p:m")
     b = fs.Dataset.from_arrays([np.c_[np.cos(t), 2 * np.sin(t)]] * 4, [t] * 4, variables="q:m, p:m")
-    assert _model_fingerprint(a, {}, MLPConfig()) != _model_fingerprint(b, {}, MLPConfig())
+    assert model_fingerprint(a, {}, MLPConfig()) != model_fingerprint(b, {}, MLPConfig())
 
 
 def test_law_from_a_cli_run_in_discover(tmp_path, capsys):

@@ -86,12 +86,8 @@ def test_bad_input_exit_code_2_one_line(tmp_path):
 def test_shared_dataset_options_build_the_dataset(tmp_path):
     import click
 
-    from formula_search.data import (
-        DEFAULT_DATASET,
-        dataset_from_options,
-        dataset_options,
-        pop_dataset_options,
-    )
+    from formula_search.cli._data_options import dataset_options
+    from formula_search.data import DEFAULT_DATASET, dataset_from_options, pop_dataset_options
 
     seen = {}
 

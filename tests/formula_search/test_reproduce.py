@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import dsl
 from formula_search.cli import cli
-from formula_search.cli.rank_cmd import _run_claims
 from formula_search.paper import normalised_constant
+from formula_search.runs import run_claims
 from meta_tailor import load_mlp
 
 NAMES = ["q", "p"]
@@ -40,12 +40,12 @@ def test_claims_are_checked_for_the_papers_data_only():
     variables = [{"name": "q"}, {"name": "p"}]
     meta = {"dataset": "real_pendulum", "noise": None, "variables": variables,
             "dataset_options": {"dataset": "real_pendulum"}}  # fmt: skip
-    checks = _run_claims(meta, law, comp)
+    checks = run_claims(meta, law, comp)
     assert [c.holds for c in checks] == [True, False, False]
-    assert _run_claims({**meta, "noise": 0.1}, law, comp) is None
+    assert run_claims({**meta, "noise": 0.1}, law, comp) is None
     user_file = {**meta, "dataset_options": {"dataset": "data/real_pendulum.csv"}}
-    assert _run_claims(user_file, law, comp) is None
-    assert _run_claims({**meta, "dataset": "my_data", "dataset_options": {}}, law, comp) is None
+    assert run_claims(user_file, law, comp) is None
+    assert run_claims({**meta, "dataset": "my_data", "dataset_options": {}}, law, comp) is None
 
 
 def test_constant_is_none_for_laws_of_another_shape():

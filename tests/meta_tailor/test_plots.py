@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from meta_tailor import _plots
+from meta_tailor import plots as _plots
 
 
 def test_horizon_plot_names_methods_and_dashes_the_oracle(tmp_path, monkeypatch):

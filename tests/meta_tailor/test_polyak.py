@@ -12,17 +12,17 @@ import torch
 from mt_helpers import g_pend, hand_states, tiny
 from torch.func import functional_call
 
-from meta_tailor import (
+from meta_tailor._tailor import (
+    tailor_trajectories,
+    trajectory_rollout,
+)
+from meta_tailor.advanced import (
     RankConfig,
     TailorConfig,
     default_inner_lrs,
     paper_configs,
     tailored_predict,
     tailored_predict_func,
-)
-from meta_tailor._tailor import (
-    tailor_trajectories,
-    trajectory_rollout,
 )
 
 F64 = dict(dtype=torch.float64)

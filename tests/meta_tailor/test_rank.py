@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from formula_search.errors import InputError
-from meta_tailor import (
+from meta_tailor.advanced import (
     HNN,
     RANK_COLUMNS,
     MLPConfig,
@@ -162,7 +162,7 @@ def test_hnn_follows_hamiltons_equations():
 
 
 def test_cv_folds_partition_the_training_trajectories():
-    from meta_tailor import cv_folds
+    from meta_tailor.advanced import cv_folds
 
     assert cv_folds(5, 2) == [[0, 2, 4], [1, 3]]
     assert cv_folds(3, 3) == [[0], [1], [2]]  # leave one out
@@ -236,7 +236,7 @@ def cv_run(tiny):
 
 
 def test_cross_validation_scores_each_law_on_a_trajectory_it_never_saw(cv_run):
-    from meta_tailor import CV_COLUMNS
+    from meta_tailor.advanced import CV_COLUMNS
 
     data, cfg, _, cv, calls = cv_run
     assert list(cv.folds.columns) == CV_COLUMNS
@@ -258,7 +258,7 @@ def test_cross_validation_scores_each_law_on_a_trajectory_it_never_saw(cv_run):
 
 def test_cross_validation_never_trains_on_the_held_out_trajectory(tiny, cv_run):
     # changing the held-out trajectory changes its score but nothing the fold learned
-    from meta_tailor import cv_fold
+    from meta_tailor.advanced import cv_fold
 
     data, cfg, finalists, cv, _ = cv_run
     moved = SimpleNamespace(**vars(data))
@@ -288,7 +288,7 @@ def test_cross_validation_in_processes_gives_the_same_folds(cv_run):
 
 
 def test_choose_by_cv_reranks_the_finalists_and_swaps_the_winner(tiny):
-    from meta_tailor import CVResult, choose_by_cv
+    from meta_tailor.advanced import CVResult, choose_by_cv
 
     data, model = tiny
     surv = pd.DataFrame(
@@ -322,7 +322,7 @@ def test_choose_by_cv_reranks_the_finalists_and_swaps_the_winner(tiny):
 
 def test_cv_fold_wins_count_the_folds_each_law_is_best_in():
     """A hand-worked table where one fold with large errors decides the mean against the other three."""
-    from meta_tailor import CVResult
+    from meta_tailor.advanced import CVResult
 
     mse = {
         "A": [1.0, 0.01, 0.01, 0.01],
@@ -346,14 +346,14 @@ def test_cv_fold_wins_count_the_folds_each_law_is_best_in():
 def test_cv_summary_says_when_the_vote_disagrees_with_the_mean():
     """The command's lines for a CV choice, hand-worked: the mean picks B (0.14 against 0.2575, so the
     runner-up is 83.9% higher) though A is best in 3 of 4 folds; without the large fold they agree."""
-    from formula_search.cli.rank_cmd import _cv_summary
-    from meta_tailor import CVResult
+    from formula_search.cli.rank_cmd import cv_summary
+    from meta_tailor.advanced import CVResult
 
     mse = {"A": [1.0, 0.01, 0.01, 0.01], "B": [0.5, 0.02, 0.02, 0.02]}
     rows = [
         {"fold": k, "formula": f, "held_out_mse": v[k]} for f, v in mse.items() for k in range(4)
     ]
-    listed, margin = _cv_summary(CVResult(folds=pd.DataFrame(rows)))
+    listed, margin = cv_summary(CVResult(folds=pd.DataFrame(rows)))
     assert listed == (
         "law choice by 4-fold CV (mean held-out rollout MSE): "
         "B: 0.14 (lowest in 1 of 4 folds), A: 0.2575 (lowest in 3 of 4 folds)"
@@ -363,14 +363,14 @@ def test_cv_summary_says_when_the_vote_disagrees_with_the_mean():
     )
     agree = pd.DataFrame([r for r in rows if r["fold"] != 0])  # A: 0.01 in every fold, B: 0.02
     assert (
-        _cv_summary(CVResult(folds=agree))[1] == "CV margin: the runner-up's mean is 100.0% higher"
+        cv_summary(CVResult(folds=agree))[1] == "CV margin: the runner-up's mean is 100.0% higher"
     )
 
 
 def test_cross_validation_fold_continues_its_own_pretraining_adam(cv_run):
     """With ``outer_adam="continue"`` each fold's meta-tailoring continues the Adam of the MLP pretrained
     on that fold (rebuilt here by hand), not a fresh one."""
-    from meta_tailor import cv_fold
+    from meta_tailor.advanced import cv_fold
 
     data, cfg, finalists, _, _ = cv_run
     cont = replace(cfg, top_k=2, tailor=replace(cfg.tailor, outer_adam="continue"))

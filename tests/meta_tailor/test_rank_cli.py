@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from formula_search.cli import main
-from meta_tailor import CURVE_COLUMNS
+from meta_tailor.advanced import CURVE_COLUMNS
 
 
 def run_cli(args, capsys):
@@ -91,7 +91,7 @@ def test_export_markdown_is_written_for_people(fake_run, capsys):
 def test_rank_with_polyak_rule_and_outer_rate_records_them(tmp_path, capsys):
     """`fsearch rank --inner-rule polyak --outer-lr R --inner-integrator euler` screens the Polyak rates and
     records its settings."""
-    from meta_tailor import default_inner_lrs
+    from meta_tailor.advanced import default_inner_lrs
 
     survivors = tmp_path / "survivors.csv"
     pd.DataFrame({"formula": ["q^2 + c_0*p^2"], "params": ["[1.0]"], "accepted": [True]}).to_csv(
@@ -187,8 +187,8 @@ def test_pretrain_keep_best_saves_the_lowest_loss_weights(tmp_path, capsys):
     import torch
 
     from formula_search.data._load import load_dataset
-    from meta_tailor import load_mlp, make_mlp, paper_configs
     from meta_tailor._mlp import train_mlp
+    from meta_tailor.advanced import load_mlp, make_mlp, paper_configs
 
     run = tmp_path / "run"
     args = ["pretrain", "--dataset", "ideal_spring", "--run", str(run), "--steps", "80",
@@ -275,7 +275,7 @@ def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
 def test_model_fingerprint_leaves_out_the_default_keep():
     """A model saved before `keep` existed had no such key in its fingerprint: with the default it must
     still match (and be reused); with `best` it must not."""
-    from formula_search.cli.rank_cmd import _model_fingerprint
+    from formula_search.cli.rank_cmd import model_fingerprint
     from formula_search.data._load import load_dataset
     from meta_tailor import MLPConfig
 
@@ -283,8 +283,8 @@ def test_model_fingerprint_leaves_out_the_default_keep():
     saved_before = json.dumps(
         {"hidden": 200, "steps": 2000, "lr": 1e-3, "weight_decay": 1e-4, "seed": 0}, sort_keys=True
     )
-    assert _model_fingerprint(data, {}, MLPConfig())["mlp"] == saved_before
-    assert "keep" in json.loads(_model_fingerprint(data, {}, MLPConfig(keep="best"))["mlp"])
+    assert model_fingerprint(data, {}, MLPConfig())["mlp"] == saved_before
+    assert "keep" in json.loads(model_fingerprint(data, {}, MLPConfig(keep="best"))["mlp"])
 
 
 def test_rank_outer_adam_continue_uses_the_saved_pretraining_state(tmp_path, capsys):
@@ -292,7 +292,7 @@ def test_rank_outer_adam_continue_uses_the_saved_pretraining_state(tmp_path, cap
     weights, here 20 steps), and a model saved without one (before the option) is trained again."""
     import torch
 
-    from meta_tailor import load_adam_state
+    from meta_tailor.advanced import load_adam_state
 
     survivors = tmp_path / "survivors.csv"
     pd.DataFrame({"formula": ["q^2 + c_0*p^2"], "params": ["[1.0]"], "accepted": [True]}).to_csv(
@@ -412,15 +412,15 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
 
 def test_search_says_whether_it_searched_or_reused_the_cache(tmp_path, monkeypatch, capsys):
     """The second search of the same inputs reads the first one's file back, and says so."""
-    from formula_search.cli.rank_cmd import _search
+    from formula_search.cli.rank_cmd import search_stage
     from formula_search.data import load_dataset
 
     monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path))
     data = load_dataset("ideal_spring")
     args = dict(depth=7, dedup="conservation", ratio=0.01, jobs=1, device="cpu", seed=0)
-    first, path = _search(data, **args)
+    first, path = search_stage(data, **args)
     said_first = " ".join(capsys.readouterr().err.split())
-    again, path_again = _search(data, **args)
+    again, path_again = search_stage(data, **args)
     said_again = " ".join(capsys.readouterr().err.split())
     assert path_again == path and path.startswith(str(tmp_path))
     pd.testing.assert_frame_equal(again, first)

@@ -11,7 +11,6 @@ import torch
 from mt_helpers import g_pend, hand_states, tiny
 from torch.func import functional_call
 
-from meta_tailor import TailorConfig, make_mlp, meta_tailor, rk4_rollout, rollout_trajectories
 from meta_tailor._rank import Predictor, evaluate_field, tailored_model
 from meta_tailor._rollout import predict_trajectories
 from meta_tailor._tailor import (
@@ -19,6 +18,13 @@ from meta_tailor._tailor import (
     sequence_noether_loss,
     tailor_trajectories,
     trajectory_rollout,
+)
+from meta_tailor.advanced import (
+    TailorConfig,
+    make_mlp,
+    meta_tailor,
+    rk4_rollout,
+    rollout_trajectories,
 )
 
 

@@ -19,14 +19,14 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from formula_search._progress import progress_bar
 from formula_search.errors import InputError
+from formula_search.progress import progress_bar
 
 #: What a run folder holds (``fsearch run``); ``law.tex``, ``report.md`` and the plots come from export.
 RUN_FILES = {
     "model.pt": "the pretrained vanilla MLP (loaded with weights_only=True)",
     "pretrain_curve.csv": "its training loss after each number of Adam steps",
-    "ranking.csv": "the ranking table (meta_tailor.RANK_COLUMNS), one row per accepted survivor",
+    "ranking.csv": "the ranking table (meta_tailor.advanced.RANK_COLUMNS), one row per accepted survivor",
     "screen.csv": "every screened (formula, inner_lr, inner_steps) and its screen loss",
     "meta_curves.csv": "the long stage epoch by epoch, per finalist and outer rate",
     "comparators.csv": "vanilla MLP, MLP with more epochs, Noether winner, oracle, HNN",
@@ -38,24 +38,24 @@ RUN_FILES = {
 }
 
 
-def _run_dir(run: str | None, dataset: str) -> Path:
+def run_folder(run: str | None, dataset: str) -> Path:
     return Path(run) if run else Path("runs") / Path(dataset).stem
 
 
-def _load_data(options: dict):
+def load_data(options: dict):
     from formula_search.data import dataset_from_options
 
     return dataset_from_options(**options)
 
 
-def _write_json(obj: dict, path: Path) -> None:
+def write_json(obj: dict, path: Path) -> None:
     from formula_search.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=str))
 
 
-def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
+def model_fingerprint(data, options: dict, mlp_cfg) -> dict:
     """What a saved model must match to be reused: the data it was trained on and its settings.
 
     ``keep`` is left out while it has its default, so models saved before it existed are still reused."""
@@ -81,7 +81,7 @@ def _model_fingerprint(data, options: dict, mlp_cfg) -> dict:
     }
 
 
-def _pretrain(
+def pretrain_stage(
     data,
     options: dict,
     run: Path,
@@ -100,13 +100,14 @@ def _pretrain(
     one (before ``--outer-adam`` existed).
     Returns the seconds spent and whether a model was trained.
     """
-    from meta_tailor import load_adam_state, load_mlp, paper_configs, pretrain, save_mlp
+    from meta_tailor import load_mlp, pretrain, save_mlp
+    from meta_tailor.advanced import load_adam_state, paper_configs
 
     mlp_cfg, _ = paper_configs(data.name)
     mlp_cfg = replace(mlp_cfg, seed=model_seed, keep=keep)
     if steps is not None:
         mlp_cfg = replace(mlp_cfg, steps=steps)
-    fingerprint = _model_fingerprint(data, options, mlp_cfg)
+    fingerprint = model_fingerprint(data, options, mlp_cfg)
     path = run / "model.pt"
     if path.exists():
         try:
@@ -163,8 +164,8 @@ def _write_pretrain_curve(curve: list[float], path: Path, *, keep: str) -> None:
         )
 
 
-def _resolve(device: str) -> str:
-    from meta_tailor import resolve_device
+def resolve_device_name(device: str) -> str:
+    from meta_tailor.advanced import resolve_device
 
     try:
         return resolve_device(device)
@@ -172,7 +173,7 @@ def _resolve(device: str) -> str:
         raise InputError(str(exc)) from exc
 
 
-def _search(
+def search_stage(
     data,
     *,
     depth: int,
@@ -187,7 +188,7 @@ def _search(
     """Survivors of the symbolic search (enumerate + fit), reusing a cached search of the same inputs."""
     from rich.console import Console
 
-    from formula_search._fit import FitConfig
+    from formula_search.advanced import FitConfig
     from formula_search.pipeline import SearchConfig, search
 
     fit = FitConfig(
@@ -215,7 +216,7 @@ def _search(
     stored = "saved to" if computed else "reused from"
     console.print(f"search: {len(table)} candidates, {n_acc} conserved ({stored} {path})")
     if n_acc == 0:
-        from formula_search._fit import explain_empty
+        from formula_search.advanced import explain_empty
 
         raise InputError(
             f"no formula up to depth {depth} is conserved on {data.name} at ratio {ratio}: "
@@ -258,17 +259,18 @@ def execute(
     """The rank stage (and, with ``comparators``, the evaluation of every method) into the run folder
     ``run`` (default ``runs/DATASET``), written as a whole or not at all. ``data``: the dataset, when it is
     not the one ``options`` name (arrays in memory)."""
-    device = _resolve(device)
+    device = resolve_device_name(device)
     if data is None:
-        data = _load_data(options)
+        data = load_data(options)
     cv_folds = _check_options(
         data, law_choice=law_choice, cv_folds=cv_folds, outer_lr=outer_lr, survivors=survivors,
         law_from=law_from,
     )  # fmt: skip
-    final = _run_dir(run, data.name)
+    final = run_folder(run, data.name)
     from formula_search.io import read_table, write_table
     from meta_tailor import comparators as run_comparators
-    from meta_tailor import load_adam_state, load_mlp, rank
+    from meta_tailor import load_mlp, rank
+    from meta_tailor.advanced import load_adam_state
 
     with _run_folder(final) as out:
         timings: dict[str, float] = {}
@@ -279,7 +281,7 @@ def execute(
             table = read_table(survivors)
             source = str(survivors)
         else:
-            table, source = _search(
+            table, source = search_stage(
                 data,
                 depth=depth,
                 dedup=dedup,
@@ -291,7 +293,7 @@ def execute(
                 smoothing=smoothing,
             )
         timings["search_s"] = time.perf_counter() - t0
-        timings["pretrain_s"], _ = _pretrain(
+        timings["pretrain_s"], _ = pretrain_stage(
             data,
             options,
             out,
@@ -396,7 +398,7 @@ def execute(
             "hamiltonian": data.hamiltonian,
             "survivors": source,
             "measure": measure,
-            "most_conserved": _most_conserved(table),
+            "most_conserved": most_conserved(table),
             "law_from": law_from,
             "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
             "depth": depth,
@@ -415,7 +417,7 @@ def execute(
                 for k, v in (winner or {}).items()
             },
         }
-        _write_json(meta, out / "meta.json")
+        write_json(meta, out / "meta.json")
     return final, meta
 
 
@@ -444,7 +446,7 @@ def _check_folder(final: Path) -> None:
 def _check_options(data, *, law_choice, cv_folds, outer_lr, survivors, law_from):
     """Bad input fails before any work (and before the run folder is touched); returns ``cv_folds``."""
     if law_choice == "cv":
-        from meta_tailor import cv_folds as check_folds
+        from meta_tailor.advanced import cv_folds as check_folds
 
         cv_folds = cv_folds if cv_folds is not None else min(4, len(data.train))
         check_folds(len(data.train), cv_folds)
@@ -604,7 +606,7 @@ def _rank_config(
 ):
     """The ranking settings: the paper's for ``dataset`` and ``inner_rule``, with the command line's choices
     (``None``: the paper's) on top."""
-    from meta_tailor import paper_configs
+    from meta_tailor.advanced import paper_configs
 
     _, cfg = paper_configs(dataset, inner_rule=inner_rule)
     cfg = replace(cfg, device=device)
@@ -634,7 +636,7 @@ def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
     from rich.console import Console
 
     from formula_search.io import write_table
-    from meta_tailor import choose_by_cv, cross_validate
+    from meta_tailor.advanced import choose_by_cv, cross_validate
 
     console = Console(stderr=True)
     finalists = res.table.dropna(subset=["rank"])
@@ -652,13 +654,13 @@ def _choose_by_cv(res, data, *, mlp_cfg, cfg, folds, jobs, out: Path, progress):
         progress=progress,
     )
     write_table(cv.folds, out / "cv.csv")
-    for line in _cv_summary(cv):
+    for line in cv_summary(cv):
         console.print(line)
     return choose_by_cv(res, cv), folds
 
 
-def _cv_summary(cv) -> list[str]:
-    """What the command says of a CV choice (:class:`meta_tailor.CVResult`): each law's mean held-out MSE
+def cv_summary(cv) -> list[str]:
+    """What the command says of a CV choice (:class:`meta_tailor.advanced.CVResult`): each law's mean held-out MSE
     with the folds it is best in, then the margin of the first over the runner-up, noting when the folds'
     vote disagrees with the mean (one fold with large errors can decide the mean)."""
     scores, wins = cv.scores, cv.fold_wins
@@ -676,9 +678,9 @@ def _cv_summary(cv) -> list[str]:
     return lines
 
 
-def _most_conserved(table) -> dict | None:
+def most_conserved(table) -> dict | None:
     """The fit's first survivor (best ratio; simpler first among ties), or ``None``."""
-    from formula_search._fit import survivors
+    from formula_search.advanced import survivors
 
     if not {"accepted", "ratio", "formula", "params", "size", "n_params"} <= set(table.columns):
         return None
@@ -743,6 +745,24 @@ def read_meta(run: Path) -> dict:
 # The public entry point
 
 
+def run_claims(meta: dict, law: dict | None, comp) -> list | None:
+    """The paper's claims (:func:`formula_search.paper.check_claims`) checked on a run: ``law`` is its winner
+    (a row of the export's law table, or ``None``), ``comp`` its
+    ``comparators.csv``. ``None`` unless the data are one of the paper's built-in datasets without added
+    noise."""
+    from formula_search.paper import check_claims
+
+    dataset = meta["dataset"]
+    # not for noisy simulations, nor for a file of the user's that happens to share a built-in name
+    if meta.get("noise") or meta.get("dataset_options", {}).get("dataset", dataset) != dataset:
+        return None
+    names = [v["name"] for v in meta["variables"]]
+    rmse = dict(zip(comp["method"], comp["test_rmse"].astype(float)))
+    return check_claims(
+        dataset, law["expr"] if law else None, law["params"] if law else [], names, rmse
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Discovery:
     """A finished run folder: the laws ranked by meta-tailoring, the comparators, the settings.
@@ -763,7 +783,7 @@ class Discovery:
 
     @property
     def laws(self):
-        """The ranking (``ranking.csv``, columns :data:`meta_tailor.RANK_COLUMNS`), best first."""
+        """The ranking (``ranking.csv``, columns :data:`meta_tailor.advanced.RANK_COLUMNS`), best first."""
         from formula_search.io import read_table
 
         table = read_table(self.folder / "ranking.csv")
@@ -779,7 +799,7 @@ class Discovery:
 
     def _law(self, i: int):
         import dsl
-        from meta_tailor._rank import parse_params
+        from formula_search.io import parse_params
 
         laws = self.laws.dropna(subset=["rank"])
         if not 0 <= i < len(laws):

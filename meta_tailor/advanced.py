@@ -1,0 +1,112 @@
+"""Everything of the learning layer, for research scripts and benchmarks: the tailoring loops, their
+losses and rules, rollouts, metrics, cross-validation and the ranking internals.
+
+The names most users need are in :mod:`meta_tailor` itself; these may change between versions.
+"""
+
+from meta_tailor._config import (
+    OUTER_WARMUP,
+    MLPConfig,
+    RankConfig,
+    TailorConfig,
+    default_inner_lrs,
+    paper_configs,
+    resolve_device,
+)
+from meta_tailor._cv import CV_COLUMNS, CVResult, choose_by_cv, cross_validate, cv_fold, cv_folds
+from meta_tailor._hnn import HNN
+from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
+from meta_tailor._mlp import load_adam_state, load_mlp, make_mlp, save_mlp, train_mlp
+from meta_tailor._rank import (
+    COMPARATOR_COLUMNS,
+    CURVE_COLUMNS,
+    RANK_COLUMNS,
+    SCREEN_COLUMNS,
+    ComparatorResult,
+    Predictor,
+    RankResult,
+    comparators,
+    dsl_compiler,
+    evaluate_field,
+    pretrain,
+    rank,
+    segment_trajectories,
+    tailored_model,
+)
+from meta_tailor._rank import _prepare as prepare_ranking
+from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_trajectories
+from meta_tailor._tailor import (
+    MetaTailorResult,
+    euler_states,
+    meta_tailor,
+    meta_tailor_many,
+    noether_loss,
+    rule_grads,
+    sequence_noether_loss,
+    tailor_trajectories,
+    tailored_field,
+    tailored_predict,
+    tailored_predict_func,
+    trajectory_predictor,
+    trajectory_rollout,
+)
+from meta_tailor._tailor import _mlp_sequence_grads as mlp_sequence_grads
+from meta_tailor._tailor import _polyak_scale as polyak_scale
+
+__all__ = [
+    "choose_by_cv",
+    "COMPARATOR_COLUMNS",
+    "ComparatorResult",
+    "comparators",
+    "cross_validate",
+    "CURVE_COLUMNS",
+    "CV_COLUMNS",
+    "cv_fold",
+    "cv_folds",
+    "CVResult",
+    "default_inner_lrs",
+    "dsl_compiler",
+    "euler_states",
+    "evaluate_field",
+    "HNN",
+    "horizon_errors",
+    "load_adam_state",
+    "load_mlp",
+    "make_mlp",
+    "meta_tailor",
+    "meta_tailor_many",
+    "MetaTailorResult",
+    "mlp_sequence_grads",
+    "MLPConfig",
+    "noether_loss",
+    "OUTER_WARMUP",
+    "paper_configs",
+    "polyak_scale",
+    "predict_trajectories",
+    "Predictor",
+    "prepare_ranking",
+    "pretrain",
+    "rank",
+    "RANK_COLUMNS",
+    "RankConfig",
+    "RankResult",
+    "resolve_device",
+    "rk4_rollout",
+    "rollout_mse",
+    "rollout_rmse",
+    "rollout_trajectories",
+    "rule_grads",
+    "save_mlp",
+    "SCREEN_COLUMNS",
+    "segment_trajectories",
+    "sequence_noether_loss",
+    "tailor_trajectories",
+    "TailorConfig",
+    "tailored_field",
+    "tailored_model",
+    "tailored_predict",
+    "tailored_predict_func",
+    "train_mlp",
+    "trajectory_predictor",
+    "trajectory_rollout",
+]
