@@ -1,7 +1,7 @@
 """The formula language: expression trees with physical units.
 
 Vocabulary (from the paper): ``Input`` (a dataset variable with a unit), ``Param`` (a trainable scalar whose
-unit is inferred), and the operators of :data:`PRIMITIVES`: ``+ - * / sin cos square``. ``Const`` numbers
+unit is inferred), and the operators of :data:`PRIMITIVES`: ``+ - * / sin cos square`` (enumerated by default) and ``sqrt``. ``Const`` numbers
 exist only to write reference Hamiltonians.
 
 Examples:
@@ -39,11 +39,21 @@ from dsl._expr import (
     walk,
 )
 from dsl._parse import ParseError, parse
-from dsl._primitives import FREE, PRIMITIVES, Primitive
+from dsl._primitives import (
+    BINARY,
+    DEFAULT_OPERATORS,
+    FREE,
+    PRIMITIVES,
+    UNARY,
+    Primitive,
+    check_operators,
+)
 from dsl._printing import to_display, to_latex, to_sympy, to_text
 
 __all__ = [
     "BASE_DIMENSIONS",
+    "BINARY",
+    "DEFAULT_OPERATORS",
     "DIMENSIONLESS",
     "FREE",
     "PRIMITIVES",
@@ -57,9 +67,11 @@ __all__ = [
     "Param",
     "ParseError",
     "Primitive",
+    "UNARY",
     "UnitError",
     "Variable",
     "add",
+    "check_operators",
     "compile_torch",
     "cos",
     "dimension",

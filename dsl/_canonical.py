@@ -30,6 +30,8 @@ import enum
 import math
 from fractions import Fraction
 
+from dsl._primitives import PRIMITIVES
+
 #: The coefficient "some constant to be fitted".
 P = "P"
 _ONE = Fraction(1)
@@ -159,7 +161,8 @@ class CanonicalForms:
         """
         if self.UNDEFINED in sids:
             return self.UNDEFINED
-        return self._ops[op](*sids)
+        rule = self._ops.get(op)
+        return rule(*sids) if rule is not None else self._function(op, *sids)
 
     def _add(self, a: int, b: int) -> int:
         terms = dict(self._sums[a])
@@ -234,6 +237,13 @@ class CanonicalForms:
             coef = -_ONE if name == "sin" else _ONE
         return self._sum({((self._atom((name, a)), 1),): coef})
 
+    def _function(self, name: str, a: int) -> int:
+        """An operator of the table without algebraic rules of its own (``sqrt``): an opaque function of
+        its argument's canonical form (of a constant, a constant)."""
+        if all(m == () for m, _ in self._sums[a]):
+            return self.param()
+        return self._sum({((self._atom((name, a)), 1),): _ONE})
+
     def _sin(self, a: int) -> int:
         return self._trig("sin", a)
 
@@ -271,6 +281,10 @@ class CanonicalForms:
             if len(m) == 1 and m[0][1] in (1, -1):
                 atom = self._atoms[m[0][0]]
                 if atom[0] == "sum":  # c*(A + B) and 1/(A + B) conserve what A + B does
+                    return self.conservation_key(atom[1])
+                if (
+                    atom[0] in PRIMITIVES and PRIMITIVES[atom[0]].power is not None
+                ):  # sqrt(g) ~ g, as g^2 ~ g
                     return self.conservation_key(atom[1])
             inverse = tuple((a, -e) for a, e in m)  # 1/g ~ g
             return ("term", min(m, inverse))

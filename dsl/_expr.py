@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from dsl._dims import DIMENSIONLESS, Dim, UnitError
 from dsl._primitives import FREE, FUNCTION_BY_SYMBOL, PRIMITIVES, _Invalid
@@ -43,7 +44,7 @@ def check_variable_name(name: str) -> None:
             f"variable name {name!r} cannot be used: c, c0, c_0, c_1, ... name the formulas' parameters; "
             f"rename the column (e.g. --names) to something else, such as {name.replace('c', 'conc', 1)!r}"
         )
-    if name in FUNCTION_BY_SYMBOL or name == "square":
+    if name in FUNCTION_BY_SYMBOL or name in PRIMITIVES:
         raise UnitError(
             f"variable name {name!r} cannot be used: it is a function of the formula language; "
             f"rename the column (e.g. --names), e.g. to {name + '_'!r}"
@@ -220,7 +221,7 @@ def _dim_of(expr: Expr, table: Mapping[str, tuple]):
     prim = PRIMITIVES[expr.name]
     operands = [_dim_of(a, table) for a in expr.args]
     try:
-        if prim.style == "function":
+        if prim.dimensionless_function:
             return prim.dim_rule(operands[0], DIMENSIONLESS.exps)
         return prim.dim_rule(*operands)
     except _Invalid:
@@ -279,11 +280,11 @@ def param_units(expr: Expr, dims: Mapping[str, Dim] | Sequence[Variable]) -> lis
             return
         prim = PRIMITIVES[node.name]
         kids = [_dim_of(a, table) for a in node.args]
-        if prim.style == "function":
+        if prim.dimensionless_function:
             pin(node.args[0], DIMENSIONLESS.exps)
-        elif node.name == "square":
-            half = None if target is None else tuple(x / 2 for x in target)
-            pin(node.args[0], half)
+        elif prim.power is not None:  # x^k has dimension k*[x]: the argument needs target / k
+            root = None if target is None else tuple(Fraction(x) / prim.power for x in target)
+            pin(node.args[0], root)
         elif node.name in ("add", "sub"):
             known = next((k for k in kids if k is not FREE), None)
             t = known if known is not None else target

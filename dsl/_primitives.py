@@ -6,8 +6,10 @@ reads in sympy. Everything else (parsing, printing, unit checking, compiling, en
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import sympy
@@ -50,8 +52,43 @@ def _dimensionless_arg(a: DimT, zero: tuple) -> DimT:
     raise _Invalid
 
 
-def _double(a: DimT) -> DimT:
-    return FREE if a is FREE else tuple(2 * x for x in a)
+def _power(k: Fraction) -> Callable[[DimT], DimT]:
+    """The dimension rule of ``x^k``: exponents times ``k`` (kept integers where they are)."""
+
+    def rule(a: DimT) -> DimT:
+        if a is FREE:
+            return FREE
+        return tuple(_int_if_whole(Fraction(x) * k) for x in a)
+
+    return rule
+
+
+def _int_if_whole(x: Fraction) -> int | Fraction:
+    return int(x) if x.denominator == 1 else x
+
+
+def _sqrt_or_nan(a: float) -> float:
+    return math.sqrt(a) if a >= 0 else math.nan
+
+
+def _safe_div(a: float, b: float) -> float:
+    return a / b if b != 0 else math.nan
+
+
+def _asin(t: float) -> float | None:
+    return math.asin(t) if abs(t) <= 1 else None
+
+
+def _acos(t: float) -> float | None:
+    return math.acos(t) if abs(t) <= 1 else None
+
+
+def _sqrt_or_none(t: float) -> float | None:
+    return math.sqrt(t) if t >= 0 else None
+
+
+def _square_or_none(t: float) -> float | None:
+    return t * t if t >= 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +106,14 @@ class Primitive:
             of dimensionless functions receive the dimensionless tuple as a second argument.
         torch_fn: evaluates the operator on tensors.
         sympy_fn: builds the sympy expression.
+        float_fn: evaluates the operator on Python floats (``nan`` outside its domain).
+        power: for a unary operator that raises to a power (``square`` 2, ``sqrt`` 1/2), the power: its
+            argument may have any unit and the units follow. ``None`` for a function of a dimensionless
+            argument (``sin``) and for binary operators.
+        value_slope: unary only: ``u -> (f(u), f'(u))`` on tensors (the fitter's forward-mode gradient).
+        inverse: unary only: ``t -> u`` with ``f(u) = t`` on floats, or ``None`` where ``t`` is out of reach.
+        default: enumerated unless the operators are chosen explicitly (``sqrt`` is opt-in, so that the
+            paper's language and counts stay the default).
     """
 
     name: str
@@ -80,24 +125,49 @@ class Primitive:
     dim_rule: Callable[..., DimT]
     torch_fn: Callable[..., Any]
     sympy_fn: Callable[..., Any]
+    float_fn: Callable[..., float]
+    power: Fraction | None = None
+    value_slope: Callable[[Any], tuple[Any, Any]] | None = None
+    inverse: Callable[[float], float | None] | None = None
+    default: bool = True
+
+    @property
+    def dimensionless_function(self) -> bool:
+        """A unary function whose argument and value are dimensionless (``sin``, ``cos``)."""
+        return self.arity == 1 and self.power is None
 
 
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p
     for p in (
-        Primitive("add", 2, "+", "infix", 1, True, _same, lambda a, b: a + b, lambda a, b: a + b),
-        Primitive("sub", 2, "-", "infix", 1, False, _same, lambda a, b: a - b, lambda a, b: a - b),
-        Primitive("mul", 2, "*", "infix", 2, True, _times, lambda a, b: a * b, lambda a, b: a * b),
-        Primitive("div", 2, "/", "infix", 2, False, _over, lambda a, b: a / b, lambda a, b: a / b),
+        Primitive("add", 2, "+", "infix", 1, True, _same, lambda a, b: a + b, lambda a, b: a + b,
+                  float_fn=lambda a, b: a + b),
+        Primitive("sub", 2, "-", "infix", 1, False, _same, lambda a, b: a - b, lambda a, b: a - b,
+                  float_fn=lambda a, b: a - b),
+        Primitive("mul", 2, "*", "infix", 2, True, _times, lambda a, b: a * b, lambda a, b: a * b,
+                  float_fn=lambda a, b: a * b),
+        Primitive("div", 2, "/", "infix", 2, False, _over, lambda a, b: a / b, lambda a, b: a / b,
+                  float_fn=_safe_div),
+        Primitive(
+            "square", 1, "^2", "postfix", 3, False, _power(Fraction(2)),
+            lambda a: a * a, lambda a: a**2, float_fn=lambda a: a * a, power=Fraction(2),
+            value_slope=lambda u: (u * u, 2 * u), inverse=_sqrt_or_none,
+        ),
         Primitive(
             "sin", 1, "sin", "function", 9, False, _dimensionless_arg,
-            lambda a: a.sin(), sympy.sin,
+            lambda a: a.sin(), sympy.sin, float_fn=math.sin,
+            value_slope=lambda u: (u.sin(), u.cos()), inverse=_asin,
         ),
         Primitive(
             "cos", 1, "cos", "function", 9, False, _dimensionless_arg,
-            lambda a: a.cos(), sympy.cos,
+            lambda a: a.cos(), sympy.cos, float_fn=math.cos,
+            value_slope=lambda u: (u.cos(), -u.sin()), inverse=_acos,
         ),
-        Primitive("square", 1, "^2", "postfix", 3, False, _double, lambda a: a * a, lambda a: a**2),
+        Primitive(
+            "sqrt", 1, "sqrt", "function", 9, False, _power(Fraction(1, 2)),
+            lambda a: a.sqrt(), sympy.sqrt, float_fn=_sqrt_or_nan, power=Fraction(1, 2),
+            value_slope=lambda u: (u.sqrt(), 0.5 / u.sqrt()), inverse=_square_or_none, default=False,
+        ),
     )
 }  # fmt: skip
 
@@ -107,3 +177,22 @@ INFIX_BY_SYMBOL: dict[str, Primitive] = {
 FUNCTION_BY_SYMBOL: dict[str, Primitive] = {
     p.symbol: p for p in PRIMITIVES.values() if p.style == "function"
 }
+
+#: Unary and binary operators, in table order (the enumeration's order, the fitter's operator codes).
+UNARY: tuple[str, ...] = tuple(p.name for p in PRIMITIVES.values() if p.arity == 1)
+BINARY: tuple[str, ...] = tuple(p.name for p in PRIMITIVES.values() if p.arity == 2)
+#: The operators enumerated unless chosen explicitly: the paper's ``+ - * / sin cos square``.
+DEFAULT_OPERATORS: tuple[str, ...] = tuple(p.name for p in PRIMITIVES.values() if p.default)
+
+
+def check_operators(names) -> tuple[str, ...]:
+    """The operator names, checked against the table, in table order (always with ``+ - * /``)."""
+    from dsl.errors import InputError
+
+    names = set(names)
+    unknown = sorted(names - set(PRIMITIVES))
+    if unknown:
+        raise InputError(
+            f"unknown operator(s) {', '.join(unknown)}; the language has {', '.join(PRIMITIVES)}"
+        )
+    return tuple(n for n in PRIMITIVES if n in names or PRIMITIVES[n].arity == 2)

@@ -101,6 +101,7 @@ def search(
     *,
     depth: int = 7,
     dedup: str = "conservation",
+    operators: Sequence[str] | None = None,
     formulas: Sequence[str] | None = None,
     measure: str = "derivative",
     ratio: float = 0.01,
@@ -119,6 +120,8 @@ def search(
             :meth:`formula_search.Dataset.from_arrays`) or the name or path of one.
         depth: largest formula size in tokens (``p^2 - c*cos(q)`` has 7).
         dedup: duplicate removal of the enumeration: ``commutative``, ``algebraic`` or ``conservation``.
+        operators: the operators to build with (default the paper's ``+ - * / sin cos square``; e.g.
+            ``[*dsl.DEFAULT_OPERATORS, "sqrt"]`` adds square roots).
         formulas: fit these formula texts (a list, one text, or a table with a ``formula`` column)
             instead of enumerating.
         measure: ``"derivative"`` (works on one recording) or ``"paper"`` (the Noether paper's).
@@ -155,8 +158,10 @@ def search(
     if formulas is None:
         if depth < 1:
             raise InputError(f"depth must be >= 1, got {depth}")
-        check_search_size(data.variables, max_size=depth, dedup=dedup)
-        formulas = enumeration_table(data.variables, max_size=depth, dedup=dedup)
+        check_search_size(data.variables, max_size=depth, dedup=dedup, operators=operators)
+        formulas = enumeration_table(
+            data.variables, max_size=depth, dedup=dedup, operators=operators
+        )
     elif isinstance(formulas, str):
         formulas = [formulas]
     elif not isinstance(formulas, pd.DataFrame):

@@ -37,11 +37,9 @@ from formula_search.errors import InputError
 #: Columns of the enumeration table, in order.
 COLUMNS = ("formula", "size", "dimension", "n_params", "param_units")
 
-_UNARY = ("square", "sin", "cos")
-_BINARY = ("add", "sub", "mul", "div")
+_ADDITIVE = ("add", "sub")
 _FREE = -1  # dimension id of a subformula whose dimension a parameter leaves free
 _ATOM = 10  # precedence of leaves and function calls
-_SQUARE_PREC = PRIMITIVES["square"].precedence
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +104,8 @@ class _Dims:
         return out
 
     def combine(self, op: str, x: int, y: int = 0) -> int:
-        """``mul``/``div`` of ids x, y; ``square``/``half``/``inv`` of x; _FREE in gives _FREE out."""
+        """``mul``/``div`` of ids x, y; ``inv`` of x; ``("pow", k)`` raises x to the power k (a Fraction);
+        _FREE in gives _FREE out."""
         if x == _FREE or y == _FREE:
             return _FREE
         key = (op, x, y)
@@ -117,10 +116,8 @@ class _Dims:
                 e = tuple(u + v for u, v in zip(a, b))
             elif op == "div":
                 e = tuple(u - v for u, v in zip(a, b))
-            elif op == "square":
-                e = tuple(2 * u for u in a)
-            elif op == "half":
-                e = tuple(Fraction(u) / 2 for u in a)
+            elif isinstance(op, tuple):  # ("pow", k)
+                e = tuple(_whole(Fraction(u) * op[1]) for u in a)
             else:  # inv
                 e = tuple(-u for u in a)
             out = self._memo[key] = self.intern(e)
@@ -133,15 +130,26 @@ class Enumerator:
     Args:
         variables: the dataset's variables (names and units).
         dedup: deduplication level.
+        operators: the operators of :data:`dsl.PRIMITIVES` to build with (``+ - * /`` always); default the
+            paper's ``+ - * / sin cos square`` (:data:`dsl.DEFAULT_OPERATORS`), e.g. ``(*DEFAULT_OPERATORS,
+            "sqrt")`` to add square roots.
     """
 
     def __init__(
-        self, variables: Sequence[dsl.Variable], *, dedup: DedupLevel | str = "commutative"
+        self,
+        variables: Sequence[dsl.Variable],
+        *,
+        dedup: DedupLevel | str = "commutative",
+        operators: Sequence[str] | None = None,
     ) -> None:
         if not variables:
             raise InputError("no variables to build formulas from")
         self.variables = tuple(variables)
         self.dedup = DedupLevel.parse(dedup)
+        ops = dsl.check_operators(dsl.DEFAULT_OPERATORS if operators is None else operators)
+        self.operators = ops
+        self._binary = tuple(op for op in ops if PRIMITIVES[op].arity == 2)
+        self._unary = tuple(PRIMITIVES[op] for op in ops if PRIMITIVES[op].arity == 1)
         self._forms = CanonicalForms()
         self._dims = _Dims()
 
@@ -248,9 +256,9 @@ class Enumerator:
         dims = self._dims
         zero = dims.zero
         combine = dims.combine
-        for op in _BINARY:
+        for op in self._binary:
             commutative = PRIMITIVES[op].commutative
-            additive = op in ("add", "sub")
+            additive = op in _ADDITIVE
             for i in range(1, n - 1):
                 j = n - 1 - i
                 if commutative and i > j:
@@ -285,24 +293,25 @@ class Enumerator:
                         da = a.dim
                         for b in right[li:] if ordered else right:
                             yield op, a, b, combine(op, da, b.dim)
-        for op in _UNARY:
-            if op == "square":
+        for prim in self._unary:
+            if prim.power is not None:  # any unit in, the unit to that power out
+                power = ("pow", prim.power)
                 for a in store[n - 1]:
-                    yield op, a, None, combine("square", a.dim)
-            else:
+                    yield prim.name, a, None, combine(power, a.dim)
+            else:  # a dimensionless function
                 for a in store[n - 1]:
                     if a.dim == _FREE or a.dim == zero:
-                        yield op, a, None, zero
+                        yield prim.name, a, None, zero
 
     @staticmethod
     def _text(op: str, a: _Rec, b: _Rec | None) -> tuple[str, int, int]:
         """Text, precedence and parameter count of ``op`` applied to ``a`` (and ``b``)."""
-        if b is None:
-            if op == "square":
-                at = f"({a.text})" if a.prec <= _SQUARE_PREC else a.text
-                return at + "^2", _SQUARE_PREC, a.np
-            return f"{op}({a.text})", _ATOM, a.np
         prim = PRIMITIVES[op]
+        if b is None:
+            if prim.style == "postfix":
+                at = f"({a.text})" if a.prec <= prim.precedence else a.text
+                return at + prim.symbol, prim.precedence, a.np
+            return f"{prim.symbol}({a.text})", _ATOM, a.np
         p = prim.precedence
         lt = f"({a.text})" if a.prec < p else a.text
         rt = (
@@ -338,10 +347,11 @@ class Enumerator:
         if op is None:  # the parameter leaf
             return dims.text(dims.zero if target == _FREE else target)
         units = self._units
-        if op == "sin" or op == "cos":
+        prim = PRIMITIVES[op]
+        if prim.dimensionless_function:
             return units(a, dims.zero)
-        if op == "square":
-            return units(a, dims.combine("half", target))
+        if prim.power is not None:  # x^k must have the target's unit: x has target^(1/k)
+            return units(a, dims.combine(("pow", 1 / prim.power), target))
         if op == "add" or op == "sub":
             t = a.dim if a.dim != _FREE else (b.dim if b.dim != _FREE else target)
             if t == _FREE:  # both sides free and unconstrained: they must still agree
@@ -365,6 +375,10 @@ class Enumerator:
         return _join(units(a, dims.zero), units(b, want))
 
 
+def _whole(x: Fraction) -> int | Fraction:
+    return int(x) if x.denominator == 1 else x
+
+
 def _join(x: str, y: str) -> str:
     if not x:
         return y
@@ -379,6 +393,7 @@ def enumerate_formulas(
     max_size: int,
     dedup: DedupLevel | str = "commutative",
     on_size: Callable[[int, int], None] | None = None,
+    operators: Sequence[str] | None = None,
 ) -> Iterator[Formula]:
     """Yield every unit-valid formula over ``variables`` with at most ``max_size`` tokens.
 
@@ -387,15 +402,21 @@ def enumerate_formulas(
         max_size: largest size in tokens (the command line's ``--depth``).
         dedup: ``"commutative"`` (the paper's level), ``"algebraic"`` or ``"conservation"``.
         on_size: progress callback ``on_size(size, count)``.
+        operators: operators to build with (default :data:`dsl.DEFAULT_OPERATORS`; see :class:`Enumerator`).
 
     Yields:
         :class:`Formula` rows, smallest size first, in a deterministic order.
     """
-    yield from Enumerator(variables, dedup=dedup).formulas(max_size, on_size=on_size)
+    enumerator = Enumerator(variables, dedup=dedup, operators=operators)
+    yield from enumerator.formulas(max_size, on_size=on_size)
 
 
 def enumeration_table(
-    variables: Sequence[dsl.Variable], *, max_size: int, dedup: DedupLevel | str = "commutative"
+    variables: Sequence[dsl.Variable],
+    *,
+    max_size: int,
+    dedup: DedupLevel | str = "commutative",
+    operators: Sequence[str] | None = None,
 ):
     """The enumeration as a pandas DataFrame with columns :data:`COLUMNS`.
 
@@ -404,16 +425,20 @@ def enumeration_table(
     """
     import pandas as pd
 
-    rows = list(Enumerator(variables, dedup=dedup).rows(max_size))
+    rows = list(Enumerator(variables, dedup=dedup, operators=operators).rows(max_size))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def count_formulas(
-    variables: Sequence[dsl.Variable], *, max_size: int, dedup: DedupLevel | str = "commutative"
+    variables: Sequence[dsl.Variable],
+    *,
+    max_size: int,
+    dedup: DedupLevel | str = "commutative",
+    operators: Sequence[str] | None = None,
 ) -> dict[int, int]:
     """Number of formulas of each size (1 to ``max_size``) at a deduplication level."""
     counts: dict[int, int] = {}
-    for _ in Enumerator(variables, dedup=dedup).rows(
+    for _ in Enumerator(variables, dedup=dedup, operators=operators).rows(
         max_size, on_size=lambda n, c: counts.__setitem__(n, c)
     ):
         pass
@@ -425,7 +450,11 @@ EXACT_UP_TO = 7
 
 
 def estimate_count(
-    variables: Sequence[dsl.Variable], *, max_size: int, dedup: DedupLevel | str = "commutative"
+    variables: Sequence[dsl.Variable],
+    *,
+    max_size: int,
+    dedup: DedupLevel | str = "commutative",
+    operators: Sequence[str] | None = None,
 ) -> tuple[float, bool]:
     """Number of formulas up to ``max_size`` before enumerating them: ``(count, exact)``.
 
@@ -434,7 +463,12 @@ def estimate_count(
     of the pendulum: 3.3 million counted, 2.9 million estimated).
     """
     top = min(max_size, EXACT_UP_TO)
-    counts = {n: float(c) for n, c in count_formulas(variables, max_size=top, dedup=dedup).items()}
+    counts = {
+        n: float(c)
+        for n, c in count_formulas(
+            variables, max_size=top, dedup=dedup, operators=operators
+        ).items()
+    }
     if max_size <= EXACT_UP_TO:
         return sum(counts.values()), True
     growth = counts.get(top, 0.0) / max(counts.get(top - 2, 0.0), 1.0)
@@ -465,7 +499,11 @@ def available_memory() -> float:
 
 
 def check_search_size(
-    variables: Sequence[dsl.Variable], *, max_size: int, dedup: DedupLevel | str = "commutative"
+    variables: Sequence[dsl.Variable],
+    *,
+    max_size: int,
+    dedup: DedupLevel | str = "commutative",
+    operators: Sequence[str] | None = None,
 ) -> float:
     """The estimated number of formulas of a search (:func:`estimate_count`), refusing one whose formulas
     would not fit in the memory available.
@@ -473,7 +511,7 @@ def check_search_size(
     Raises:
         InputError: the estimate, its memory and the memory available, in one line.
     """
-    count, exact = estimate_count(variables, max_size=max_size, dedup=dedup)
+    count, exact = estimate_count(variables, max_size=max_size, dedup=dedup, operators=operators)
     need = count * BYTES_PER_FORMULA
     have = available_memory()
     if need > 0.5 * have:

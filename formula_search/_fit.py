@@ -56,7 +56,9 @@ COLUMNS = (
 #: physical variation.
 TRIVIAL = 1e-18
 
-_UNARY = ("square", "sin", "cos")
+#: Operator codes: unary operators in table order (each row brings its value and slope); the binary
+#: operators are the four whose values and tangents are written out below.
+_UNARY = dsl.UNARY
 _BINARY = ("add", "sub", "mul", "div")
 
 
@@ -433,8 +435,8 @@ class _Program:
                 stack.append(_select(t, present, masks, vals))
             elif a == 1:
                 u = stack.pop()
-                fns = {0: lambda v: v * v, 1: t.sin, 2: t.cos}
-                stack.append(_select(t, present, masks, {c: fns[c](u) for c in present}))
+                vals = {c: dsl.PRIMITIVES[_UNARY[c]].torch_fn(u) for c in present}
+                stack.append(_select(t, present, masks, vals))
             else:
                 left = stack.pop()
                 right = stack.pop()
@@ -488,16 +490,9 @@ class _Program:
                 # the tangent is du * f'(u): the derivative is selected per row on values, so the
                 # (variables x points) tangent is multiplied once whatever the operators present
                 u, du = stack.pop()
-                sin = t.sin(u) if 1 in present or 2 in present else None
-                cos = t.cos(u) if 1 in present or 2 in present else None
                 vals, slopes = {}, {}
                 for c in present:
-                    if c == 0:
-                        vals[c], slopes[c] = u * u, 2 * u
-                    elif c == 1:
-                        vals[c], slopes[c] = sin, cos
-                    else:
-                        vals[c], slopes[c] = cos, -sin
+                    vals[c], slopes[c] = dsl.PRIMITIVES[_UNARY[c]].value_slope(u)
                 stack.append(
                     (
                         _select(t, present, masks, vals),

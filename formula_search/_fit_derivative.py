@@ -350,18 +350,7 @@ def _value(node, values: list[float]) -> float:
     if isinstance(node, dsl.Const):
         return float(node.value)
     args = [_value(a, values) for a in node.args]
-    prim = node.name
-    if prim == "add":
-        return args[0] + args[1]
-    if prim == "sub":
-        return args[0] - args[1]
-    if prim == "mul":
-        return args[0] * args[1]
-    if prim == "div":
-        return args[0] / args[1] if args[1] != 0 else math.nan
-    if prim == "square":
-        return args[0] * args[0]
-    return math.sin(args[0]) if prim == "sin" else math.cos(args[0])
+    return dsl.PRIMITIVES[node.name].float_fn(*args)
 
 
 def _solve_block(node, target: float) -> list[float] | None:
@@ -376,12 +365,7 @@ def _solve_block(node, target: float) -> list[float] | None:
         if not isinstance(n, dsl.Op) or k == 0:
             return None
         if len(n.args) == 1:
-            if n.name == "square":
-                inner = math.sqrt(t) if t >= 0 else None
-            elif n.name == "sin":
-                inner = math.asin(t) if abs(t) <= 1 else None
-            else:
-                inner = math.acos(t) if abs(t) <= 1 else None
+            inner = dsl.PRIMITIVES[n.name].inverse(t)
             return None if inner is None else solve(n.args[0], inner)
         a, b = n.args
         first_left = _n_params(a) > 0

@@ -51,6 +51,8 @@ class TermConfig:
         beam: term sets kept per size.
         max_laws: most independent laws reported.
         points: most points the quadratic forms are taken on (evenly spaced).
+        operators: the operators terms are built with (``None``: :data:`dsl.DEFAULT_OPERATORS`; add
+            ``"sqrt"`` for terms such as ``1/sqrt((x1 - x2)^2 + (y1 - y2)^2)``).
     """
 
     term_depth: int = 5
@@ -58,6 +60,7 @@ class TermConfig:
     beam: int = 64
     max_laws: int = 6
     points: int = 4000
+    operators: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("term_depth", "max_terms", "beam", "max_laws", "points"):
@@ -67,16 +70,18 @@ class TermConfig:
             raise InputError("max_terms must be at least 2 (a law of one term is a plain formula)")
 
 
-def terms(variables, term_depth: int) -> list[str]:
+def terms(variables, term_depth: int, operators=None) -> list[str]:
     """Parameter-free, unit-valid formulas with a variable, up to ``term_depth`` tokens, algebraic dedup
     (``x^2`` and ``x`` are different terms, though one is conserved when the other is); a sum or difference
     at the top is left out: the combinations already span it."""
     from formula_search._enumerate import check_search_size, enumerate_formulas
 
-    check_search_size(variables, max_size=term_depth, dedup="algebraic")
+    check_search_size(variables, max_size=term_depth, dedup="algebraic", operators=operators)
     names = [v.name for v in variables]
     out = []
-    for f in enumerate_formulas(variables, max_size=term_depth, dedup="algebraic"):
+    for f in enumerate_formulas(
+        variables, max_size=term_depth, dedup="algebraic", operators=operators
+    ):
         if f.n_params:
             continue
         expr = dsl.parse(f.formula, names)
@@ -183,7 +188,7 @@ def term_search(
     v_null = torch.as_tensor(np.ascontiguousarray(prep.v_null[keep].T))
     scale = torch.as_tensor(prep.scale).view(-1, 1)
     variables = fit_data.variables or tuple(dsl.Variable(nm, "1") for nm in fit_data.var_names)
-    texts = terms(variables, config.term_depth)
+    texts = terms(variables, config.term_depth, config.operators)
     grad = _gradients(texts, fit_data.var_names, x, torch)
     usable = torch.isfinite(grad).flatten(1).all(-1) & (grad.abs().flatten(1).amax(-1) > 0)
     texts = [t for t, ok in zip(texts, usable.tolist()) if ok]

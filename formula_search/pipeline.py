@@ -37,11 +37,13 @@ class SearchConfig:
         dedup: ``commutative`` (the paper's level), ``algebraic`` or ``conservation`` (ours, the default: it
             never drops a law the weaker levels keep, up to an equivalent form, and is several times smaller).
         fit: options of the fitter and variance-ratio filter.
+        operators: the operators to build with (``None``: the paper's, :data:`dsl.DEFAULT_OPERATORS`).
     """
 
     depth: int = 7
     dedup: str = "conservation"
     fit: FitConfig = field(default_factory=FitConfig)
+    operators: tuple[str, ...] | None = None
 
 
 def default_cache_dir() -> Path:
@@ -64,6 +66,8 @@ def search_key(data, config: SearchConfig) -> str:
         k: v for k, v in asdict(resolve_defaults(config.fit, data)).items() if k not in _NOT_IN_KEY
     }
     h.update(repr((config.depth, config.dedup, sorted(fit.items()))).encode())
+    if config.operators is not None:  # default operators keep the keys of earlier tables
+        h.update(repr(sorted(config.operators)).encode())
     return h.hexdigest()[:16]
 
 
@@ -120,10 +124,13 @@ def search(
     )
     if use_cache and path.exists():
         return read_table(path), path
-    check_search_size(data.variables, max_size=config.depth, dedup=config.dedup)
+    ops = config.operators
+    check_search_size(data.variables, max_size=config.depth, dedup=config.dedup, operators=ops)
     formulas = [
         f.formula
-        for f in enumerate_formulas(data.variables, max_size=config.depth, dedup=config.dedup)
+        for f in enumerate_formulas(
+            data.variables, max_size=config.depth, dedup=config.dedup, operators=ops
+        )
     ]
     if on_enumerated is not None:
         on_enumerated(len(formulas))

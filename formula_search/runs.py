@@ -19,6 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import dsl
 from formula_search.errors import InputError
 from formula_search.progress import progress_bar
 
@@ -184,6 +185,7 @@ def search_stage(
     seed: int,
     measure: str = "derivative",
     smoothing: str = "auto",
+    operators: tuple[str, ...] | None = None,
 ):
     """Survivors of the symbolic search (enumerate + fit), reusing a cached search of the same inputs."""
     from rich.console import Console
@@ -194,7 +196,7 @@ def search_stage(
     fit = FitConfig(
         ratio=ratio, jobs=jobs, device=device, seed=seed, measure=measure, smoothing=smoothing
     )
-    config = SearchConfig(depth=depth, dedup=dedup, fit=fit)
+    config = SearchConfig(depth=depth, dedup=dedup, fit=fit, operators=operators)
     console = Console(stderr=True)
     with progress_bar() as bar:
         task = bar.add_task(f"enumerate depth {depth} ({dedup})", total=None)
@@ -255,6 +257,7 @@ def execute(
     law_from: str | None = None,
     measure: str = "derivative",
     smoothing: str = "auto",
+    operators: tuple[str, ...] | None = None,
 ) -> tuple[Path, dict]:
     """The rank stage (and, with ``comparators``, the evaluation of every method) into the run folder
     ``run`` (default ``runs/DATASET``), written as a whole or not at all. ``data``: the dataset, when it is
@@ -291,6 +294,7 @@ def execute(
                 seed=int(options.get("seed") or 0),
                 measure=measure,
                 smoothing=smoothing,
+                operators=operators,
             )
         timings["search_s"] = time.perf_counter() - t0
         timings["pretrain_s"], _ = pretrain_stage(
@@ -403,6 +407,7 @@ def execute(
             "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
             "depth": depth,
             "dedup": dedup,
+            "operators": list(operators) if operators is not None else None,
             "device": device,
             "tailor_mode": cfg.tailor.mode,
             "inner_rule": cfg.tailor.inner_rule,
@@ -798,7 +803,6 @@ class Discovery:
         return read_table(path) if path.exists() else None
 
     def _law(self, i: int):
-        import dsl
         from formula_search.io import parse_params
 
         laws = self.laws.dropna(subset=["rank"])
@@ -810,15 +814,11 @@ class Discovery:
 
     def sympy(self, i: int = 0):
         """The ``i``-th ranked law with its meta-tailored constants, as sympy."""
-        import dsl
-
         expr, params = self._law(i)
         return dsl.to_sympy(expr, list(params) or None)
 
     def latex(self, i: int = 0, digits: int = 4) -> str:
         """The ``i``-th ranked law in LaTeX."""
-        import dsl
-
         expr, params = self._law(i)
         return dsl.to_latex(expr, list(params) or None, digits=digits)
 
@@ -862,7 +862,7 @@ def discover(
         comparators, hnn: also train and evaluate the comparators (and HNN among them).
         options: any option of ``fsearch run`` by its Python name (``top_k``, ``epochs``,
             ``pretrain_steps``, ``inner_rule``, ``outer_lr`` (a tuple), ``law_choice``, ``model_seed``,
-            ``survivors``, ...), and the dataset options of ``load_dataset`` (``noise``, ``columns``, ...).
+            ``survivors``, ``operators``, ...), and the dataset options of ``load_dataset`` (``noise``, ``columns``, ...).
 
     Returns:
         The :class:`Discovery` of the run folder.
@@ -879,6 +879,8 @@ def discover(
     stage = {k: v for k, v in options.items() if k in stage_keys}
     if "outer_lr" in stage:
         stage["outer_lr"] = tuple(stage["outer_lr"])
+    if stage.get("operators") is not None:
+        stage["operators"] = dsl.check_operators(stage["operators"])
     dataset_opts = {k: v for k, v in options.items() if k in DATASET_OPTIONS}
     if isinstance(data, Dataset):
         if dataset_opts:

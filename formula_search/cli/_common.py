@@ -23,6 +23,32 @@ def dedup_option(
     )
 
 
+def parse_operators(text: str | None) -> tuple[str, ...] | None:
+    """``--operators default,sqrt`` -> the operator names (``default``: the paper's); ``None`` unset."""
+    import dsl
+
+    if text is None:
+        return None
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",")):
+        if name == "default":
+            names += dsl.DEFAULT_OPERATORS
+        elif name:
+            names.append(name)
+    return dsl.check_operators(names)
+
+
+#: ``--operators``: the operators formulas are built with (rows of dsl.PRIMITIVES).
+OPERATORS = click.option(
+    "--operators",
+    default=None,
+    metavar="LIST",
+    help="Operators to build formulas with, separated by commas: add, sub, mul, div (always), square, "
+    "sin, cos, sqrt; 'default' is the paper's + - * / sin cos square [default: default]. "
+    "E.g. default,sqrt.",
+)
+
+
 #: ``--measure``: the conservation measure of the fit (see formula_search._measure and docs/fitting.md).
 MEASURE = click.option(
     "--measure",

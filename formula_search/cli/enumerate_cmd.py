@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+import dsl
+from formula_search.cli._common import OPERATORS, parse_operators
+
 #: Used when the data package cannot be imported (the paper's units for its two ideal systems).
 _FALLBACK_VARIABLES = {"ideal_pendulum": "q:rad,p:kg*m^2/s", "ideal_spring": "q:m,p:kg*m/s"}
 _LEVELS = ("commutative", "algebraic", "conservation")
@@ -119,6 +122,7 @@ def _writer(path: Path, fmt: str):
     "associativity, x-x, x/x, constant subtrees as one parameter) or conservation (also g ~ c*g ~ g+c "
     "~ -g ~ 1/g: formulas that conserve the same quantity).",
 )
+@OPERATORS
 @click.option(
     "--out",
     default=None,
@@ -135,6 +139,7 @@ def enumerate_cmd(
     variables: str | None,
     depth: str,
     dedup: str,
+    operators: str | None,
     out: str | None,
     all_levels: bool | None,
 ) -> None:
@@ -155,10 +160,12 @@ def enumerate_cmd(
 
     max_size = _parse_depth(depth)
     level = DedupLevel.parse(dedup)
+    ops = parse_operators(operators)
     name, vars_, note = _resolve_variables(dataset, variables)
     level_name = level.name.lower()
     if out is None:
-        out = f"fsearch-out/enumerate-{name}-d{max_size}-{level_name}.parquet"
+        extra = "" if ops is None or ops == dsl.DEFAULT_OPERATORS else "-" + "-".join(ops[4:])
+        out = f"fsearch-out/enumerate-{name}-d{max_size}-{level_name}{extra}.parquet"
     fmt = check_table_suffix(out)
     console = Console()
     if note:
@@ -199,7 +206,9 @@ def enumerate_cmd(
                     )
 
                 batch: list[tuple] = []
-                for row in Enumerator(vars_, dedup=level).rows(max_size, on_size=on_size):
+                for row in Enumerator(vars_, dedup=level, operators=ops).rows(
+                    max_size, on_size=on_size
+                ):
                     batch.append(row)
                     if len(batch) >= _BATCH:
                         write(batch)
@@ -219,7 +228,9 @@ def enumerate_cmd(
     if all_levels:
         for other in _LEVELS:
             if other != level_name:
-                by_level[other] = count_formulas(vars_, max_size=max_size, dedup=other)
+                by_level[other] = count_formulas(
+                    vars_, max_size=max_size, dedup=other, operators=ops
+                )
     table = Table(title=f"formulas by size ({name}, depth {max_size})")
     table.add_column("size", justify="right")
     ordered = [lv for lv in _LEVELS if lv in by_level]

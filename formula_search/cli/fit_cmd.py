@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option, progress_bar
+from formula_search.cli._common import (
+    MEASURE,
+    OPERATORS,
+    SMOOTHING,
+    dedup_option,
+    parse_operators,
+    progress_bar,
+)
 from formula_search.cli._data_options import dataset_options
 
 
@@ -21,6 +28,7 @@ from formula_search.cli._data_options import dataset_options
 )
 @click.option("--depth", type=int, default=7, show_default=True, help="Largest formula size.")
 @dedup_option("Deduplication level when enumerating here (commutative is the paper's).")
+@OPERATORS
 @click.option(
     "--out",
     "out_dir",
@@ -121,6 +129,7 @@ def fit_cmd(**kwargs) -> None:
     from formula_search.io import read_table, write_table
 
     seed = kwargs["seed"]
+    operators = parse_operators(kwargs["operators"])
     dataset = dataset_from_options(**pop_dataset_options(kwargs))
     window = kwargs["window"] if kwargs["window"] is not None else dataset.default_window
     config = FitConfig(
@@ -145,7 +154,7 @@ def fit_cmd(**kwargs) -> None:
         _explain(kwargs["explain"], FitData.from_dataset(dataset, kwargs["split"]), config)
         return
     if kwargs["max_terms"] is not None:
-        _term_search(dataset, config, kwargs, console)
+        _term_search(dataset, config, kwargs, console, operators)
         return
     if kwargs["formulas_path"]:
         formulas = read_table(kwargs["formulas_path"])
@@ -157,7 +166,7 @@ def fit_cmd(**kwargs) -> None:
         if kwargs["depth"] < 1:
             raise InputError(f"--depth must be >= 1, got {kwargs['depth']}")
         estimate = check_search_size(
-            dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"]
+            dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"], operators=operators
         )
         if estimate > 1e6:
             per_s = 2000 * max(1, config.jobs)
@@ -167,7 +176,10 @@ def fit_cmd(**kwargs) -> None:
             )
         with console.status(f"enumerating formulas up to size {kwargs['depth']}..."):
             formulas = enumeration_table(
-                dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"]
+                dataset.variables,
+                max_size=kwargs["depth"],
+                dedup=kwargs["dedup"],
+                operators=operators,
             )
     data = FitData.from_dataset(dataset, kwargs["split"])
     out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
@@ -235,7 +247,7 @@ def _explain(texts, data, config) -> None:
         raise InputError(f"--explain: cannot read {', '.join(map(repr, bad['formula']))}")
 
 
-def _term_search(dataset, config, kwargs, console) -> None:
+def _term_search(dataset, config, kwargs, console, operators) -> None:
     """``fsearch fit --terms K``: sparse sums of terms (formula_search._terms), same output files."""
     from rich.table import Table
 
@@ -246,7 +258,10 @@ def _term_search(dataset, config, kwargs, console) -> None:
     if kwargs["formulas_path"]:
         raise InputError("--terms searches its own terms: give --formulas or --terms, not both")
     tcfg = TermConfig(
-        term_depth=kwargs["term_depth"], max_terms=kwargs["max_terms"], beam=kwargs["beam"]
+        term_depth=kwargs["term_depth"],
+        max_terms=kwargs["max_terms"],
+        beam=kwargs["beam"],
+        operators=operators,
     )
     with console.status("term search...") as status:
         table = term_search(

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import click
 
-from formula_search.cli._common import MEASURE, SMOOTHING, dedup_option
+from formula_search.cli._common import MEASURE, OPERATORS, SMOOTHING, dedup_option, parse_operators
 from formula_search.cli.export_cmd import (
     METHOD_NAMES,
     export_cmd,
@@ -120,6 +120,7 @@ def _stage_options(f):
             help="Largest formula size in tokens (tree nodes) for the search.",
         ),
         dedup_option(),
+        OPERATORS,
         click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
         ),
@@ -286,6 +287,7 @@ def rank_cmd(**kwargs):
     from formula_search.data import pop_dataset_options
 
     options = pop_dataset_options(kwargs)
+    kwargs["operators"] = parse_operators(kwargs["operators"])
     out, meta = _execute(options, **kwargs)
     winner = meta["winner"]
     if winner:
@@ -397,6 +399,7 @@ def run_cmd(**kwargs):
     from formula_search.data import pop_dataset_options
 
     options = pop_dataset_options(kwargs)
+    kwargs["operators"] = parse_operators(kwargs["operators"])
     console = Console()
     t0 = time.perf_counter()
     out, meta = _execute(options, comparators=True, **kwargs)
