@@ -12,11 +12,12 @@ The scientific-data part (this package, except :mod:`meta_tailor.video`), in the
 The tailoring loops, losses, rules, metrics and ranking internals are in :mod:`meta_tailor.advanced`.
 """
 
+from meta_tailor._comparators import ComparatorResult, comparators
 from meta_tailor._config import MLPConfig, RankConfig, TailorConfig
 from meta_tailor._cv import cross_validate
 from meta_tailor._hnn import HNN
 from meta_tailor._mlp import load_mlp, make_mlp, save_mlp, train_mlp
-from meta_tailor._rank import ComparatorResult, RankResult, comparators, pretrain, rank
+from meta_tailor._rank import RankResult, pretrain, rank
 from meta_tailor._rollout import rk4_rollout
 
 __all__ = [

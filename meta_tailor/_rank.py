@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -29,22 +28,13 @@ from torch import Tensor, nn
 from formula_search.errors import InputError
 from formula_search.io import parse_params
 from meta_tailor._config import MLPConfig, RankConfig, TailorConfig, resolve_device
-from meta_tailor._hnn import HNN
+from meta_tailor._losses import ConservedFn
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
 from meta_tailor._mlp import make_mlp, train_mlp
+from meta_tailor._outer import MetaTailorResult, can_stack, meta_tailor, meta_tailor_many
+from meta_tailor._per_state import tailored_field, tailored_predict
 from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_trajectories
-from meta_tailor._tailor import (
-    ConservedFn,
-    MetaTailorResult,
-    _continued_state,
-    _is_tanh_mlp,
-    meta_tailor,
-    meta_tailor_many,
-    tailored_field,
-    tailored_predict,
-    trajectory_predictor,
-    trajectory_rollout,
-)
+from meta_tailor._trajectory import trajectory_predictor, trajectory_rollout
 
 #: Columns of the table returned by :func:`rank`.
 RANK_COLUMNS = [
@@ -64,16 +54,6 @@ RANK_COLUMNS = [
 SCREEN_COLUMNS = ["formula", "inner_lr", "inner_steps", "screen_loss"]
 #: Columns of the long stage's epoch-by-epoch table (:attr:`RankResult.curves`).
 CURVE_COLUMNS = ["formula", "outer_lr", "epoch", "outer_loss", "score"]
-#: Columns of the comparators table.
-COMPARATOR_COLUMNS = [
-    "method",
-    "description",
-    "inner_lr",
-    "inner_steps",
-    "train_rollout_mse",
-    "test_rmse",
-]
-
 Compiler = Callable[[str], tuple[ConservedFn, int]]
 Progress = Callable[[str, int, int], None]
 
@@ -91,23 +71,36 @@ def dsl_compiler(var_names: Sequence[str]) -> Compiler:
     return compile_
 
 
+@dataclass(frozen=True, slots=True)
+class TrajectorySegment:
+    """A piece of a trajectory cut by :func:`segment_trajectories`.
+
+    Attributes:
+        t: times, shape (T,).
+        x: states, shape (T, n_vars).
+        dxdt: time derivatives of the states, shape (T, n_vars).
+    """
+
+    t: np.ndarray
+    x: np.ndarray
+    dxdt: np.ndarray
+
+
 def segment_trajectories(trajectories: Sequence, segments: int) -> list:
     """Cut each trajectory into ``segments`` equally long consecutive pieces (the remainder is dropped).
 
     The real pendulum's single training recording is cut into 4 pieces, as the paper does (appendix C).
+    With ``segments == 1`` the trajectories themselves are returned, else :class:`TrajectorySegment` objects.
     """
     if segments == 1:
         return list(trajectories)
     out = []
     for tr in trajectories:
         n = len(tr.t) // segments
+        t, x, dxdt = np.asarray(tr.t), np.asarray(tr.x), np.asarray(tr.dxdt)
         for s in range(segments):
             sl = slice(s * n, (s + 1) * n)
-            out.append(
-                SimpleNamespace(
-                    t=np.asarray(tr.t)[sl], x=np.asarray(tr.x)[sl], dxdt=np.asarray(tr.dxdt)[sl]
-                )
-            )
+            out.append(TrajectorySegment(t=t[sl], x=x[sl], dxdt=dxdt[sl]))
     return out
 
 
@@ -293,6 +286,20 @@ def _curve_rows(formula: str, tcfg: TailorConfig, res: MetaTailorResult) -> list
     ]
 
 
+def _runs(top: list[dict], config: RankConfig) -> list[tuple[int, TailorConfig]]:
+    """The long stage's runs: (candidate index, settings) for every candidate of ``top`` and outer rate."""
+    return [
+        (
+            i,
+            replace(
+                config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"], outer_lr=o
+            ),
+        )
+        for i, c in enumerate(top)
+        for o in config.outer_rates
+    ]
+
+
 def _meta_tailor_top(
     model: nn.Module,
     top: list[dict],
@@ -315,68 +322,234 @@ def _meta_tailor_top(
         Per candidate of ``top``, one ``(config, result)`` per outer rate, in the order of ``outer_rates``
         (a candidate's runs share its inner steps, so they land in one group, in the order of ``runs``).
     """
-    epochs = max(config.tailor.epochs, 1)
-    runs = [
-        (
-            i,
-            replace(
-                config.tailor, inner_lr=c["inner_lr"], inner_steps=c["inner_steps"], outer_lr=o
-            ),
-        )
-        for i, c in enumerate(top)
-        for o in config.outer_rates
-    ]
-    total, done = len(runs) * epochs, 0
+    runs = _runs(top, config)
     out: list[list] = [[] for _ in top]
-    if config.tailor.mode == "trajectory" and _is_tanh_mlp(model):
-        n_seq = sum(xs.shape[0] for _, xs, _ in train.groups)
-        n_par = sum(v.numel() for v in model.parameters())
-        size = max(1, STACK_BUDGET // max(1, n_seq * n_par))
-        for steps in sorted({c.inner_steps for _, c in runs}):
-            idx = [r for r, (_, c) in enumerate(runs) if c.inner_steps == steps]
-            for start in range(0, len(idx), size):
-                batch = idx[start : start + size]
-
-                def tick(epoch: int, k: int = len(batch), base: int = done) -> None:
-                    if progress:
-                        progress("meta-tailor", base + (epoch + 1) * k, total)
-
-                results = meta_tailor_many(
-                    model,
-                    [
-                        (top[runs[r][0]]["_g"], top[runs[r][0]]["_theta"], runs[r][1].inner_lr)
-                        for r in batch
-                    ],
-                    dt=dt,
-                    config=runs[batch[0]][1],
-                    trajectories=train.groups,
-                    progress=tick,
-                    outer_lrs=[runs[r][1].outer_lr for r in batch],
-                    outer_state=outer_state,
-                )
-                done += len(batch) * epochs
-                for r, res in zip(batch, results):
-                    out[runs[r][0]].append((runs[r][1], res))
-        if progress:
-            progress("meta-tailor", total, total)
+    kw = dict(dt=dt, train=train, progress=progress, outer_state=outer_state)
+    if can_stack(model, config.tailor):
+        results = _stacked_runs(model, top, runs, epochs=max(config.tailor.epochs, 1), **kw)
     else:
-        for k, (i, tcfg) in enumerate(runs):
-            c = top[i]
-            res = meta_tailor(
+        results = _single_runs(model, top, runs, epochs=max(config.tailor.epochs, 1), **kw)
+    for r, res in results:
+        out[runs[r][0]].append((runs[r][1], res))
+    return out
+
+
+def _stacked_runs(
+    model: nn.Module,
+    top: list[dict],
+    runs: list[tuple[int, TailorConfig]],
+    *,
+    epochs: int,
+    dt: float,
+    train: _Split,
+    progress: Progress | None,
+    outer_state: dict | None,
+) -> list[tuple[int, MetaTailorResult]]:
+    """The runs with :func:`meta_tailor_many`, by number of inner steps, in batches under the budget."""
+    total, done, results = len(runs) * epochs, 0, []
+    n_seq = sum(xs.shape[0] for _, xs, _ in train.groups)
+    n_par = sum(v.numel() for v in model.parameters())
+    size = max(1, STACK_BUDGET // max(1, n_seq * n_par))
+    for steps in sorted({c.inner_steps for _, c in runs}):
+        idx = [r for r, (_, c) in enumerate(runs) if c.inner_steps == steps]
+        for start in range(0, len(idx), size):
+            batch = idx[start : start + size]
+
+            def tick(epoch: int, k: int = len(batch), base: int = done) -> None:
+                if progress:
+                    progress("meta-tailor", base + (epoch + 1) * k, total)
+
+            batch_results = meta_tailor_many(
                 model,
-                c["_g"],
-                c["_theta"],
-                train.x,
-                train.dxdt,
+                [
+                    (top[runs[r][0]]["_g"], top[runs[r][0]]["_theta"], runs[r][1].inner_lr)
+                    for r in batch
+                ],
                 dt=dt,
-                config=tcfg,
+                config=runs[batch[0]][1],
                 trajectories=train.groups,
+                progress=tick,
+                outer_lrs=[runs[r][1].outer_lr for r in batch],
                 outer_state=outer_state,
             )
-            out[i].append((tcfg, res))
-            if progress:
-                progress("meta-tailor", (k + 1) * epochs, total)
-    return out
+            done += len(batch) * epochs
+            results.extend(zip(batch, batch_results))
+    if progress:
+        progress("meta-tailor", total, total)
+    return results
+
+
+def _single_runs(
+    model: nn.Module,
+    top: list[dict],
+    runs: list[tuple[int, TailorConfig]],
+    *,
+    epochs: int,
+    dt: float,
+    train: _Split,
+    progress: Progress | None,
+    outer_state: dict | None,
+) -> list[tuple[int, MetaTailorResult]]:
+    """The runs one at a time with :func:`meta_tailor`."""
+    results = []
+    for k, (i, tcfg) in enumerate(runs):
+        c = top[i]
+        res = meta_tailor(
+            model,
+            c["_g"],
+            c["_theta"],
+            train.x,
+            train.dxdt,
+            dt=dt,
+            config=tcfg,
+            trajectories=train.groups,
+            outer_state=outer_state,
+        )
+        results.append((k, res))
+        if progress:
+            progress("meta-tailor", (k + 1) * epochs, len(runs) * epochs)
+    return results
+
+
+def _accepted(survivors: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the survivors table to rank; a clear error for a malformed or empty table."""
+    missing = {"formula", "params"} - set(survivors.columns)
+    if missing:
+        raise InputError(f"survivors table lacks column(s) {', '.join(sorted(missing))}")
+    rows = survivors
+    if "accepted" in rows.columns:
+        rows = rows[rows["accepted"].astype(bool)]
+    if rows.empty:
+        raise InputError("no accepted formula to rank")
+    return rows
+
+
+def _screen_one(
+    formula: str,
+    raw,
+    model: nn.Module,
+    train: _Split,
+    *,
+    lrs: Tensor,
+    dt: float,
+    config: RankConfig,
+    compiler: Compiler,
+) -> tuple[dict, list[dict]]:
+    """Screen one formula at every inner rate and number of steps: its candidate row and screen rows."""
+    fitted = parse_params(raw)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    try:
+        g, n = compiler(formula)
+        if n != len(fitted):
+            raise ValueError(f"{n} parameters in the formula, {len(fitted)} given")
+        theta = torch.tensor(fitted, dtype=torch.float32, device=lrs.device)
+        losses = {
+            s: _screen_losses(
+                params, g, theta, train, lrs=lrs, steps=s, dt=dt, model=model, tailor=config.tailor
+            ).cpu()
+            for s in config.inner_steps
+        }
+    except (ValueError, RuntimeError, ArithmeticError):  # one broken formula never stops the run
+        g, theta = None, None
+        losses = {s: torch.full((len(lrs),), math.inf) for s in config.inner_steps}
+    rows = [
+        {"formula": formula, "inner_lr": lr, "inner_steps": s, "screen_loss": val}
+        for s, ls in losses.items()
+        for lr, val in zip(config.inner_lrs, ls.tolist())
+    ]
+    best_s, best_i = min(
+        ((s, j) for s in losses for j in range(len(lrs))), key=lambda sj: losses[sj[0]][sj[1]]
+    )
+    candidate = {
+        "formula": formula,
+        "fitted_params": fitted,
+        "params": fitted,
+        "inner_lr": config.inner_lrs[best_i],
+        "inner_steps": best_s,
+        "outer_lr": math.nan,
+        "screen_loss": float(losses[best_s][best_i]),
+        "train_rollout_mse": math.nan,
+        "test_rmse": math.nan,
+        "rank": math.nan,
+        "cv_mse": math.nan,
+        "_g": g,
+        "_theta": theta,
+    }
+    return candidate, rows
+
+
+def _screen(
+    rows: pd.DataFrame,
+    model: nn.Module,
+    train: _Split,
+    *,
+    dt: float,
+    config: RankConfig,
+    compiler: Compiler,
+    progress: Progress | None,
+    device: str,
+) -> tuple[list[dict], list[dict]]:
+    """Screen every formula of ``rows`` (:func:`_screen_one`): the candidates and all screen rows."""
+    lrs = torch.tensor(config.inner_lrs, dtype=torch.float32, device=device)
+    candidates, screen_rows = [], []
+    for i, (formula, raw) in enumerate(zip(rows["formula"], rows["params"])):
+        c, screened = _screen_one(
+            formula, raw, model, train, lrs=lrs, dt=dt, config=config, compiler=compiler
+        )
+        candidates.append(c)
+        screen_rows.extend(screened)
+        if progress:
+            progress("screen", i + 1, len(rows))
+    return candidates, screen_rows
+
+
+def _finish_finalist(
+    c: dict,
+    per_rate: list[tuple[TailorConfig, MetaTailorResult]],
+    data,
+    train: _Split,
+    *,
+    dt: float,
+    device: str,
+) -> tuple[list[dict], tuple[nn.Module, Tensor]]:
+    """Score a finalist's result at each outer rate by training rollouts, keep the best in ``c`` (rate,
+    rollout MSE, test RMSE, parameters); return its curve rows and its (model, parameters)."""
+    scored, curve_rows = [], []
+    for tcfg, res in per_rate:
+        fieldfn = tailored_model(
+            res.model,
+            c["_g"],
+            res.theta,
+            lr=tcfg.inner_lr,
+            steps=tcfg.inner_steps,
+            dt=dt,
+            tailor=tcfg,
+        )
+        mse = evaluate_field(fieldfn, train.trajectories, device=device, method="")[0]
+        curve_rows.extend(_curve_rows(c["formula"], tcfg, res))
+        scored.append((mse if math.isfinite(mse) else math.inf, tcfg, res, fieldfn))
+    mse, tcfg, res, fieldfn = min(scored, key=lambda s: s[0])
+    c["train_rollout_mse"] = mse
+    c["outer_lr"] = tcfg.outer_lr
+    c["test_rmse"] = (
+        evaluate_field(fieldfn, data.test, device=device, method="")[1] if data.test else math.nan
+    )
+    c["params"] = res.theta.cpu().tolist()
+    return curve_rows, (res.model.cpu(), res.theta.cpu())
+
+
+def _rank_table(candidates: list[dict], top: list[int]) -> pd.DataFrame:
+    """Rank the finalists by training rollout MSE; the table of :data:`RANK_COLUMNS`, winner first."""
+    ranked = sorted(top, key=lambda j: candidates[j]["train_rollout_mse"])
+    for r, j in enumerate(ranked, start=1):
+        candidates[j]["rank"] = r
+    table = pd.DataFrame(
+        [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]
+    )
+    table = table.sort_values(
+        ["rank", "screen_loss"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    return table[RANK_COLUMNS]
 
 
 def rank(
@@ -408,136 +581,32 @@ def rank(
     Raises:
         InputError: the table lacks the needed columns or has no accepted formula.
     """
-
-    missing = {"formula", "params"} - set(survivors.columns)
-    if missing:
-        raise InputError(f"survivors table lacks column(s) {', '.join(sorted(missing))}")
-    rows = survivors
-    if "accepted" in rows.columns:
-        rows = rows[rows["accepted"].astype(bool)]
-    if rows.empty:
-        raise InputError("no accepted formula to rank")
+    rows = _accepted(survivors)
     device = resolve_device(config.device)
     compiler = compiler or dsl_compiler(data.var_names)
     dt = float(data.time_step)
     train = _prepare(segment_trajectories(data.train, config.train_segments), device)
     model = model.to(device)
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    lrs = torch.tensor(config.inner_lrs, dtype=torch.float32, device=device)
+    kw = dict(dt=dt, config=config, progress=progress)
 
     # 1. screen
-    candidates, screen_rows = [], []
-    total = len(rows)
-    for i, (formula, raw) in enumerate(zip(rows["formula"], rows["params"])):
-        fitted = parse_params(raw)
-        try:
-            g, n = compiler(formula)
-            if n != len(fitted):
-                raise ValueError(f"{n} parameters in the formula, {len(fitted)} given")
-            theta = torch.tensor(fitted, dtype=torch.float32, device=device)
-            losses = {
-                s: _screen_losses(
-                    params,
-                    g,
-                    theta,
-                    train,
-                    lrs=lrs,
-                    steps=s,
-                    dt=dt,
-                    model=model,
-                    tailor=config.tailor,
-                ).cpu()
-                for s in config.inner_steps
-            }
-        except (
-            ValueError,
-            RuntimeError,
-            ArithmeticError,
-        ):  # one broken formula never stops the run
-            g, theta = None, None
-            losses = {s: torch.full((len(lrs),), math.inf) for s in config.inner_steps}
-        for s, ls in losses.items():
-            for lr, val in zip(config.inner_lrs, ls.tolist()):
-                screen_rows.append(
-                    {"formula": formula, "inner_lr": lr, "inner_steps": s, "screen_loss": val}
-                )
-        best_s, best_i = min(
-            ((s, j) for s in losses for j in range(len(lrs))), key=lambda sj: losses[sj[0]][sj[1]]
-        )
-        candidates.append(
-            {
-                "formula": formula,
-                "fitted_params": fitted,
-                "params": fitted,
-                "inner_lr": config.inner_lrs[best_i],
-                "inner_steps": best_s,
-                "outer_lr": math.nan,
-                "screen_loss": float(losses[best_s][best_i]),
-                "train_rollout_mse": math.nan,
-                "test_rmse": math.nan,
-                "rank": math.nan,
-                "cv_mse": math.nan,
-                "_g": g,
-                "_theta": theta,
-            }
-        )
-        if progress:
-            progress("screen", i + 1, total)
+    candidates, screen_rows = _screen(rows, model, train, compiler=compiler, device=device, **kw)
 
     # 2. long stage on the top k
     order = sorted(range(len(candidates)), key=lambda j: candidates[j]["screen_loss"])
     top = [j for j in order[: config.top_k] if math.isfinite(candidates[j]["screen_loss"])]
-    models = {}
-    curve_rows: list[dict] = []
-    trained = _meta_tailor_top(
-        model,
-        [candidates[j] for j in top],
-        train,
-        dt=dt,
-        config=config,
-        progress=progress,
-        outer_state=outer_state,
-    )
+    finalists = [candidates[j] for j in top]
+    trained = _meta_tailor_top(model, finalists, train, outer_state=outer_state, **kw)
+    models, curve_rows = {}, []
     for j, per_rate in zip(top, trained):
-        c = candidates[j]
-        # each outer rate's result, scored like the laws: by training rollouts
-        scored = []
-        for tcfg, res in per_rate:
-            fieldfn = tailored_model(
-                res.model,
-                c["_g"],
-                res.theta,
-                lr=tcfg.inner_lr,
-                steps=tcfg.inner_steps,
-                dt=dt,
-                tailor=tcfg,
-            )
-            mse = evaluate_field(fieldfn, train.trajectories, device=device, method="")[0]
-            curve_rows.extend(_curve_rows(c["formula"], tcfg, res))
-            scored.append((mse if math.isfinite(mse) else math.inf, tcfg, res, fieldfn))
-        mse, tcfg, res, fieldfn = min(scored, key=lambda s: s[0])
-        c["train_rollout_mse"] = mse
-        c["outer_lr"] = tcfg.outer_lr
-        c["test_rmse"] = (
-            evaluate_field(fieldfn, data.test, device=device, method="")[1]
-            if data.test
-            else math.nan
+        curves, models[candidates[j]["formula"]] = _finish_finalist(
+            candidates[j], per_rate, data, train, dt=dt, device=device
         )
-        c["params"] = res.theta.cpu().tolist()
-        models[c["formula"]] = (res.model.cpu(), res.theta.cpu())
+        curve_rows.extend(curves)
 
     # 3. selection on training rollouts
-    ranked = sorted(top, key=lambda j: candidates[j]["train_rollout_mse"])
-    for r, j in enumerate(ranked, start=1):
-        candidates[j]["rank"] = r
-    table = pd.DataFrame(
-        [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]
-    )
-    table = table.sort_values(
-        ["rank", "screen_loss"], na_position="last", kind="stable"
-    ).reset_index(drop=True)
-    table = table[RANK_COLUMNS]
-    winner = models.get(table["formula"].iloc[0]) if ranked else None
+    table = _rank_table(candidates, top)
+    winner = models.get(table["formula"].iloc[0]) if top else None
     return RankResult(
         table=table,
         screen=pd.DataFrame(screen_rows, columns=SCREEN_COLUMNS),
@@ -572,144 +641,3 @@ def pretrain(
     if curve is not None:
         curve.extend(losses)
     return model.cpu()
-
-
-@dataclass(frozen=True)
-class ComparatorResult:
-    """Outcome of :func:`comparators`: ``table`` (:data:`COMPARATOR_COLUMNS`) and ``horizons`` (per-horizon
-    test error of every method, columns of :func:`~meta_tailor._metrics.horizon_errors`)."""
-
-    table: pd.DataFrame
-    horizons: pd.DataFrame
-
-
-def comparators(
-    model: nn.Module,
-    data,
-    *,
-    mlp_config: MLPConfig = MLPConfig(),
-    rank_config: RankConfig = RankConfig(),
-    winner: dict | None = None,
-    winner_model: nn.Module | None = None,
-    oracle: str | None = None,
-    compiler: Compiler | None = None,
-    include_hnn: bool = True,
-    progress: Progress | None = None,
-    outer_state: dict | None = None,
-) -> ComparatorResult:
-    """Train and evaluate the paper's comparators on the same splits as the ranking.
-
-    Methods: ``vanilla_mlp`` (the pretrained model), ``mlp_more_epochs`` (the same MLP trained
-    ``rank_config.tailor.epochs`` more full-batch steps), ``noether`` (the ranking winner, given as a row of
-    the rank table and its meta-tailored model), ``oracle`` (the same protocol with the true Hamiltonian
-    ``oracle``: screen of rates/steps, then meta-tailoring), and ``hnn`` (a Hamiltonian Neural Network trained
-    like the MLP).
-
-    With ``rank_config.tailor.outer_adam == "continue"`` (``outer_state``: the MLP's pretraining Adam
-    state), the oracle's meta-tailoring and the MLP's extra epochs both continue the pretraining's Adam.
-    """
-    device = resolve_device(rank_config.device)
-    compiler = compiler or dsl_compiler(data.var_names)
-    dt = float(data.time_step)
-    trajs = segment_trajectories(data.train, rank_config.train_segments)
-    train = _prepare(trajs, device)
-    records, horizons = [], []
-
-    def add(method, description, fieldfn, lr=math.nan, steps=0):
-        tr_mse = evaluate_field(fieldfn, trajs, device=device, method=method)[0]
-        _, rmse, hz = evaluate_field(fieldfn, data.test, device=device, method=method)
-        records.append(
-            {
-                "method": method,
-                "description": description,
-                "inner_lr": lr,
-                "inner_steps": steps,
-                "train_rollout_mse": tr_mse,
-                "test_rmse": rmse,
-            }
-        )
-        horizons.append(hz)
-        if progress:
-            progress("comparators", len(records), 5)
-
-    model = model.to(device)
-    add("vanilla_mlp", "N/A", tailored_field(model, None, None, lr=0.0, steps=0, dt=dt))
-
-    more = make_mlp(train.x.shape[1], hidden=mlp_config.hidden).to(device)
-    more.load_state_dict(model.state_dict())
-    resume = _continued_state(rank_config.tailor, outer_state, dict(model.named_parameters()))
-    train_mlp(
-        more,
-        train.x,
-        train.dxdt,
-        config=mlp_config,
-        steps=rank_config.tailor.epochs,
-        resume=resume,
-    )
-    add(
-        "mlp_more_epochs",
-        f"+{rank_config.tailor.epochs} epochs",
-        tailored_field(more, None, None, lr=0.0, steps=0, dt=dt),
-    )
-
-    if winner is not None and winner_model is not None:
-        g, _ = compiler(winner["formula"])
-        theta = torch.tensor(parse_params(winner["params"]), dtype=torch.float32, device=device)
-        lr, steps = float(winner["inner_lr"]), int(winner["inner_steps"])
-        add(
-            "noether",
-            winner["formula"],
-            tailored_model(
-                winner_model.to(device),
-                g,
-                theta,
-                lr=lr,
-                steps=steps,
-                dt=dt,
-                tailor=rank_config.tailor,
-            ),
-            lr,
-            steps,
-        )
-
-    if oracle:
-        survivors = pd.DataFrame({"formula": [oracle], "params": [[]]})
-        oracle_cfg = replace(
-            rank_config, top_k=1, tailor=replace(rank_config.tailor, learn_params=False)
-        )
-        res = rank(
-            survivors,
-            model,
-            data,
-            config=oracle_cfg,
-            compiler=compiler,
-            outer_state=outer_state,
-        )
-        row = res.table.iloc[0]
-        if res.winner_model is not None:
-            g, _ = compiler(oracle)
-            fieldfn = tailored_model(
-                res.winner_model.to(device),
-                g,
-                torch.zeros(0, device=device),
-                lr=float(row["inner_lr"]),
-                steps=int(row["inner_steps"]),
-                dt=dt,
-                tailor=rank_config.tailor,
-            )
-            add("oracle", oracle, fieldfn, float(row["inner_lr"]), int(row["inner_steps"]))
-
-    if include_hnn and train.x.shape[1] % 2 == 0:
-        hnn = HNN(train.x.shape[1], hidden=mlp_config.hidden, seed=mlp_config.seed).to(device)
-        train_mlp(hnn, train.x, train.dxdt, config=mlp_config)
-
-        def hnn_field(x: Tensor) -> Tensor:
-            with torch.no_grad():
-                return hnn(x)
-
-        add("hnn", "learned H", hnn_field)
-
-    return ComparatorResult(
-        table=pd.DataFrame(records, columns=COMPARATOR_COLUMNS),
-        horizons=pd.concat(horizons, ignore_index=True) if horizons else pd.DataFrame(),
-    )

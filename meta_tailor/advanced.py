@@ -4,6 +4,7 @@ losses and rules, rollouts, metrics, cross-validation and the ranking internals.
 The names most users need are in :mod:`meta_tailor` itself; these may change between versions.
 """
 
+from meta_tailor._comparators import COMPARATOR_COLUMNS, ComparatorResult, comparators
 from meta_tailor._config import (
     OUTER_WARMUP,
     MLPConfig,
@@ -15,17 +16,18 @@ from meta_tailor._config import (
 )
 from meta_tailor._cv import CV_COLUMNS, CVResult, choose_by_cv, cross_validate, cv_fold, cv_folds
 from meta_tailor._hnn import HNN
+from meta_tailor._losses import euler_states, noether_loss, sequence_noether_loss
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
 from meta_tailor._mlp import load_adam_state, load_mlp, make_mlp, save_mlp, train_mlp
+from meta_tailor._mlp_fast import _mlp_sequence_grads as mlp_sequence_grads
+from meta_tailor._outer import MetaTailorResult, meta_tailor, meta_tailor_many
+from meta_tailor._per_state import tailored_field, tailored_predict, tailored_predict_func
 from meta_tailor._rank import (
-    COMPARATOR_COLUMNS,
     CURVE_COLUMNS,
     RANK_COLUMNS,
     SCREEN_COLUMNS,
-    ComparatorResult,
     Predictor,
     RankResult,
-    comparators,
     dsl_compiler,
     evaluate_field,
     pretrain,
@@ -35,23 +37,13 @@ from meta_tailor._rank import (
 )
 from meta_tailor._rank import _prepare as prepare_ranking
 from meta_tailor._rollout import predict_trajectories, rk4_rollout, rollout_trajectories
-from meta_tailor._tailor import (
-    MetaTailorResult,
-    euler_states,
-    meta_tailor,
-    meta_tailor_many,
-    noether_loss,
-    rule_grads,
-    sequence_noether_loss,
+from meta_tailor._rules import _polyak_scale as polyak_scale
+from meta_tailor._rules import rule_grads
+from meta_tailor._trajectory import (
     tailor_trajectories,
-    tailored_field,
-    tailored_predict,
-    tailored_predict_func,
     trajectory_predictor,
     trajectory_rollout,
 )
-from meta_tailor._tailor import _mlp_sequence_grads as mlp_sequence_grads
-from meta_tailor._tailor import _polyak_scale as polyak_scale
 
 __all__ = [
     "choose_by_cv",

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from formula_search.errors import InputError
-from meta_tailor._tailor import rule_grads
+from meta_tailor._rules import rule_grads
 from meta_tailor.video._models import CNParams, SVGPredictor
 
 REDUCTIONS = ("sum", "mean")

@@ -49,7 +49,7 @@ def hand_polyak(model, g, theta, x0, *, lr, steps, horizon):
 
 @pytest.mark.parametrize("steps", [1, 2])
 def test_trajectory_polyak_matches_hand_unrolled_on_both_paths(steps, monkeypatch):
-    import meta_tailor._tailor as tailor_mod
+    import meta_tailor._trajectory as tailor_mod
 
     model = tiny(hidden=6, seed=2)
     params = {k: v.detach() for k, v in model.named_parameters()}
@@ -78,7 +78,7 @@ def test_trajectory_polyak_matches_hand_unrolled_on_both_paths(steps, monkeypatc
 
 def test_trajectory_rollout_one_step_polyak_equals_rollout_of_tailored_weights(monkeypatch):
     """The factored one-step rollout (W h - lr (G_b h)) with Polyak rates equals the generic rollout."""
-    import meta_tailor._tailor as tailor_mod
+    import meta_tailor._trajectory as tailor_mod
 
     model = tiny(hidden=5, seed=4)
     params = {k: v.detach() for k, v in model.named_parameters()}

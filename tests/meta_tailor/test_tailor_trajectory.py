@@ -161,7 +161,7 @@ def test_mlp_fn_layouts_equal_functional_call(w_lead, x_shape):
     """Every weight layout of the fused rollout MLP (one set, one per row, one shared by the rows of each
     sequence, and broadcasting that takes the per-evaluation path) gives the module's own outputs, and
     records each layer's inputs and pre-activations in the layout ``_mlp_sequence_grads`` reshapes."""
-    from meta_tailor._tailor import _mlp_fn
+    from meta_tailor._mlp_fast import _mlp_fn
 
     model = tiny(seed=4)
     gen = torch.Generator().manual_seed(2)
@@ -298,7 +298,7 @@ def test_config_validation():
 def test_mlp_fast_path_equals_torch_func_path(steps, monkeypatch):
     """The tanh-MLP path (pre-activation adjoints, factored one-step rollout) gives the generic torch.func numbers,
     values and meta-gradients into the weights and the formula parameter."""
-    import meta_tailor._tailor as tailor_mod
+    import meta_tailor._trajectory as tailor_mod
 
     model = tiny(hidden=7, seed=3)
     params = dict(model.named_parameters())
@@ -543,7 +543,7 @@ def test_outer_warmup_scales_the_first_steps():
     warm-up at all. (State mode returns the last weights, so the step itself is compared.)"""
     from dataclasses import replace
 
-    from meta_tailor._tailor import _outer_factor
+    from meta_tailor._outer_adam import _outer_factor
 
     model, x, dx, theta = _state_problem()
     cfg = TailorConfig(epochs=1, outer_lr=1e-2, param_lr=1e-2, inner_lr=0.05)
@@ -574,7 +574,7 @@ def test_outer_cosine_decay_follows_torch_schedulers(epochs, warmup):
     CosineAnnealingLR over the remaining steps (a separate implementation), step by step."""
     from dataclasses import replace
 
-    from meta_tailor._tailor import _outer_factor
+    from meta_tailor._outer_adam import _outer_factor
 
     cfg = TailorConfig(epochs=epochs, outer_warmup=warmup, outer_decay="cosine")
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
