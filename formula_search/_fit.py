@@ -471,67 +471,82 @@ class _Program:
         zero = x.new_zeros(1, 1, 1, 1)
         stack: list = []
         for a, e in zip(reversed(self.arity), reversed(self.steps)):
-            present, masks = e["present"], e["masks"]
             if a == 0:
-                masks4 = {c: m.unsqueeze(-1) for c, m in masks.items()}
-                vals, tans = {}, {}
-                if 0 in present:
-                    vals[0] = x[e["var"]].unsqueeze(1)  # (B, 1, N)
-                    tans[0] = unit[e["var"]].unsqueeze(1)  # (B, 1, d, 1)
-                if 1 in present:
-                    idx = e["param"].view(-1, 1, 1).expand(theta.shape[0], theta.shape[1], 1)
-                    vals[1] = theta.gather(2, idx)  # (B, S, 1)
-                    tans[1] = zero
-                if 2 in present:
-                    vals[2] = e["const"]
-                    tans[2] = zero
-                stack.append((_select(t, present, masks, vals), _select(t, present, masks4, tans)))
+                stack.append(self._leaf_tangent(e, x, theta, unit, zero))
             elif a == 1:
-                # the tangent is du * f'(u): the derivative is selected per row on values, so the
-                # (variables x points) tangent is multiplied once whatever the operators present
-                u, du = stack.pop()
-                vals, slopes = {}, {}
-                for c in present:
-                    vals[c], slopes[c] = dsl.PRIMITIVES[_UNARY[c]].value_slope(u)
-                stack.append(
-                    (
-                        _select(t, present, masks, vals),
-                        du * _select(t, present, masks, slopes).unsqueeze(-2),
-                    )
-                )
+                stack.append(self._unary_tangent(e, *stack.pop()))
             else:
-                # every operator's tangent is ld * alpha + rd * beta, alpha and beta selected per row on
-                # values: add (1, 1), sub (1, -1), mul (r, l), div (1/r, -q/r)
-                (lv, ld), (rv, rd) = stack.pop(), stack.pop()
-                one = lv.new_ones(())
-                vals, alpha, beta = {}, {}, {}
-                for c in present:
-                    if c == 0:
-                        vals[c], alpha[c], beta[c] = lv + rv, one, one
-                    elif c == 1:
-                        vals[c], alpha[c], beta[c] = lv - rv, one, -one
-                    elif c == 2:
-                        vals[c], alpha[c], beta[c] = lv * rv, rv, lv
-                    else:
-                        den = rv if len(present) == 1 else t.where(masks[3], rv, 1.0)
-                        inv = 1.0 / den
-                        q = lv / den
-                        vals[c], alpha[c], beta[c] = q, inv, -q * inv
-                val = _select(t, present, masks, vals)
-                if present == [0]:
-                    tan = ld + rd
-                elif present == [1]:
-                    tan = ld - rd
-                else:
-                    b = _select(t, present, masks, beta)
-                    tan = rd * b.unsqueeze(-2)
-                    if any(c >= 2 for c in present):
-                        tan = tan + ld * _select(t, present, masks, alpha).unsqueeze(-2)
-                    else:
-                        tan = tan + ld
-                stack.append((val, tan))
+                left, right = stack.pop(), stack.pop()
+                stack.append(self._binary_tangent(e, left, right))
         ((g, jac),) = stack
         return g, jac
+
+    def _leaf_tangent(self, e, x, theta, unit, zero):
+        """:meth:`with_gradient` at a leaf: its values and their gradient in the state."""
+        t = self.torch
+        present, masks = e["present"], e["masks"]
+        masks4 = {c: m.unsqueeze(-1) for c, m in masks.items()}
+        vals, tans = {}, {}
+        if 0 in present:
+            vals[0] = x[e["var"]].unsqueeze(1)  # (B, 1, N)
+            tans[0] = unit[e["var"]].unsqueeze(1)  # (B, 1, d, 1)
+        if 1 in present:
+            idx = e["param"].view(-1, 1, 1).expand(theta.shape[0], theta.shape[1], 1)
+            vals[1] = theta.gather(2, idx)  # (B, S, 1)
+            tans[1] = zero
+        if 2 in present:
+            vals[2] = e["const"]
+            tans[2] = zero
+        return _select(t, present, masks, vals), _select(t, present, masks4, tans)
+
+    def _unary_tangent(self, e, u, du):
+        """:meth:`with_gradient` at a unary operator applied to ``u`` with tangent ``du``."""
+        t = self.torch
+        present, masks = e["present"], e["masks"]
+        # the tangent is du * f'(u): the derivative is selected per row on values, so the
+        # (variables x points) tangent is multiplied once whatever the operators present
+        vals, slopes = {}, {}
+        for c in present:
+            vals[c], slopes[c] = dsl.PRIMITIVES[_UNARY[c]].value_slope(u)
+        return (
+            _select(t, present, masks, vals),
+            du * _select(t, present, masks, slopes).unsqueeze(-2),
+        )
+
+    def _binary_tangent(self, e, left, right):
+        """:meth:`with_gradient` at a binary operator on ``(value, tangent)`` pairs ``left`` and ``right``."""
+        t = self.torch
+        present, masks = e["present"], e["masks"]
+        # every operator's tangent is ld * alpha + rd * beta, alpha and beta selected per row on
+        # values: add (1, 1), sub (1, -1), mul (r, l), div (1/r, -q/r)
+        (lv, ld), (rv, rd) = left, right
+        one = lv.new_ones(())
+        vals, alpha, beta = {}, {}, {}
+        for c in present:
+            if c == 0:
+                vals[c], alpha[c], beta[c] = lv + rv, one, one
+            elif c == 1:
+                vals[c], alpha[c], beta[c] = lv - rv, one, -one
+            elif c == 2:
+                vals[c], alpha[c], beta[c] = lv * rv, rv, lv
+            else:
+                den = rv if len(present) == 1 else t.where(masks[3], rv, 1.0)
+                inv = 1.0 / den
+                q = lv / den
+                vals[c], alpha[c], beta[c] = q, inv, -q * inv
+        val = _select(t, present, masks, vals)
+        if present == [0]:
+            tan = ld + rd
+        elif present == [1]:
+            tan = ld - rd
+        else:
+            b = _select(t, present, masks, beta)
+            tan = rd * b.unsqueeze(-2)
+            if any(c >= 2 for c in present):
+                tan = tan + ld * _select(t, present, masks, alpha).unsqueeze(-2)
+            else:
+                tan = tan + ld
+        return val, tan
 
 
 def _select(t, present, masks, vals):
@@ -581,9 +596,6 @@ def _optimise(program, loss_fn, theta, pmask, config: FitConfig, give_up: float 
     iterations, so most of the work goes to the formulas that still move.
     """
     t = program.torch
-    P = theta.shape[-1]
-    alphas_newton = (1.0, 0.25)
-    alphas_grad = (1.0, 0.1, 0.01)
     theta = theta.detach().clone()
     with t.no_grad():
         best = loss_fn(program, theta)
@@ -599,52 +611,66 @@ def _optimise(program, loss_fn, theta, pmask, config: FitConfig, give_up: float 
         if len(active) != n_active:
             prog, n_active = program.subset(active), len(active)
         th0, pm, b0 = theta[active], pmask[active], best[active]
-        with t.enable_grad():
-            th = th0.clone().requires_grad_(True)
-            loss = loss_fn(prog, th)
-            finite = t.isfinite(loss)
-            total = t.where(finite, loss, 0.0).sum()
-            if (
-                not total.requires_grad
-            ):  # no finite row depends on its parameters: nothing to improve
-                break
-            (grad,) = t.autograd.grad(total, th, create_graph=True)
-            rows = []
-            for k in range(P):
-                if not grad.requires_grad:
-                    rows.append(t.zeros_like(th0))
-                    continue
-                (h,) = t.autograd.grad(
-                    grad[..., k].sum(), th, retain_graph=k < P - 1, allow_unused=True
-                )
-                rows.append(t.zeros_like(th0) if h is None else h)
+        derivatives = _gradient_hessian(t, prog, loss_fn, th0)
+        if derivatives is None:  # no finite row depends on its parameters: nothing to improve
+            break
         with t.no_grad():
-            grad = t.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0) * pm
-            hess = t.nan_to_num(t.stack(rows, -2), nan=0.0, posinf=0.0, neginf=0.0)
-            hess = hess * pm.unsqueeze(-1) * pm.unsqueeze(-2)
-            eye = t.eye(P, dtype=hess.dtype, device=hess.device)
-            scale = hess.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp_min(1e-300)
-            damped = hess + (1e-10 * scale).unsqueeze(-1) * eye + (1 - pm).unsqueeze(-1) * eye
-            newton = -t.linalg.solve_ex(damped, grad.unsqueeze(-1))[0].squeeze(-1)
-            newton = t.nan_to_num(newton, nan=0.0, posinf=0.0, neginf=0.0) * pm
-            gnorm = grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-            gdir = -grad / gnorm * (1 + th0.abs()) * config.lr * 10
-            cands = [th0 + a * newton for a in alphas_newton]
-            cands += [th0 + a * gdir for a in alphas_grad]
-            stacked = t.cat(cands, 1)  # (b, S*J, P)
-            losses = loss_fn(prog, stacked).view(th0.shape[0], len(cands), -1)
-            lbest, j = losses.min(1)  # (b, S)
-            # a step must beat rounding noise: otherwise a parameter the score does not depend on
-            # (``q + c``) would drift without bound and make the formula look constant
-            improve = lbest < b0 * (1 - 1e-6)
-            picked = stacked.view(th0.shape[0], len(cands), th0.shape[1], P)
-            picked = picked.gather(1, j.view(j.shape[0], 1, j.shape[1], 1).expand(-1, 1, -1, P))
-            theta[active] = t.where(improve.unsqueeze(-1), picked.squeeze(1), th0)
-            nb = t.where(improve, lbest, b0)
+            theta[active], nb = _best_step(t, prog, loss_fn, th0, pm, b0, *derivatives, config.lr)
             best[active] = nb
             gain = ((b0 - nb) > 1e-6 * b0 + 1e-15).any(-1)
             stall[active] = t.where(gain, 0, stall[active] + 1)
     return theta
+
+
+def _gradient_hessian(t, prog, loss_fn, th0):
+    """Gradient and Hessian rows of the summed finite losses at ``th0``; None if none depends on it."""
+    P = th0.shape[-1]
+    with t.enable_grad():
+        th = th0.clone().requires_grad_(True)
+        loss = loss_fn(prog, th)
+        finite = t.isfinite(loss)
+        total = t.where(finite, loss, 0.0).sum()
+        if not total.requires_grad:
+            return None
+        (grad,) = t.autograd.grad(total, th, create_graph=True)
+        rows = []
+        for k in range(P):
+            if not grad.requires_grad:
+                rows.append(t.zeros_like(th0))
+                continue
+            (h,) = t.autograd.grad(
+                grad[..., k].sum(), th, retain_graph=k < P - 1, allow_unused=True
+            )
+            rows.append(t.zeros_like(th0) if h is None else h)
+    return grad, rows
+
+
+def _best_step(t, prog, loss_fn, th0, pm, b0, grad, rows, lr):
+    """One iteration of :func:`_optimise`: the best Newton or gradient candidate, ``(theta, loss)``."""
+    P = th0.shape[-1]
+    alphas_newton = (1.0, 0.25)
+    alphas_grad = (1.0, 0.1, 0.01)
+    grad = t.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0) * pm
+    hess = t.nan_to_num(t.stack(rows, -2), nan=0.0, posinf=0.0, neginf=0.0)
+    hess = hess * pm.unsqueeze(-1) * pm.unsqueeze(-2)
+    eye = t.eye(P, dtype=hess.dtype, device=hess.device)
+    scale = hess.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp_min(1e-300)
+    damped = hess + (1e-10 * scale).unsqueeze(-1) * eye + (1 - pm).unsqueeze(-1) * eye
+    newton = -t.linalg.solve_ex(damped, grad.unsqueeze(-1))[0].squeeze(-1)
+    newton = t.nan_to_num(newton, nan=0.0, posinf=0.0, neginf=0.0) * pm
+    gnorm = grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    gdir = -grad / gnorm * (1 + th0.abs()) * lr * 10
+    cands = [th0 + a * newton for a in alphas_newton]
+    cands += [th0 + a * gdir for a in alphas_grad]
+    stacked = t.cat(cands, 1)  # (b, S*J, P)
+    losses = loss_fn(prog, stacked).view(th0.shape[0], len(cands), -1)
+    lbest, j = losses.min(1)  # (b, S)
+    # a step must beat rounding noise: otherwise a parameter the score does not depend on
+    # (``q + c``) would drift without bound and make the formula look constant
+    improve = lbest < b0 * (1 - 1e-6)
+    picked = stacked.view(th0.shape[0], len(cands), th0.shape[1], P)
+    picked = picked.gather(1, j.view(j.shape[0], 1, j.shape[1], 1).expand(-1, 1, -1, P))
+    return t.where(improve.unsqueeze(-1), picked.squeeze(1), th0), t.where(improve, lbest, b0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -992,6 +1018,21 @@ def fit_formulas(
     texts, meta = _texts(formulas)
     problem = _problem(data, config)
     chunks = [texts[i : i + config.chunk_size] for i in range(0, len(texts), config.chunk_size)]
+    ckpt, results = _open_checkpoints(
+        checkpoint_dir, texts, problem, chunks, resume=resume, report=report, progress=progress
+    )
+    todo = [i for i in range(len(chunks)) if i not in results]
+    for i, df in _run_chunks(problem, chunks, todo, config):
+        results[i] = df
+        if ckpt is not None:
+            ckpt.save(i, df)
+        if progress is not None:
+            progress(len(df))
+    return _assemble([results[i] for i in range(len(chunks))], meta, data)
+
+
+def _open_checkpoints(checkpoint_dir, texts, problem, chunks, *, resume, report, progress):
+    """``(checkpoints or None, chunk tables reused by resume)`` for :func:`fit_formulas`."""
     results: dict[int, pd.DataFrame] = {}
     ckpt = None
     if checkpoint_dir is not None:
@@ -1006,14 +1047,11 @@ def fit_formulas(
         for i in results:
             if progress is not None:
                 progress(len(chunks[i]))
-    todo = [i for i in range(len(chunks)) if i not in results]
-    for i, df in _run_chunks(problem, chunks, todo, config):
-        results[i] = df
-        if ckpt is not None:
-            ckpt.save(i, df)
-        if progress is not None:
-            progress(len(df))
-    parts = [results[i] for i in range(len(chunks))]
+    return ckpt, results
+
+
+def _assemble(parts: list[pd.DataFrame], meta, data) -> pd.DataFrame:
+    """The fit table of :func:`fit_formulas` from its chunks' tables, in order, and the formulas' metadata."""
     body = (
         pd.concat(parts, ignore_index=True)
         if parts

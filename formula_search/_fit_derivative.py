@@ -505,58 +505,18 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
     null_s = np.full(n, np.nan)
     status = ["failed"] * n
     parsed, positions = _parse_chunk(texts, problem.var_names, status)
-    exprs, good = [], []
-    for i, expr in zip(positions, parsed):
-        if not dsl.inputs(expr):  # no variable: constant whatever its parameters
-            status[i] = "trivial"
-            params[i] = (1.0,) * dsl.n_params(expr)
-            continue
-        exprs.append(expr)
-        good.append(i)
+    exprs, good = _set_aside_constants(parsed, positions, status, params)
     # fit: folded forms first, then the formulas whose folded constants cannot be mapped back
     folds = [fold(e) if cfg.closed_form else None for e in exprs]
     memo: dict = {}  # the exprs (id) stay alive below, so their ids are not reused
-    fitted = _fit_all(
-        [f[0] if f else e for e, f in zip(exprs, folds)],
-        [texts[i] for i in good],
-        problem.var_names,
-        points,
-        cfg,
-        torch,
-        memo,
-    )
-    theta_of: list = [None] * len(exprs)
-    for j, (f, values) in enumerate(zip(folds, fitted)):
-        theta_of[j] = values if f is None else unfold(f[1], values)
-    again = [j for j, t in enumerate(theta_of) if t is None]
-    if again:
-        refit = _fit_all(
-            [exprs[j] for j in again],
-            [texts[good[j]] for j in again],
-            problem.var_names,
-            points,
-            cfg,
-            torch,
-        )
-        for j, values in zip(again, refit):
-            theta_of[j] = values
+    seeds = [texts[i] for i in good]
+    theta_of = _fit_folded(exprs, folds, seeds, problem.var_names, points, cfg, torch, memo)
     # score every formula as written
     for group, sl in _slices(
         _group(exprs, problem.var_names, memo), points, cfg, points.x.shape[0]
     ):
-        prog = _Program(group, sl, torch, device)
-        k = group.n_params[sl]
-        rows = group.rows[sl]
-        pdim = max(1, int(k.max()))
-        theta = np.zeros((len(rows), 1, pdim))
-        for j, r in enumerate(rows):
-            theta[j, 0, : k[j]] = theta_of[r]
-        theta = torch.as_tensor(theta, dtype=torch.float64, device=device)
-        with torch.no_grad():
-            ts, ns, trivial, finite = _final_scores(prog, theta, points, torch)
-        ts, ns = ts.cpu().numpy(), ns.cpu().numpy()
-        trivial, finite = trivial.cpu().numpy(), finite.cpu().numpy()
-        for j, r in enumerate(rows):
+        ts, ns, trivial, finite = _score_slice(group, sl, theta_of, points, torch, device)
+        for j, r in enumerate(group.rows[sl]):
             i = good[r]
             params[i] = tuple(theta_of[r])
             if not finite[j]:
@@ -570,3 +530,62 @@ def fit_chunk(problem: _Problem, texts: Sequence[str]) -> pd.DataFrame:
             true_s[i], null_s[i] = ts[j], ns[j]
             status[i] = "ok"
     return _chunk_table(texts, params, true_s, null_s, status, cfg.ratio)
+
+
+def _set_aside_constants(parsed, positions, status, params) -> tuple[list, list[int]]:
+    """``(exprs, their positions)`` of the formulas with a variable; the others are marked trivial."""
+    exprs, good = [], []
+    for i, expr in zip(positions, parsed):
+        if not dsl.inputs(expr):  # no variable: constant whatever its parameters
+            status[i] = "trivial"
+            params[i] = (1.0,) * dsl.n_params(expr)
+            continue
+        exprs.append(expr)
+        good.append(i)
+    return exprs, good
+
+
+def _fit_folded(exprs, folds, seeds, var_names, points, cfg, torch, memo) -> list:
+    """Each formula's fitted parameters: through its folded form where that maps back, else directly."""
+    fitted = _fit_all(
+        [f[0] if f else e for e, f in zip(exprs, folds)],
+        seeds,
+        var_names,
+        points,
+        cfg,
+        torch,
+        memo,
+    )
+    theta_of: list = [None] * len(exprs)
+    for j, (f, values) in enumerate(zip(folds, fitted)):
+        theta_of[j] = values if f is None else unfold(f[1], values)
+    again = [j for j, t in enumerate(theta_of) if t is None]
+    if again:
+        refit = _fit_all(
+            [exprs[j] for j in again],
+            [seeds[j] for j in again],
+            var_names,
+            points,
+            cfg,
+            torch,
+        )
+        for j, values in zip(again, refit):
+            theta_of[j] = values
+    return theta_of
+
+
+def _score_slice(group, sl, theta_of, points, torch, device):
+    """True and null scores, trivial and finite flags (numpy) of one slice of a group at its parameters."""
+    prog = _Program(group, sl, torch, device)
+    k = group.n_params[sl]
+    rows = group.rows[sl]
+    pdim = max(1, int(k.max()))
+    theta = np.zeros((len(rows), 1, pdim))
+    for j, r in enumerate(rows):
+        theta[j, 0, : k[j]] = theta_of[r]
+    theta = torch.as_tensor(theta, dtype=torch.float64, device=device)
+    with torch.no_grad():
+        ts, ns, trivial, finite = _final_scores(prog, theta, points, torch)
+    ts, ns = ts.cpu().numpy(), ns.cpu().numpy()
+    trivial, finite = trivial.cpu().numpy(), finite.cpu().numpy()
+    return ts, ns, trivial, finite

@@ -151,11 +151,8 @@ def enumerate_cmd(
     memory.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from dsl import DedupLevel
-    from formula_search.advanced import Enumerator, count_formulas
     from formula_search.io import atomic_path, check_table_suffix
 
     max_size = _parse_depth(depth)
@@ -168,6 +165,23 @@ def enumerate_cmd(
         out = f"fsearch-out/enumerate-{name}-d{max_size}-{level_name}{extra}.parquet"
     fmt = check_table_suffix(out)
     console = Console()
+    _print_plan(console, note, vars_, max_size, level_name)
+
+    start = time.perf_counter()
+    with atomic_path(out) as tmp:
+        written, counts = _stream_rows(tmp, fmt, vars_, level, ops, max_size, console)
+    seconds = time.perf_counter() - start
+
+    if all_levels is None:
+        all_levels = max_size <= _CHEAP_DEPTH
+    console.print(_counts_table(name, vars_, ops, max_size, level_name, counts, all_levels))
+    console.print(
+        f"Wrote {written:,} formulas to {out} in {seconds:.1f} s", highlight=False, soft_wrap=True
+    )
+
+
+def _print_plan(console, note: str | None, vars_, max_size: int, level_name: str) -> None:
+    """Say what is enumerated (and where the variables came from, and when the depth is large)."""
     if note:
         console.print(note, highlight=False, soft_wrap=True)
     shown = ", ".join(f"{v.name}: {v.unit}" for v in vars_)
@@ -181,49 +195,59 @@ def enumerate_cmd(
             f"[yellow]depth {max_size} is large: expect many millions of rows and minutes of work[/]"
         )
 
+
+def _stream_rows(path: Path, fmt: str, vars_, level, ops, max_size: int, console):
+    """Write the formulas to ``path`` in batches with a progress bar: ``(rows written, count per size)``."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from formula_search.advanced import Enumerator
+
     counts: dict[int, int] = {}
-    start = time.perf_counter()
-    with atomic_path(out) as tmp:
-        write, close = _writer(tmp, fmt)
-        try:
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("size {task.fields[size]}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} sizes"),
-                TextColumn("{task.fields[rows]:,} formulas"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("enumerate", total=max_size, size=1, rows=0)
-                written = 0
+    write, close = _writer(path, fmt)
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("size {task.fields[size]}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} sizes"),
+            TextColumn("{task.fields[rows]:,} formulas"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("enumerate", total=max_size, size=1, rows=0)
+            written = 0
 
-                def on_size(n: int, count: int) -> None:
-                    counts[n] = count
-                    progress.update(
-                        task, advance=1, size=min(n + 1, max_size), rows=written + len(batch)
-                    )
+            def on_size(n: int, count: int) -> None:
+                counts[n] = count
+                progress.update(
+                    task, advance=1, size=min(n + 1, max_size), rows=written + len(batch)
+                )
 
-                batch: list[tuple] = []
-                for row in Enumerator(vars_, dedup=level, operators=ops).rows(
-                    max_size, on_size=on_size
-                ):
-                    batch.append(row)
-                    if len(batch) >= _BATCH:
-                        write(batch)
-                        written += len(batch)
-                        batch = []
-                        progress.update(task, rows=written)
-                if batch or fmt == "parquet" and written == 0:
+            batch: list[tuple] = []
+            for row in Enumerator(vars_, dedup=level, operators=ops).rows(
+                max_size, on_size=on_size
+            ):
+                batch.append(row)
+                if len(batch) >= _BATCH:
                     write(batch)
                     written += len(batch)
-        finally:
-            close()
-    seconds = time.perf_counter() - start
+                    batch = []
+                    progress.update(task, rows=written)
+            if batch or fmt == "parquet" and written == 0:
+                write(batch)
+                written += len(batch)
+    finally:
+        close()
+    return written, counts
 
-    if all_levels is None:
-        all_levels = max_size <= _CHEAP_DEPTH
+
+def _counts_table(name: str, vars_, ops, max_size: int, level_name: str, counts, all_levels: bool):
+    """The summary table: formulas per size at the level written (and the other levels when counted)."""
+    from rich.table import Table
+
+    from formula_search.advanced import count_formulas
+
     by_level = {level_name: counts}
     if all_levels:
         for other in _LEVELS:
@@ -239,7 +263,4 @@ def enumerate_cmd(
     for n in range(1, max_size + 1):
         table.add_row(str(n), *(f"{by_level[lv][n]:,}" for lv in ordered))
     table.add_row("total", *(f"{sum(by_level[lv].values()):,}" for lv in ordered), style="bold")
-    console.print(table)
-    console.print(
-        f"Wrote {written:,} formulas to {out} in {seconds:.1f} s", highlight=False, soft_wrap=True
-    )
+    return table

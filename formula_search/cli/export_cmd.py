@@ -83,7 +83,6 @@ def method_description(text) -> str:
 )
 def export_cmd(run, fmt, top, output):
     """Export the discovered laws (with fitted constants and their units) and the results table."""
-    import dsl
     from formula_search.io import atomic_path, read_table
 
     run = Path(run)
@@ -92,80 +91,106 @@ def export_cmd(run, fmt, top, output):
     laws = law_rows(run, meta, top)
     comp = read_table(run / "comparators.csv") if (run / "comparators.csv").exists() else None
     if fmt == "latex":
-        lines = []
-        for r in laws:
-            lines.append(f"% rank {r['rank']}: {r['formula']}")
-            lines.append(f"$${dsl.to_latex(r['expr'], r['params'])}$$")
-            for k, (v, u) in enumerate(zip(r["params"], r["units"])):
-                lines.append(f"% c_{k} = {v:.6g} [{u or 'dimensionless'}]")
-        if comp is not None:
-            lines += [
-                r"\begin{tabular}{llr}",
-                r"\toprule",
-                r"Method & Description & RMSE \\",
-                r"\midrule",
-            ]
-            for _, c in comp.iterrows():
-                desc = method_description(c["description"])
-                if c["method"] in ("noether", "oracle") and laws:
-                    expr = dsl.parse(c["description"], [v["name"] for v in meta["variables"]])
-                    desc = (
-                        "$"
-                        + dsl.to_latex(
-                            expr, laws[0]["params"] if c["method"] == "noether" else None
-                        )
-                        + "$"
-                    )
-                lines.append(
-                    f"{METHOD_NAMES.get(c['method'], c['method'])} & {desc} & {c['test_rmse']:.4f} \\\\"
-                )
-            lines += [r"\bottomrule", r"\end{tabular}"]
-        text = "\n".join(lines) + "\n"
+        text = _latex(laws, comp, meta)
     elif fmt == "sympy":
-        text = "".join(f"{dsl.to_sympy(r['expr'], r['params'])}\n" for r in laws)
+        text = _sympy(laws)
     elif fmt == "json":
-        payload = {
-            "dataset": meta["dataset"],
-            "laws": [
-                {k: v for k, v in r.items() if k != "expr"}
-                | {
-                    "text": dsl.to_text(r["expr"], r["params"]),
-                    "latex": dsl.to_latex(r["expr"], r["params"]),
-                }
-                for r in laws
-            ],
-            "comparators": comp.to_dict(orient="records") if comp is not None else [],
-        }
-        text = json.dumps(payload, indent=2) + "\n"
+        text = _json(laws, comp, meta)
     else:
-        lines = [
-            f"# Discovered conservation laws: {meta['dataset']}",
-            "",
-            "| rank | law | parameters | test RMSE |",
-            "|---|---|---|---|",
-        ]
-        for r in laws:
-            ps = ", ".join(
-                f"c_{k} = {v:.4g} {dsl.pretty_units(u)}".strip()
-                for k, (v, u) in enumerate(zip(r["params"], r["units"]))
-            )
-            lines.append(
-                f"| {r['rank']} | `{dsl.to_display(r['expr'], r['params'])}` | {ps} | {r['test_rmse']:.4g} |"
-            )
-        if comp is not None:
-            lines += ["", "| method | description | test RMSE |", "|---|---|---|"]
-            lines += [
-                f"| {METHOD_NAMES.get(c['method'], c['method'])} | {method_description(c['description'])} | "
-                f"{c['test_rmse']:.4g} |"
-                for _, c in comp.iterrows()
-            ]
-        text = "\n".join(lines) + "\n"
+        text = _markdown(laws, comp, meta)
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(text)
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
+
+
+def _latex(laws: list[dict], comp, meta: dict) -> str:
+    """``--format latex``: each law as a display equation with its constants, then the results table."""
+    import dsl
+
+    lines = []
+    for r in laws:
+        lines.append(f"% rank {r['rank']}: {r['formula']}")
+        lines.append(f"$${dsl.to_latex(r['expr'], r['params'])}$$")
+        for k, (v, u) in enumerate(zip(r["params"], r["units"])):
+            lines.append(f"% c_{k} = {v:.6g} [{u or 'dimensionless'}]")
+    if comp is not None:
+        lines += [
+            r"\begin{tabular}{llr}",
+            r"\toprule",
+            r"Method & Description & RMSE \\",
+            r"\midrule",
+        ]
+        for _, c in comp.iterrows():
+            desc = method_description(c["description"])
+            if c["method"] in ("noether", "oracle") and laws:
+                expr = dsl.parse(c["description"], [v["name"] for v in meta["variables"]])
+                desc = (
+                    "$"
+                    + dsl.to_latex(expr, laws[0]["params"] if c["method"] == "noether" else None)
+                    + "$"
+                )
+            lines.append(
+                f"{METHOD_NAMES.get(c['method'], c['method'])} & {desc} & {c['test_rmse']:.4f} \\\\"
+            )
+        lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _sympy(laws: list[dict]) -> str:
+    """``--format sympy``: one law per line as SymPy prints it."""
+    import dsl
+
+    return "".join(f"{dsl.to_sympy(r['expr'], r['params'])}\n" for r in laws)
+
+
+def _json(laws: list[dict], comp, meta: dict) -> str:
+    """``--format json``: the dataset, the laws (with text and LaTeX forms) and the comparators' rows."""
+    import dsl
+
+    payload = {
+        "dataset": meta["dataset"],
+        "laws": [
+            {k: v for k, v in r.items() if k != "expr"}
+            | {
+                "text": dsl.to_text(r["expr"], r["params"]),
+                "latex": dsl.to_latex(r["expr"], r["params"]),
+            }
+            for r in laws
+        ],
+        "comparators": comp.to_dict(orient="records") if comp is not None else [],
+    }
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def _markdown(laws: list[dict], comp, meta: dict) -> str:
+    """``--format markdown``: a table of the laws for people, then the comparators' table."""
+    import dsl
+
+    lines = [
+        f"# Discovered conservation laws: {meta['dataset']}",
+        "",
+        "| rank | law | parameters | test RMSE |",
+        "|---|---|---|---|",
+    ]
+    for r in laws:
+        ps = ", ".join(
+            f"c_{k} = {v:.4g} {dsl.pretty_units(u)}".strip()
+            for k, (v, u) in enumerate(zip(r["params"], r["units"]))
+        )
+        lines.append(
+            f"| {r['rank']} | `{dsl.to_display(r['expr'], r['params'])}` | {ps} | {r['test_rmse']:.4g} |"
+        )
+    if comp is not None:
+        lines += ["", "| method | description | test RMSE |", "|---|---|---|"]
+        lines += [
+            f"| {METHOD_NAMES.get(c['method'], c['method'])} | {method_description(c['description'])} | "
+            f"{c['test_rmse']:.4g} |"
+            for _, c in comp.iterrows()
+        ]
+    return "\n".join(lines) + "\n"
 
 
 @click.command("plot")

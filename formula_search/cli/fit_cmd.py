@@ -121,18 +121,34 @@ def fit_cmd(**kwargs) -> None:
     OUT/survivors.csv; finished chunks are kept in OUT/fit.chunks/ so that --resume skips them.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from formula_search.advanced import FitConfig, FitData, fit_formulas, survivors
+    from formula_search.advanced import FitData
     from formula_search.data import dataset_from_options, pop_dataset_options
-    from formula_search.errors import InputError
-    from formula_search.io import read_table, write_table
 
     seed = kwargs["seed"]
     operators = parse_operators(kwargs["operators"])
     dataset = dataset_from_options(**pop_dataset_options(kwargs))
     window = kwargs["window"] if kwargs["window"] is not None else dataset.default_window
-    config = FitConfig(
+    config = _fit_config(kwargs, dataset, window, seed)
+    console = Console(stderr=True)
+    if kwargs["explain"]:
+        _explain(kwargs["explain"], FitData.from_dataset(dataset, kwargs["split"]), config)
+        return
+    if kwargs["max_terms"] is not None:
+        _term_search(dataset, config, kwargs, console, operators)
+        return
+    formulas = _formulas(kwargs, dataset, operators, config, console)
+    data = FitData.from_dataset(dataset, kwargs["split"])
+    out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
+    table = _fit_with_progress(formulas, data, config, out, kwargs["resume"], console)
+    _write_and_report(table, out, dataset, config, window, kwargs)
+
+
+def _fit_config(kwargs, dataset, window, seed):
+    """The :class:`FitConfig` of the command's options (the dataset card's defaults where unset)."""
+    from formula_search.advanced import FitConfig
+
+    return FitConfig(
         ratio=kwargs["ratio"],
         window=window,
         n_starts=kwargs["starts"],
@@ -149,40 +165,44 @@ def fit_cmd(**kwargs) -> None:
         measure=kwargs["measure"],
         smoothing=kwargs["smoothing"],
     )
-    console = Console(stderr=True)
-    if kwargs["explain"]:
-        _explain(kwargs["explain"], FitData.from_dataset(dataset, kwargs["split"]), config)
-        return
-    if kwargs["max_terms"] is not None:
-        _term_search(dataset, config, kwargs, console, operators)
-        return
+
+
+def _formulas(kwargs, dataset, operators, config, console):
+    """The formulas to fit: the table given with --formulas, or those enumerated here up to --depth."""
+    from formula_search.errors import InputError
+    from formula_search.io import read_table
+
     if kwargs["formulas_path"]:
         formulas = read_table(kwargs["formulas_path"])
         if "formula" not in formulas.columns:
             raise InputError(f"{kwargs['formulas_path']}: no 'formula' column")
-    else:
-        from formula_search.advanced import check_search_size, enumeration_table
+        return formulas
+    from formula_search.advanced import check_search_size, enumeration_table
 
-        if kwargs["depth"] < 1:
-            raise InputError(f"--depth must be >= 1, got {kwargs['depth']}")
-        estimate = check_search_size(
-            dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"], operators=operators
+    if kwargs["depth"] < 1:
+        raise InputError(f"--depth must be >= 1, got {kwargs['depth']}")
+    estimate = check_search_size(
+        dataset.variables, max_size=kwargs["depth"], dedup=kwargs["dedup"], operators=operators
+    )
+    if estimate > 1e6:
+        per_s = 2000 * max(1, config.jobs)
+        console.print(
+            f"about {estimate:,.0f} formulas to fit: about {estimate / per_s / 60:,.0f} min at "
+            f"{per_s:,} formulas/s"
         )
-        if estimate > 1e6:
-            per_s = 2000 * max(1, config.jobs)
-            console.print(
-                f"about {estimate:,.0f} formulas to fit: about {estimate / per_s / 60:,.0f} min at "
-                f"{per_s:,} formulas/s"
-            )
-        with console.status(f"enumerating formulas up to size {kwargs['depth']}..."):
-            formulas = enumeration_table(
-                dataset.variables,
-                max_size=kwargs["depth"],
-                dedup=kwargs["dedup"],
-                operators=operators,
-            )
-    data = FitData.from_dataset(dataset, kwargs["split"])
-    out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
+    with console.status(f"enumerating formulas up to size {kwargs['depth']}..."):
+        return enumeration_table(
+            dataset.variables,
+            max_size=kwargs["depth"],
+            dedup=kwargs["dedup"],
+            operators=operators,
+        )
+
+
+def _fit_with_progress(formulas, data, config, out: Path, resume: bool, console):
+    """:func:`fit_formulas` with a progress bar, its finished chunks kept in OUT/fit.chunks."""
+    from formula_search.advanced import fit_formulas
+
     with progress_bar("{task.fields[rate]}", console=console) as progress:
         task = progress.add_task("fitting", total=len(formulas), rate="")
 
@@ -192,15 +212,25 @@ def fit_cmd(**kwargs) -> None:
             if t.speed:
                 progress.update(task, rate=f"{t.speed:,.0f} formulas/s")
 
-        table = fit_formulas(
+        return fit_formulas(
             formulas,
             data,
             config=config,
             checkpoint_dir=out / "fit.chunks",
-            resume=kwargs["resume"],
+            resume=resume,
             progress=advance,
             report=console.print,
         )
+
+
+def _write_and_report(table, out: Path, dataset, config, window, kwargs) -> None:
+    """Write OUT/fit.<format> and OUT/survivors.csv, show the best survivors and a summary line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from formula_search.advanced import survivors
+    from formula_search.io import write_table
+
     path = write_table(table, out / f"fit.{kwargs['fmt']}")
     best = survivors(table)
     write_table(best, out / "survivors.csv")

@@ -180,7 +180,15 @@ def _load_data(
 
 
 def _model_options(f: Callable) -> Callable:
-    opts = [
+    """The options of the model and its training: ``--device``, sizes and schedule, then the inner loop."""
+    for o in reversed(_network_options() + _inner_options()):
+        f = o(f)
+    return f
+
+
+def _network_options() -> list[Callable]:
+    """``--device`` and the sizes and training schedule of SVG (options, in the order shown)."""
+    return [
         click.option(
             "--device",
             type=click.Choice(["auto", "cpu", "cuda"]),
@@ -230,6 +238,12 @@ def _model_options(f: Callable) -> Callable:
             default=None,
             help="Frames predicted at evaluation (pendulum 26).",
         ),
+    ]
+
+
+def _inner_options() -> list[Callable]:
+    """The Noether Network's inner loop and whether SVG trains with it (options, in the order shown)."""
+    return [
         click.option(
             "--loss-form",
             type=click.Choice(["a", "b"]),
@@ -265,9 +279,6 @@ def _model_options(f: Callable) -> Callable:
             help="Keep SVG fixed during meta-training (the paper's pendulum variant).",
         ),
     ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
 
 
 def _video_config(
@@ -485,26 +496,10 @@ def evaluate_cmd(
 ) -> None:  # noqa: ANN001
     """Per-step MSE, PSNR and SSIM on held-out sequences; writes results.csv (and inner_steps.csv)."""
     ks = parse_study_steps(study)  # before any evaluation: a typo costs nothing
-    from meta_tailor.video import (
-        METHOD_LABELS,
-        METHODS,
-        VideoConfig,
-        evaluate,
-        inner_steps_study,
-        load_models,
-        load_video_data,
-        overall_table,
-    )
+    from meta_tailor.video import METHODS, inner_steps_study, load_models, overall_table
 
     run = Path(out)
-    if not (run / "config.json").is_file() or not (run / "data.json").is_file():
-        raise InputError(
-            f"{run}: not a run folder (train one with `fsearch video train --out {run}`)"
-        )
-    config = VideoConfig.from_dict(json.loads((run / "config.json").read_text()))
-    if device:
-        config = dataclasses.replace(config, device=device)
-    data = load_video_data(json.loads((run / "data.json").read_text())["data"]).test
+    config, data = _load_run(run, device)
     nc = dataclasses.replace(
         config.noether,
         inner_optimizer=inner_optimizer or config.noether.inner_optimizer,
@@ -518,18 +513,7 @@ def evaluate_cmd(
         if not (run / f"{m}.pt").is_file():
             continue
         model, emb = load_models(run / f"{m}.pt", config)
-        with progress_bar() as p:
-            task = p.add_task(f"evaluating {METHOD_LABELS[m]}", total=None)
-            df = evaluate(
-                model,
-                emb,
-                data,
-                config=config,
-                noether=nc,
-                max_windows_per_episode=max_windows,
-                progress=lambda n, task=task: p.advance(task, n),
-            )
-        tables.append(df.assign(method=m, seed=config.seed))
+        tables.append(_evaluate_method(m, model, emb, data, config, nc, max_windows))
         if m == "noether" and ks:
             st = inner_steps_study(
                 model,
@@ -549,6 +533,39 @@ def evaluate_cmd(
     write_table(results, run / "results.csv")
     click.echo(overall_table(results).to_string(index=False))
     click.echo(f"wrote {run / 'results.csv'}")
+
+
+def _load_run(run: Path, device: str | None):
+    """``(config, test episodes)`` of a run folder written by `fsearch video train`."""
+    from meta_tailor.video import VideoConfig, load_video_data
+
+    if not (run / "config.json").is_file() or not (run / "data.json").is_file():
+        raise InputError(
+            f"{run}: not a run folder (train one with `fsearch video train --out {run}`)"
+        )
+    config = VideoConfig.from_dict(json.loads((run / "config.json").read_text()))
+    if device:
+        config = dataclasses.replace(config, device=device)
+    data = load_video_data(json.loads((run / "data.json").read_text())["data"]).test
+    return config, data
+
+
+def _evaluate_method(m: str, model, emb, data, config, noether, max_windows):
+    """One method's per-step metrics on the test episodes, with a progress bar."""
+    from meta_tailor.video import METHOD_LABELS, evaluate
+
+    with progress_bar() as p:
+        task = p.add_task(f"evaluating {METHOD_LABELS[m]}", total=None)
+        df = evaluate(
+            model,
+            emb,
+            data,
+            config=config,
+            noether=noether,
+            max_windows_per_episode=max_windows,
+            progress=lambda n, task=task: p.advance(task, n),
+        )
+    return df.assign(method=m, seed=config.seed)
 
 
 @video_group.command("plot")

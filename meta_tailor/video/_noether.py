@@ -224,38 +224,72 @@ def predict_sequence(
         Final and initial predictions and the Noether loss along the inner loop.
     """
     steps = 0 if embedding is None else config.inner_steps
-    lkw = {"form": config.loss_form, "reduction": config.reduction}
     opt = _InnerOpt(config.inner_optimizer, config.inner_lr)
+    rollout = {"n_past": n_past, "n_future": n_future, "teacher_forcing": teacher_forcing}
+    if config.tailor == "latent":
+        return _predict_latent(
+            model, embedding, frames, actions, config, opt, steps, rollout, create_graph
+        )
+    return _predict_cn(model, embedding, frames, actions, config, opt, steps, rollout, create_graph)
+
+
+def _predict_latent(
+    model: SVGPredictor,
+    embedding: nn.Module | None,
+    frames: Tensor,
+    actions: Tensor,
+    config: NoetherConfig,
+    opt: _InnerOpt,
+    steps: int,
+    rollout: dict,
+    create_graph: bool,
+) -> Prediction:
+    """:func:`predict_sequence` tailoring the predicted LSTM outputs (``tailor="latent"``)."""
+    lkw = {"form": config.loss_form, "reduction": config.reduction}
     losses: list[Tensor] = []
     b = frames.shape[0]
-    if config.tailor == "latent":
-        r = model.rollout(
-            frames, actions, n_past=n_past, n_future=n_future, teacher_forcing=teacher_forcing
-        )
-        cond, pred = r.outputs[:, : n_past - 1], r.outputs[:, n_past - 1 :]
-        if steps == 0:
-            if embedding is None:
-                return Prediction(r.preds, r.preds, torch.zeros(1, b, device=frames.device))
-            with torch.no_grad():
-                loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
-            return Prediction(r.preds, r.preds, loss[None])
-        with torch.enable_grad():
+    n_past = rollout["n_past"]
+    r = model.rollout(frames, actions, **rollout)
+    cond, pred = r.outputs[:, : n_past - 1], r.outputs[:, n_past - 1 :]
+    if steps == 0:
+        if embedding is None:
+            return Prediction(r.preds, r.preds, torch.zeros(1, b, device=frames.device))
+        with torch.no_grad():
+            loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
+        return Prediction(r.preds, r.preds, loss[None])
+    with torch.enable_grad():
+        if not create_graph:
+            cond, pred = cond.detach(), pred.detach().requires_grad_(True)
+        for _ in range(steps):
+            loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
+            losses.append(loss.detach())
+            (grad,) = torch.autograd.grad(loss.sum(), pred, create_graph=create_graph)
+            (pred,) = opt.step([pred], (grad,), loss)
             if not create_graph:
-                cond, pred = cond.detach(), pred.detach().requires_grad_(True)
-            for _ in range(steps):
-                loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
-                losses.append(loss.detach())
-                (grad,) = torch.autograd.grad(loss.sum(), pred, create_graph=create_graph)
-                (pred,) = opt.step([pred], (grad,), loss)
-                if not create_graph:
-                    pred = pred.detach().requires_grad_(True)
-            final_loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
-            losses.append(final_loss.detach())
-        with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
-            preds = model.decode(pred if create_graph else pred.detach(), r.skips)
-        return Prediction(preds, r.preds, torch.stack(losses))
+                pred = pred.detach().requires_grad_(True)
+        final_loss = latent_noether_loss(embedding, cond, pred, actions, **lkw)
+        losses.append(final_loss.detach())
+    with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
+        preds = model.decode(pred if create_graph else pred.detach(), r.skips)
+    return Prediction(preds, r.preds, torch.stack(losses))
 
-    # CNGRAD: adapt per-example conditional-normalisation parameters
+
+def _predict_cn(
+    model: SVGPredictor,
+    embedding: nn.Module | None,
+    frames: Tensor,
+    actions: Tensor,
+    config: NoetherConfig,
+    opt: _InnerOpt,
+    steps: int,
+    rollout: dict,
+    create_graph: bool,
+) -> Prediction:
+    """:func:`predict_sequence` adapting per-example conditional-normalisation parameters (CNGRAD)."""
+    lkw = {"form": config.loss_form, "reduction": config.reduction}
+    losses: list[Tensor] = []
+    b = frames.shape[0]
+    n_past = rollout["n_past"]
     cn = model.identity_cn(b, frames.device)
     flat = [t for pair in cn for t in pair]
     first = None
@@ -265,14 +299,7 @@ def predict_sequence(
                 t if (create_graph and t.requires_grad) else t.detach().requires_grad_(True)
                 for t in flat
             ]
-            r = model.rollout(
-                frames,
-                actions,
-                n_past=n_past,
-                n_future=n_future,
-                teacher_forcing=teacher_forcing,
-                cn=_pair(flat),
-            )
+            r = model.rollout(frames, actions, **rollout, cn=_pair(flat))
             first = r.preds if first is None else first
             loss = frame_noether_loss(embedding, frames[:, :n_past], r.preds, **lkw)
             losses.append(loss.detach())
@@ -280,14 +307,7 @@ def predict_sequence(
             flat = opt.step(flat, grads, loss)
             if not create_graph:
                 flat = [t.detach() for t in flat]
-    r = model.rollout(
-        frames,
-        actions,
-        n_past=n_past,
-        n_future=n_future,
-        teacher_forcing=teacher_forcing,
-        cn=_pair(flat),
-    )
+    r = model.rollout(frames, actions, **rollout, cn=_pair(flat))
     if embedding is not None:
         with torch.no_grad():
             losses.append(frame_noether_loss(embedding, frames[:, :n_past], r.preds, **lkw))

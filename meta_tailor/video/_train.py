@@ -241,37 +241,8 @@ def train_stage(
     model, emb = build_models(config)
     path = Path(path)
     noether = stage == "noether"
-    if path.is_file():
-        ckpt = load_checkpoint(path)
-    elif stage == "svg":
-        ckpt = {
-            "model": model.state_dict(),
-            "embedding": None,
-            "opt": None,
-            "epoch": 0,
-            "losses": [],
-        }
-    else:
-        if init_from is None:
-            raise InputError(f"stage {stage} needs the SVG checkpoint to start from")
-        base = load_checkpoint(init_from)
-        ckpt = {
-            "model": base["model"],
-            "embedding": emb.state_dict() if noether else None,
-            "opt": None if noether else base["opt"],
-            "epoch": 0,
-            "losses": [],
-        }
-    model.load_state_dict(ckpt["model"])
-    model.to(device)
-    params = [] if (noether and config.freeze_predictor) else list(model.parameters())
-    if noether:
-        emb.load_state_dict(ckpt["embedding"])
-        emb.to(device)
-        params += list(emb.parameters())
-    opt = torch.optim.Adam(params, lr=config.lr)
-    if ckpt["opt"] is not None:
-        opt.load_state_dict(ckpt["opt"])
+    ckpt = _starting_checkpoint(path, stage, model, emb, init_from)
+    opt = _restore(ckpt, model, emb if noether else None, config, device)
     losses = list(ckpt["losses"])
     stage_id = METHODS.index(stage)
     for epoch in range(int(ckpt["epoch"]), total):
@@ -297,6 +268,61 @@ def train_stage(
     if not path.is_file():  # zero epochs: still leave a checkpoint for the later stages
         _save(path, ckpt)
     return ckpt
+
+
+def _starting_checkpoint(
+    path: Path,
+    stage: str,
+    model: SVGPredictor,
+    emb: torch.nn.Module,
+    init_from: str | os.PathLike[str] | None,
+) -> dict:
+    """The checkpoint :func:`train_stage` starts from: ``path``'s, fresh SVG, or ``init_from``'s SVG."""
+    noether = stage == "noether"
+    if path.is_file():
+        return load_checkpoint(path)
+    if stage == "svg":
+        return {
+            "model": model.state_dict(),
+            "embedding": None,
+            "opt": None,
+            "epoch": 0,
+            "losses": [],
+        }
+    if init_from is None:
+        raise InputError(f"stage {stage} needs the SVG checkpoint to start from")
+    base = load_checkpoint(init_from)
+    return {
+        "model": base["model"],
+        "embedding": emb.state_dict() if noether else None,
+        "opt": None if noether else base["opt"],
+        "epoch": 0,
+        "losses": [],
+    }
+
+
+def _restore(
+    ckpt: dict,
+    model: SVGPredictor,
+    emb: torch.nn.Module | None,
+    config: VideoConfig,
+    device: torch.device,
+) -> torch.optim.Adam:
+    """Load ``ckpt``'s weights onto ``device`` and return the Adam optimizer of the trained parameters.
+
+    ``emb`` is the embedding when it is trained (the Noether Network), else None.
+    """
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    params = [] if (emb is not None and config.freeze_predictor) else list(model.parameters())
+    if emb is not None:
+        emb.load_state_dict(ckpt["embedding"])
+        emb.to(device)
+        params += list(emb.parameters())
+    opt = torch.optim.Adam(params, lr=config.lr)
+    if ckpt["opt"] is not None:
+        opt.load_state_dict(ckpt["opt"])
+    return opt
 
 
 def train_all(
