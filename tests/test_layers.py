@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYER_OF = (
     ("formula_search.cli", "cli"),
     ("formula_search.runs", "application"),
+    ("formula_search._run_folder", "application"),
+    ("formula_search._law_choice", "application"),
     ("formula_search.errors", "data"),
     ("formula_search.io", "data"),
     ("formula_search.version", "data"),

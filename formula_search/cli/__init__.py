@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Fit each formula's parameters and keep the conserved ones.",
     ),
     "pretrain": (
-        "formula_search.cli.rank_cmd:pretrain_cmd",
+        "formula_search.cli._pretrain_cmd:pretrain_cmd",
         "Train the baseline MLP dynamics model.",
     ),
     "rank": (
@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Rank conserved formulas by meta-tailoring a pretrained MLP.",
     ),
     "run": (
-        "formula_search.cli.rank_cmd:run_cmd",
+        "formula_search.cli._run_cmd:run_cmd",
         "Run the whole pipeline end to end on a dataset.",
     ),
     "export": (
@@ -50,7 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Plot error against horizon and the discovered law.",
     ),
     "reproduce": (
-        "formula_search.cli.rank_cmd:reproduce_cmd",
+        "formula_search.cli._reproduce_cmd:reproduce_cmd",
         "Reproduce the paper's three scientific experiments.",
     ),
     "video": (

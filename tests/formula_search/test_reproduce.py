@@ -141,7 +141,7 @@ def test_reproduce_adds_the_real_pendulums_opt_in_run(tmp_path, monkeypatch):
 
 
 def test_opt_in_hint_names_the_setting_only_after_a_miss_without_it():
-    from formula_search.cli.rank_cmd import _opt_in_hint
+    from formula_search.cli._run_summary import opt_in_hint as _opt_in_hint
     from formula_search.paper import ClaimCheck, opt_in_args
 
     assert (

@@ -346,7 +346,7 @@ def test_cv_fold_wins_count_the_folds_each_law_is_best_in():
 def test_cv_summary_says_when_the_vote_disagrees_with_the_mean():
     """The command's lines for a CV choice, hand-worked: the mean picks B (0.14 against 0.2575, so the
     runner-up is 83.9% higher) though A is best in 3 of 4 folds; without the large fold they agree."""
-    from formula_search.cli.rank_cmd import cv_summary
+    from formula_search.runs import cv_summary
     from meta_tailor.advanced import CVResult
 
     mse = {"A": [1.0, 0.01, 0.01, 0.01], "B": [0.5, 0.02, 0.02, 0.02]}

@@ -275,8 +275,8 @@ def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
 def test_model_fingerprint_leaves_out_the_default_keep():
     """A model saved before `keep` existed had no such key in its fingerprint: with the default it must
     still match (and be reused); with `best` it must not."""
-    from formula_search.cli.rank_cmd import model_fingerprint
     from formula_search.data._load import load_dataset
+    from formula_search.runs import model_fingerprint
     from meta_tailor import MLPConfig
 
     data = load_dataset("ideal_spring")
@@ -412,8 +412,8 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
 
 def test_search_says_whether_it_searched_or_reused_the_cache(tmp_path, monkeypatch, capsys):
     """The second search of the same inputs reads the first one's file back, and says so."""
-    from formula_search.cli.rank_cmd import search_stage
     from formula_search.data import load_dataset
+    from formula_search.runs import search_stage
 
     monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path))
     data = load_dataset("ideal_spring")

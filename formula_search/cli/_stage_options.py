@@ -1,0 +1,218 @@
+"""The options of ``fsearch rank`` and ``run`` (:func:`stage_options`), grouped by topic, and the single
+options ``fsearch pretrain`` and ``reproduce`` share with them.
+
+Each group is a list of click decorators in the order ``--help`` shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from formula_search.cli._common import MEASURE, OPERATORS, SMOOTHING, dedup_option
+from formula_search.cli._data_options import dataset_options
+
+DEVICE = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to compute.",
+)
+
+
+TAILOR = click.option(
+    "--tailor",
+    "tailor",
+    type=click.Choice(["state", "trajectory"]),
+    default=None,
+    help="Tailoring per trajectory (Algorithm 1, the default) or per query state.",
+)
+
+
+INNER_RULE = click.option(
+    "--inner-rule",
+    type=click.Choice(["sgd", "polyak"]),
+    default="sgd",
+    show_default=True,
+    help="Inner step: the paper's fixed rate (sgd), or a Polyak rate per sequence (the rate is the "
+    "fraction of the sequence's Noether loss one step removes; screens 0.1 to 1).",
+)
+
+
+MODEL_SEED = click.option(
+    "--model-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the MLP's and the HNN's initialisation (0 is the reference set-up's). A run "
+    "directory keeps one pretrained MLP: another seed retrains it.",
+)
+
+
+PRETRAIN_KEEP = click.option(
+    "--pretrain-keep",
+    type=click.Choice(["last", "best"]),
+    default="last",
+    show_default=True,
+    help="Weights the MLP (and the HNN and the MLP with more epochs) keep: those after the last Adam "
+    "step (the reference set-up's), or those with the lowest training loss of all steps (full-batch "
+    "Adam keeps spiking, and the last step may land on a spike).",
+)
+
+RUN = click.option("--run", "run", default=None, help="Run directory [default: runs/DATASET].")
+
+
+def stage_options(f: Callable) -> Callable:
+    """Options shared by ``fsearch rank`` and ``fsearch run``."""
+    decorators = [
+        *_search_options(),
+        *_budget_options(),
+        *_meta_tailoring_options(),
+        *_law_choice_options(),
+        MODEL_SEED,
+        PRETRAIN_KEEP,
+        DEVICE,
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _search_options() -> list[Callable]:
+    """The data, the formulas to rank (the search, or a file of them), and the run directory."""
+    return [
+        dataset_options,
+        click.option(
+            "--survivors",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Fitter output (.csv/.parquet) to rank [default: run the search, or reuse a cached one].",
+        ),
+        click.option(
+            "--depth",
+            type=click.IntRange(min=1),
+            default=7,
+            show_default=True,
+            help="Largest formula size in tokens (tree nodes) for the search.",
+        ),
+        dedup_option(),
+        OPERATORS,
+        click.option(
+            "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
+        ),
+        MEASURE,
+        SMOOTHING,
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Processes for the fit, and for the folds of --law-choice cv.",
+        ),
+        RUN,
+    ]
+
+
+def _budget_options() -> list[Callable]:
+    """How much work the model gets: finalists, meta-tailoring epochs, pretraining steps."""
+    return [
+        click.option(
+            "--top-k",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Survivors meta-tailored after the screen [20].",
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Meta-tailoring epochs [100].",
+        ),
+        click.option(
+            "--pretrain-steps",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Steps if the MLP must be trained [2000].",
+        ),
+    ]
+
+
+def _meta_tailoring_options() -> list[Callable]:
+    """Meta-tailoring: the inner (tailoring) step and the outer Adam of the MLP's weights."""
+    return [
+        TAILOR,
+        INNER_RULE,
+        click.option(
+            "--outer-lr",
+            type=click.FloatRange(min=0, min_open=True),
+            multiple=True,
+            help="Adam rate of the MLP weights in meta-tailoring [1e-3]. Repeat it to screen several: "
+            "each finalist keeps the rate with the lowest training rollout MSE (the time grows with "
+            "their number).",
+        ),
+        click.option(
+            "--inner-integrator",
+            type=click.Choice(["euler", "rk4"]),
+            default=None,
+            help="Trajectory mode's inner rollout: the paper's finite difference x + f(x) dt (euler) "
+            "or one RK4 step per dt, the integrator of the evaluation [rk4].",
+        ),
+        click.option(
+            "--outer-warmup",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Meta-tailoring steps over which the outer Adam rates rise linearly to their values "
+            "(a fresh Adam moves every weight by about the full rate at its first step; 0: none) [10].",
+        ),
+        click.option(
+            "--outer-decay",
+            type=click.Choice(["none", "cosine"]),
+            default=None,
+            help="Outer Adam rates after the warm-up: constant, or falling as a half cosine towards zero "
+            "at the last epoch, so that the long stage settles [none].",
+        ),
+        click.option(
+            "--outer-adam",
+            type=click.Choice(["fresh", "continue"]),
+            default="fresh",
+            show_default=True,
+            help="The outer Adam of the MLP weights: a fresh optimiser, or the MLP's pretraining Adam "
+            "continued (its moment estimates scale each weight's first outer steps; the MLP with more "
+            "epochs and the oracle continue it too).",
+        ),
+    ]
+
+
+def _law_choice_options() -> list[Callable]:
+    """How the law is chosen: given by an earlier run, by the training rollouts, by CV, or the paper's way."""
+    return [
+        click.option(
+            "--law-from",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Meta-tailor only the law an earlier run on the same data chose (its run directory), "
+            "starting from the fit's constants: the law found with one setting, the predictor built "
+            "with another (e.g. a first run with the paper's settings, then --inner-rule polyak).",
+        ),
+        click.option(
+            "--law-choice",
+            type=click.Choice(["train", "cv", "paper"]),
+            default="train",
+            show_default=True,
+            help="Choose the winner by the meta-tailored models' rollouts of the training trajectories "
+            "(train, the paper's), or by cross-validation over them (cv: the MLP's pretraining and the "
+            "ranking again without each fold, scored by rollouts of the held-out trajectories; costs "
+            "--cv-folds more rankings, run in --jobs processes), or as train but with the paper's inner "
+            "rule and outer rate (paper: the law of a ranking with --inner-rule sgd and --outer-lr 1e-3, "
+            "then meta-tailored alone with this run's settings; written to law_ranking.csv).",
+        ),
+        click.option(
+            "--cv-folds",
+            type=click.IntRange(min=2),
+            default=None,
+            help="Folds of --law-choice cv; trajectory j goes to fold j mod K [4, or the number of "
+            "training trajectories if fewer].",
+        ),
+    ]
