@@ -186,7 +186,7 @@ DEFAULT_OPERATORS: tuple[str, ...] = tuple(p.name for p in PRIMITIVES.values() i
 
 
 def check_operators(names) -> tuple[str, ...]:
-    """The operator names, checked against the table, in table order (always with ``+ - * /``)."""
+    """The operator names, checked against the table, in table order."""
     from dsl.errors import InputError
 
     names = set(names)
@@ -195,4 +195,6 @@ def check_operators(names) -> tuple[str, ...]:
         raise InputError(
             f"unknown operator(s) {', '.join(unknown)}; the language has {', '.join(PRIMITIVES)}"
         )
-    return tuple(n for n in PRIMITIVES if n in names or PRIMITIVES[n].arity == 2)
+    if not names:
+        raise InputError("no operators: name at least one (e.g. add, mul)")
+    return tuple(n for n in PRIMITIVES if n in names)

@@ -130,7 +130,7 @@ class Enumerator:
     Args:
         variables: the dataset's variables (names and units).
         dedup: deduplication level.
-        operators: the operators of :data:`dsl.PRIMITIVES` to build with (``+ - * /`` always); default the
+        operators: the operators of :data:`dsl.PRIMITIVES` to build with; default the
             paper's ``+ - * / sin cos square`` (:data:`dsl.DEFAULT_OPERATORS`), e.g. ``(*DEFAULT_OPERATORS,
             "sqrt")`` to add square roots.
     """

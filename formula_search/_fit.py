@@ -160,6 +160,7 @@ class FitData:
         derivatives: one (T, n_vars) array of time derivatives per sequence (optional).
         exact_derivatives: whether ``derivatives`` are exact (a simulation's), not estimated from the
             states; ``FitConfig(derivatives="auto")`` uses them only then.
+        canonical: coordinates then momenta (:attr:`formula_search.data.Dataset.canonical`).
     """
 
     var_names: tuple[str, ...]
@@ -168,6 +169,7 @@ class FitData:
     times: tuple[np.ndarray, ...] | None = field(default=None)
     derivatives: tuple[np.ndarray, ...] | None = field(default=None)
     exact_derivatives: bool = False
+    canonical: bool = False
 
     @classmethod
     def from_dataset(cls, dataset, split: str = "train") -> FitData:
@@ -180,6 +182,7 @@ class FitData:
             tuple(tr.t for tr in trajs),
             tuple(tr.dxdt for tr in trajs),
             getattr(dataset, "derivative", "") == "exact",
+            bool(getattr(dataset, "canonical", False)),
         )
 
 

@@ -27,6 +27,7 @@ which terms enter:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,6 +40,27 @@ from formula_search.errors import InputError
 
 #: Ratios within this factor are ties (as in :func:`formula_search._fit.survivors`).
 TIE = 2.0
+#: A term set whose combination's gradient is this small next to its terms' gradients is an identity
+#: (``sin(q)^2 + cos(q)^2``, ``cos(q + q) + 2*sin(q)^2``): constant everywhere, not a law of the data.
+IDENTITY = 1e-8
+#: A term takes part in a law when its share of the gradient is at least this (else the smaller set is the law).
+PARTICIPATION = 1e-3
+#: A law is new unless this share (squared) of its gradient or more is explained, at the data's points, by
+#: the gradients of the laws already kept (a function of them, up to the noise of the fit).
+SPAN_TOL = 1e-2
+#: Ratios below this are round-off: the law is exact on the data, and all such laws tie.
+EXACT = 1e-14
+#: When the best law is exact, a law more than this factor worse is an approximation, not reported.
+GAP = 1e6
+#: On canonical data a law is the Hamiltonian when its symplectic gradient explains the velocities but for
+#: this share (squared): the energy is named before other conserved quantities (normal-mode energies).
+GENERATOR = 0.05
+#: Conserved term sets examined for independence, the best first (the rest are supersets of them).
+MAX_CANDIDATES = 2000
+#: Searches at most, each without a term of every law found before (:func:`_rounds`).
+ROUNDS = 4
+#: Term pairs scored per batch (closed form, a few floats each).
+PAIR_BATCH = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ class TermConfig:
 
     term_depth: int = 5
     max_terms: int = 6
-    beam: int = 64
+    beam: int = 256
     max_laws: int = 6
     points: int = 4000
     operators: tuple[str, ...] | None = None
@@ -136,8 +158,42 @@ def _smallest(a_sets, b_sets, torch):
     vals, vecs = torch.linalg.eigh(0.5 * (c + c.transpose(-1, -2)))
     y = inv.transpose(-1, -2) @ vecs[:, :, :1]  # back to the normalised basis
     coef = y[:, :, 0] * d  # and to the terms
+    good = good & ~_identity(coef, b_sets, torch)
     value = torch.where(good, vals[:, 0].clamp_min(0.0), torch.full_like(vals[:, 0], math.inf))
     return value, coef
+
+
+def _identity(coef, b_sets, torch):
+    """Whether each combination's gradient cancels (an identity among its terms, not a law)."""
+    c = coef.unsqueeze(-1)
+    whole = (c.transpose(-1, -2) @ b_sets @ c).view(-1)
+    parts = (coef**2 * b_sets.diagonal(dim1=-2, dim2=-1)).sum(-1)
+    return ~(whole > IDENTITY * parts)
+
+
+def _pair_scores(a, b, an, bn, i, j, torch):
+    """Smallest generalised eigenvalue, coefficients and null ratio of the pairs ``(i, j)`` in closed form
+    (the 2x2 case of :func:`_smallest`): ``det(A - l B) = 0``."""
+    a11, a22, a12 = a[i, i], a[j, j], a[i, j]
+    b11, b22, b12 = b[i, i], b[j, j], b[i, j]
+    q = b11 * b22 - b12**2
+    p = a11 * b22 + a22 * b11 - 2 * a12 * b12
+    r = a11 * a22 - a12**2
+    disc = (p * p - 4 * q * r).clamp_min(0.0)
+    lam = (2 * r / (p + disc.sqrt()).clamp_min(1e-300)).clamp_min(0.0)  # the smaller root, stably
+    # the null vector of (A - lam B): from the row of larger norm
+    r1 = torch.stack([a11 - lam * b11, a12 - lam * b12], -1)
+    r2 = torch.stack([a12 - lam * b12, a22 - lam * b22], -1)
+    row = torch.where((r1.norm(dim=-1) >= r2.norm(dim=-1)).unsqueeze(-1), r1, r2)
+    coef = torch.stack([row[:, 1], -row[:, 0]], -1)
+    coef = coef / coef.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    bset = torch.stack([torch.stack([b11, b12], -1), torch.stack([b12, b22], -1)], -2)
+    good = (q > 1e-9 * b11 * b22) & torch.isfinite(lam) & ~_identity(coef, bset, torch)
+    value = torch.where(good, lam, torch.full_like(lam, math.inf))
+    c0, c1 = coef[:, 0], coef[:, 1]
+    null_a = c0**2 * an[i, i] + 2 * c0 * c1 * an[i, j] + c1**2 * an[j, j]
+    null_b = c0**2 * bn[i, i] + 2 * c0 * c1 * bn[i, j] + c1**2 * bn[j, j]
+    return value, coef, value / (null_a / null_b)
 
 
 def _law_text(texts, idx, coef) -> str:
@@ -170,8 +226,7 @@ def term_search(
     """
     import torch
 
-    from formula_search import _measure
-    from formula_search._fit import FitConfig, _as_fitdata, _problem, fit_formulas, resolve_defaults
+    from formula_search._fit import FitConfig, _as_fitdata, fit_formulas, resolve_defaults
 
     config = config or TermConfig()
     fit_config = resolve_defaults(fit_config or FitConfig(), data)
@@ -179,96 +234,244 @@ def term_search(
         raise InputError("the term search needs the derivative measure (--measure derivative)")
     fit_data = _as_fitdata(data)
     say = progress or (lambda _line: None)
-    problem = _problem(fit_data, fit_config)
-    prep: _measure.Prepared = problem.prepared
-    n = len(prep.x)
-    keep = np.arange(0, n, max(1, math.ceil(n / config.points)))
-    x = torch.as_tensor(np.ascontiguousarray(prep.x[keep].T))
-    v = torch.as_tensor(np.ascontiguousarray(prep.v[keep].T))
-    v_null = torch.as_tensor(np.ascontiguousarray(prep.v_null[keep].T))
-    scale = torch.as_tensor(prep.scale).view(-1, 1)
-    variables = fit_data.variables or tuple(dsl.Variable(nm, "1") for nm in fit_data.var_names)
-    texts = terms(variables, config.term_depth, config.operators)
-    grad = _gradients(texts, fit_data.var_names, x, torch)
-    usable = torch.isfinite(grad).flatten(1).all(-1) & (grad.abs().flatten(1).amax(-1) > 0)
-    texts = [t for t, ok in zip(texts, usable.tolist()) if ok]
-    grad = grad[usable]
-    # a term conserved on its own is a law of one term (the plain fit finds it); in a set it would make
-    # every companion look conserved with coefficient 0
-    a1, b1 = _forms(grad, v, scale, torch)
-    an1, bn1 = _forms(grad, v_null, scale, torch)
-    own = (a1.diagonal() / b1.diagonal()) / (an1.diagonal() / bn1.diagonal())
-    alone = ~(own > fit_config.ratio)
-    texts = [t for t, c in zip(texts, alone.tolist()) if not c]
-    grad = grad[~alone]
-    k = len(texts)
-    if k < 2:
-        raise InputError(f"only {k} usable term(s) up to size {config.term_depth}")
-    say(f"{k} terms up to size {config.term_depth} ({int(alone.sum())} conserved alone, left out)")
-    gnorm = (grad * scale.unsqueeze(0)).flatten(1).norm(dim=1)
-    a_all, b_all = _forms(grad, v, scale, torch)
-    an_all, bn_all = _forms(grad, v_null, scale, torch)
-    accept = fit_config.ratio
-
-    def score(sets):  # sets (M, s) of term indices -> D, coefficients, ratio
-        ix = sets.unsqueeze(-1), sets.unsqueeze(-2)
-        val, coef = _smallest(a_all[ix], b_all[ix], torch)
-        cn = coef.unsqueeze(-1)
-        an, bn = an_all[ix], bn_all[ix]
-        null = (cn.transpose(-1, -2) @ an @ cn / (cn.transpose(-1, -2) @ bn @ cn)).view(-1)
-        return val, coef, val / null
-
-    # size 2: every pair
-    pairs = torch.combinations(torch.arange(k), 2)
-    found: list[tuple[list[int], np.ndarray, float]] = []
-    beam = pairs
-    for size in range(2, config.max_terms + 1):
-        val, coef, ratio = score(beam)
-        law = torch.isfinite(ratio) & (ratio <= accept)
-        # every term must take part: a set with a negligible coefficient is a smaller set's law
-        part = coef.abs() * gnorm[beam]
-        full = (part >= 1e-6 * part.amax(1, keepdim=True)).all(1)
-        law = law & full
-        for j in law.nonzero().view(-1).tolist():
-            found.append((beam[j].tolist(), coef[j].numpy(), float(ratio[j])))
-        say(f"size {size}: {len(beam)} term sets, {int(law.sum())} conserved")
-        if size == config.max_terms:
-            break
-        # conserved sets are extended too: an approximate law of a few terms can hide the exact one
-        order = val.argsort()[: config.beam]
-        order = order[torch.isfinite(val[order])]
-        if len(order) == 0:
-            break
-        parents = beam[order]  # (W, size)
-        ext = torch.cat(
-            [parents.repeat_interleave(k, 0), torch.arange(k).repeat(len(parents)).view(-1, 1)], 1
-        )
-        fresh = (ext[:, :-1] != ext[:, -1:]).all(1)
-        ext = ext[fresh].sort(1).values.unique(dim=0)
-        beam = ext
-    # independent laws, the best first: by ratio (within a factor TIE, fewer terms first)
-    found.sort(
-        key=lambda f: (math.floor(math.log(max(f[2], 1e-300)) / math.log(TIE)), len(f[0]), f[2])
-    )
-    kept: list[tuple[list[int], np.ndarray, float]] = []
-    kept_grads: list = []
-    for idx, coef, ratio in found:
-        g = (grad[idx] * torch.as_tensor(coef).view(-1, 1, 1)).sum(0)  # (d, N)
-        if kept_grads and _in_span(g, kept_grads, torch):
-            continue
-        kept.append((idx, coef, ratio))
-        kept_grads.append(g)
-        if len(kept) >= config.max_laws:
-            break
+    lib = _Library.build(fit_data, fit_config, config, torch)
+    say(f"{lib.k} terms up to size {config.term_depth} ({lib.alone} conserved alone, left out)")
+    found, kept = _rounds(lib, config, fit_config.ratio, say, torch)
     say(f"{len(kept)} independent law(s) of {len(found)} conserved term sets")
     if not kept:
         empty = fit_formulas([], fit_data, config=fit_config)
         return empty.assign(terms=pd.Series(dtype=int), term_depth=config.term_depth)
-    laws = [_law_text(texts, idx, coef) for idx, coef, _ in kept]
+    laws = [_law_text(lib.texts, idx, coef) for idx, coef, _ in kept]
     table = fit_formulas(laws, fit_data, config=replace(fit_config, jobs=1))
     table["terms"] = [len(idx) for idx, _, _ in kept]
     table["term_depth"] = config.term_depth
     return table.reset_index(drop=True)
+
+
+@dataclass
+class _Library:
+    """The terms, their gradients at the prepared points and the quadratic forms of every pair."""
+
+    texts: list[str]
+    grad: object  # (K, d, N) tensor
+    gnorm: object  # (K,) scaled gradient norms
+    size: object  # (K,) tokens of each term
+    a: object  # (K, K) forms against the true velocities and against the null ones
+    b: object
+    an: object
+    bn: object
+    alone: int
+    v: object  # (d, N) velocities at the points
+    canonical: bool
+
+    @property
+    def k(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def build(cls, fit_data, fit_config, config: TermConfig, torch) -> _Library:
+        """Terms of the language on the fit's prepared points; terms conserved alone are left out."""
+        from formula_search import _measure
+        from formula_search._fit import _problem
+
+        prep: _measure.Prepared = _problem(fit_data, fit_config).prepared
+        n = len(prep.x)
+        keep = np.arange(0, n, max(1, math.ceil(n / config.points)))
+        x = torch.as_tensor(np.ascontiguousarray(prep.x[keep].T))
+        v = torch.as_tensor(np.ascontiguousarray(prep.v[keep].T))
+        v_null = torch.as_tensor(np.ascontiguousarray(prep.v_null[keep].T))
+        scale = torch.as_tensor(prep.scale).view(-1, 1)
+        variables = fit_data.variables or tuple(dsl.Variable(nm, "1") for nm in fit_data.var_names)
+        texts = terms(variables, config.term_depth, config.operators)
+        grad = _gradients(texts, fit_data.var_names, x, torch)
+        usable = torch.isfinite(grad).flatten(1).all(-1) & (grad.abs().flatten(1).amax(-1) > 0)
+        texts = [t for t, ok in zip(texts, usable.tolist()) if ok]
+        grad = grad[usable]
+        # a term conserved on its own is a law of one term (the plain fit finds it); in a set it would
+        # make every companion look conserved with coefficient 0
+        a, b = _forms(grad, v, scale, torch)
+        an, bn = _forms(grad, v_null, scale, torch)
+        own = (a.diagonal() / b.diagonal()) / (an.diagonal() / bn.diagonal())
+        alone = ~(own > fit_config.ratio)
+        idx = (~alone).nonzero().view(-1)
+        texts = [t for t, c in zip(texts, alone.tolist()) if not c]
+        if len(texts) < 2:
+            raise InputError(f"only {len(texts)} usable term(s) up to size {config.term_depth}")
+        grad = grad[idx]
+        ix = idx.unsqueeze(-1), idx.unsqueeze(0)
+        sizes = torch.tensor([dsl.size(dsl.parse(t, fit_data.var_names)) for t in texts])
+        gnorm = (grad * scale.unsqueeze(0)).flatten(1).norm(dim=1)
+        return cls(
+            texts, grad, gnorm, sizes, a[ix], b[ix], an[ix], bn[ix], int(alone.sum()), v,
+            bool(getattr(fit_data, "canonical", False)),
+        )  # fmt: skip
+
+    def subset(self, idx) -> _Library:
+        """The library restricted to the terms ``idx`` (a LongTensor), in that order."""
+        ix = idx.unsqueeze(-1), idx.unsqueeze(0)
+        return dataclasses.replace(
+            self, texts=[self.texts[i] for i in idx.tolist()], grad=self.grad[idx],
+            gnorm=self.gnorm[idx], size=self.size[idx], a=self.a[ix], b=self.b[ix], an=self.an[ix],
+            bn=self.bn[ix],
+        )  # fmt: skip
+
+    def score(self, sets, torch):
+        """Smallest eigenvalue ``D``, coefficients and null ratio of term sets (M, s)."""
+        ix = sets.unsqueeze(-1), sets.unsqueeze(-2)
+        val, coef = _smallest(self.a[ix], self.b[ix], torch)
+        cn = coef.unsqueeze(-1)
+        an, bn = self.an[ix], self.bn[ix]
+        null = (cn.transpose(-1, -2) @ an @ cn / (cn.transpose(-1, -2) @ bn @ cn)).view(-1)
+        return val, coef, val / null
+
+    def full(self, sets, coef):
+        """Whether every term of each set takes part in its combination."""
+        part = coef.abs() * self.gnorm[sets]
+        return (part >= PARTICIPATION * part.amax(1, keepdim=True)).all(1)
+
+
+class _Beam:
+    """The best term sets of one size: the ``width`` lowest ratios that are not laws (partial laws to extend),
+    and the best laws (extended too: an approximate law of a few terms can hide the exact one)."""
+
+    def __init__(self, width: int, torch) -> None:
+        self.width, self.torch = width, torch
+        self.open = (None, None)  # (sets, D)
+        self.laws = (None, None)  # (sets, ratio)
+
+    def offer(self, sets, ratio, law, conserved) -> None:
+        # a conserved set that is not a law has a term that takes no part: it is a law plus a spare term
+        spare = ~conserved
+        self.open = self._merge(self.open, sets[spare], ratio[spare], self.width)
+        self.laws = self._merge(self.laws, sets[law], ratio[law], max(1, self.width // 4))
+
+    def _merge(self, held, sets, key, width):
+        t = self.torch
+        keep = t.isfinite(key)
+        sets, key = sets[keep], key[keep]
+        if held[0] is not None:
+            sets, key = t.cat([held[0], sets]), t.cat([held[1], key])
+        order = key.argsort()[:width]
+        return sets[order], key[order]
+
+    def parents(self):
+        held = [s for s, _ in (self.open, self.laws) if s is not None and len(s)]
+        return self.torch.cat(held) if held else None
+
+
+def _search_sets(lib: _Library, config: TermConfig, accept: float, say, torch) -> list:
+    """Every conserved term set the beam meets: ``(term indices, coefficients, ratio)``."""
+    found: list[tuple[list[int], np.ndarray, float]] = []
+
+    def record(sets, val, coef, ratio, beam):
+        conserved = torch.isfinite(ratio) & (ratio <= accept)
+        law = conserved & lib.full(sets, coef)
+        for j in law.nonzero().view(-1).tolist():
+            found.append((sets[j].tolist(), coef[j].numpy(), float(ratio[j])))
+        beam.offer(sets, ratio, law, conserved)
+        return int(law.sum())
+
+    beam = _Beam(config.beam, torch)
+    pairs = torch.combinations(torch.arange(lib.k), 2)
+    n_laws = 0
+    for chunk in pairs.split(PAIR_BATCH):
+        i, j = chunk[:, 0], chunk[:, 1]
+        val, coef, ratio = _pair_scores(lib.a, lib.b, lib.an, lib.bn, i, j, torch)
+        n_laws += record(chunk, val, coef, ratio, beam)
+    say(f"size 2: {len(pairs)} term sets, {n_laws} conserved")
+    for size in range(3, config.max_terms + 1):
+        parents = beam.parents()
+        if parents is None:
+            break
+        ext = torch.cat(
+            [
+                parents.repeat_interleave(lib.k, 0),
+                torch.arange(lib.k).repeat(len(parents)).view(-1, 1),
+            ],
+            1,
+        )
+        ext = ext[(ext[:, :-1] != ext[:, -1:]).all(1)].sort(1).values.unique(dim=0)
+        beam, n_laws = _Beam(config.beam, torch), 0
+        for chunk in ext.split(max(1, PAIR_BATCH // (size * size))):
+            val, coef, ratio = lib.score(chunk, torch)
+            n_laws += record(chunk, val, coef, ratio, beam)
+        say(f"size {size}: {len(ext)} term sets, {n_laws} conserved")
+    return found
+
+
+def _rounds(lib: _Library, config: TermConfig, accept: float, say, torch) -> tuple[list, list]:
+    """Searches until no new law appears: after each, one term of every new law (its largest) leaves the
+    library, so that the next search cannot rebuild that law with spare terms and finds the others (the
+    angular momentum behind the two total momenta)."""
+    active = torch.arange(lib.k)
+    found: list = []
+    kept: list = []
+    for _ in range(ROUNDS):
+        sub = lib.subset(active)
+        new = [
+            (active[f[0]].tolist(), f[1], f[2])
+            for f in _search_sets(sub, config, accept, say, torch)
+        ]
+        found += new
+        before = {tuple(sorted(f[0])) for f in kept}
+        kept = _independent(found, lib, config.max_laws, torch)
+        fresh = [f for f in kept if tuple(sorted(f[0])) not in before]
+        if not fresh or len(kept) >= config.max_laws:
+            break
+        gone = {max(f[0], key=lambda i: (int(lib.size[i]), i)) for f in fresh}
+        active = torch.tensor([i for i in active.tolist() if i not in gone], dtype=torch.long)
+        if len(active) < 2:
+            break
+        say(
+            f"{len(fresh)} new law(s); searching again without {', '.join(lib.texts[i] for i in gone)}"
+        )
+    return found, kept
+
+
+def _independent(found: list, lib: _Library, max_laws: int, torch) -> list:
+    """The laws to report, best first, each not a function of the ones before it.
+
+    Order: by ratio within a factor :data:`TIE` (every exact law ties), then, on canonical data, the
+    Hamiltonian before other laws, then fewer terms, then fewer tokens. When the best law is exact, laws
+    :data:`GAP` times worse are approximations and left out.
+    """
+    if not found:
+        return []
+    best = min(f[2] for f in found)
+    limit = max(best * GAP, EXACT)
+
+    def gradient(f):  # (d, N) gradient of the law at the points
+        return (lib.grad[f[0]] * torch.as_tensor(f[1]).view(-1, 1, 1)).sum(0)
+
+    def key(f):
+        ratio_class = math.floor(math.log(max(f[2], EXACT)) / math.log(TIE))
+        return (ratio_class, len(f[0]), int(lib.size[f[0]].sum()), f[2])
+
+    candidates = sorted((f for f in found if f[2] <= limit), key=key)[:MAX_CANDIDATES]
+    if lib.canonical:  # the Hamiltonian first within its ratio class (a stable sort keeps the rest)
+        candidates.sort(key=lambda f: (key(f)[0], not _is_hamiltonian(gradient(f), lib.v)))
+    kept: list[tuple[list[int], np.ndarray, float]] = []
+    kept_grads: list = []
+    for f in candidates:
+        idx, coef, ratio = f
+        g = gradient(f)
+        if kept_grads and _in_span(g, kept_grads, torch):
+            continue
+        kept.append((idx, coef, ratio))
+        kept_grads.append(g)
+        if len(kept) >= max_laws:
+            break
+    return kept
+
+
+def _is_hamiltonian(g, v) -> bool:
+    """Whether the symplectic gradient of a law (gradient ``g`` (d, N), coordinates then momenta) is, up to
+    one scale, the velocity ``v`` (d, N): Hamilton's equations ``dq/dt = dH/dp``, ``dp/dt = -dH/dq``."""
+    k = g.shape[0] // 2
+    flow = g.new_empty(g.shape)
+    flow[:k], flow[k:] = g[k:], -g[:k]
+    s = (flow * v).sum() / (flow * flow).sum().clamp_min(1e-300)
+    return bool(((v - s * flow) ** 2).sum() <= GENERATOR * (v * v).sum())
 
 
 def _in_span(g, others, torch) -> bool:
@@ -278,4 +481,4 @@ def _in_span(g, others, torch) -> bool:
     target = g.T.unsqueeze(-1)  # (N, d, 1)
     sol = torch.linalg.lstsq(basis, target).solution
     resid = target - basis @ sol
-    return bool((resid**2).sum() <= 1e-6 * (target**2).sum())
+    return bool((resid**2).sum() <= SPAN_TOL * (target**2).sum())

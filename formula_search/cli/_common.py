@@ -43,9 +43,8 @@ OPERATORS = click.option(
     "--operators",
     default=None,
     metavar="LIST",
-    help="Operators to build formulas with, separated by commas: add, sub, mul, div (always), square, "
-    "sin, cos, sqrt; 'default' is the paper's + - * / sin cos square [default: default]. "
-    "E.g. default,sqrt.",
+    help="Operators to build formulas with, separated by commas, from add, sub, mul, div, square, sin, "
+    "cos, sqrt; 'default' is the paper's + - * / sin cos square [default: default]. E.g. default,sqrt.",
 )
 
 

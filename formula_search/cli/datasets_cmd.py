@@ -21,14 +21,29 @@ def list_cmd() -> None:
 
     df = list_datasets()
     table = Table(title="built-in datasets")
-    for col in ("name", "kind", "variables", "trajectories", "points", "split"):
-        table.add_column(col, justify="right" if col in ("trajectories", "points") else "left")
+    for col in ("name", "kind", "variables", "traj", "points", "split"):
+        justify = "right" if col in ("traj", "points") else "left"
+        # names, sizes and splits whole; the variables fold over lines in a narrow terminal
+        wrap = col == "variables"
+        table.add_column(col, justify=justify, no_wrap=not wrap, min_width=7 if wrap else None)
     for row in df.itertuples(index=False):
         table.add_row(
-            row.name, row.kind, escape(row.variables), str(row.trajectories), row.points, row.split
+            row.name,
+            row.kind,
+            escape(_names(row.variables)),
+            str(row.trajectories),
+            row.points,
+            row.split,
         )
     Console().print(table)
-    click.echo("split = train/test trajectories; `fsearch datasets show NAME` for details.")
+    click.echo(
+        "traj = trajectories, split = train/test trajectories; `fsearch datasets show NAME` for units."
+    )
+
+
+def _names(variables: str) -> str:
+    """``"q [rad], p [rad/s]"`` -> ``"q, p"`` (the list's short form)."""
+    return ", ".join(v.split(" [")[0] for v in variables.split("], "))
 
 
 def _load(name: str, kwargs: dict):

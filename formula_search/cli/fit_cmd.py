@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from formula_search.advanced import TermConfig
 from formula_search.cli._common import (
     MEASURE,
     OPERATORS,
@@ -15,6 +16,9 @@ from formula_search.cli._common import (
     progress_bar,
 )
 from formula_search.cli._data_options import dataset_options
+
+#: The term search's defaults (the command's options read them).
+_TERMS = TermConfig()
 
 
 @click.command("fit")
@@ -71,10 +75,18 @@ from formula_search.cli._data_options import dataset_options
     "(each up to --term-depth tokens) with closed-form coefficients (coupled systems; docs/fitting.md).",
 )
 @click.option(
-    "--term-depth", type=int, default=5, show_default=True, help="Largest term size (--terms)."
+    "--term-depth",
+    type=int,
+    default=_TERMS.term_depth,
+    show_default=True,
+    help="Largest term size (--terms).",
 )
 @click.option(
-    "--beam", type=int, default=64, show_default=True, help="Term sets kept per size (--terms)."
+    "--beam",
+    type=int,
+    default=_TERMS.beam,
+    show_default=True,
+    help="Term sets kept per size (--terms).",
 )
 @click.option("--starts", type=int, default=4, show_default=True, help="Random starts.")
 @click.option("--steps", type=int, default=30, show_default=True, help="Newton iterations.")

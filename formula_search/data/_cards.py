@@ -44,6 +44,9 @@ class SimulationSpec:
         noise_stream: ``"inline"``: the observation noise is drawn from the same random stream right after each
             trajectory's initial state, as HNN does for the pendulum and the spring (so the seed gives HNN's
             initial states and noise); ``"separate"``: from an independent stream (HNN's orbits draw none).
+        momenta: velocities recorded instead of momenta: ``{"w1": "p1"}`` integrates Hamilton's equations
+            with the momentum ``p1`` (the name the Hamiltonian uses) and records ``w1 = dH/dp1`` (a camera
+            sees angular velocities, not momenta). Empty: the variables are the canonical coordinates.
     """
 
     trajectories: int
@@ -55,6 +58,7 @@ class SimulationSpec:
     method: str = "DOP853"
     initial: Mapping[str, Any] = field(default_factory=dict)
     noise_stream: str = "inline"
+    momenta: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,9 @@ class Card:
         variables: the state variables with units; for simulated systems the first half are the
             coordinates q_i and the second half their conjugate momenta p_i, in the same order.
         columns: data-file column of each variable (recorded data), in ``variables`` order.
-        hamiltonian: reference Hamiltonian as text (``None`` if unknown).
+        hamiltonian: reference Hamiltonian as text (``None`` if unknown), in the canonical variables (the
+            momenta of :attr:`SimulationSpec.momenta` in place of the velocities recorded).
+        energy: the conserved energy in the recorded variables, when they are not canonical (velocities).
         simulation: generation recipe (simulated cards).
         file: data file description (recorded cards).
         split: train/test split.
@@ -125,6 +131,7 @@ class Card:
     variables: tuple[dsl.Variable, ...]
     columns: tuple[str, ...]
     hamiltonian: str | None = None
+    energy: str | None = None
     simulation: SimulationSpec | None = None
     file: FileSpec | None = None
     split: SplitSpec = field(default_factory=SplitSpec)
@@ -137,6 +144,19 @@ class Card:
     citation: str = ""
     path: Path | None = None
     text: str = ""
+
+    @property
+    def canonical_names(self) -> list[str]:
+        """The variables the Hamiltonian is written in: the recorded ones, momenta for velocities."""
+        momenta = self.simulation.momenta if self.simulation is not None else {}
+        return [momenta.get(v.name, v.name) for v in self.variables]
+
+    @property
+    def recorded_energy(self) -> str | None:
+        """The energy in the recorded variables: ``energy``, or the Hamiltonian when they are canonical."""
+        if self.energy is not None:
+            return self.energy
+        return None if self.canonical_names != list(self.var_names) else self.hamiltonian
 
     @property
     def var_names(self) -> tuple[str, ...]:
@@ -215,6 +235,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
         "license",
         "citation",
         "hamiltonian",
+        "energy",
         "noise",
         "default_window",
         "default_detrend",
@@ -234,6 +255,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
         "method",
         "initial",
         "noise_stream",
+        "momenta",
     ),
     "file": ("path", "columns", "skip_rows", "time", "trajectory", "derivative"),
     "split": ("train_fraction", "test_first", "by", "train_pieces"),
@@ -324,18 +346,47 @@ def _parse_variables(
 
 
 def _parse_hamiltonian(
-    raw: Mapping[str, Any], names: list[str], path: Path | None, text: str, where: str
+    raw: Mapping[str, Any],
+    names: list[str],
+    path: Path | None,
+    text: str,
+    where: str,
+    key: str = "hamiltonian",
 ) -> str | None:
-    """The card's ``hamiltonian`` text (``None`` if absent), checked to parse over the variables."""
-    hamiltonian = _get(raw, "hamiltonian", str, where, None)
+    """The card's ``hamiltonian`` (or ``energy``) text (``None`` if absent), checked to parse over
+    ``names``."""
+    hamiltonian = _get(raw, key, str, where, None)
     if hamiltonian is not None:
         from formula_search.data._simulate import hamiltonian_to_sympy
 
         try:
             hamiltonian_to_sympy(hamiltonian, names)
         except InputError as exc:
-            raise InputError(f"{_where(path, text, 'hamiltonian')}: {exc}") from None
+            raise InputError(f"{_where(path, text, key)}: {exc}") from None
     return hamiltonian
+
+
+def _parse_momenta(raw: Mapping[str, Any], names: list[str], where: str) -> dict[str, str]:
+    """``[simulation] momenta``: recorded velocity -> the momentum the Hamiltonian names in its place."""
+    sim = raw.get("simulation")
+    momenta = sim.get("momenta", {}) if isinstance(sim, dict) else {}
+    swhere = f"{where} [simulation] momenta"
+    if not isinstance(momenta, dict) or not all(isinstance(v, str) for v in momenta.values()):
+        raise InputError(f'{swhere}: expected a table such as {{ w1 = "p1" }}')
+    half = names[len(names) // 2 :]
+    for velocity, momentum in momenta.items():
+        if velocity not in half:
+            raise InputError(
+                f"{swhere}: {velocity!r} is not one of the second half of the variables "
+                f"({', '.join(half)}), where the momenta stand"
+            )
+        if momentum in names or not momentum.isidentifier():
+            raise InputError(
+                f"{swhere}: {momentum!r} must be a new name for the momentum of {velocity}"
+            )
+    if len(set(momenta.values())) != len(momenta):
+        raise InputError(f"{swhere}: two velocities share a momentum name")
+    return dict(momenta)
 
 
 def _parse_fit_defaults(
@@ -356,7 +407,7 @@ def _parse_fit_defaults(
 
 
 def _parse_simulation(
-    raw: Mapping[str, Any], where: str, hamiltonian: str | None, n_vars: int
+    raw: Mapping[str, Any], where: str, hamiltonian: str | None, names: list[str]
 ) -> SimulationSpec:
     """The ``[simulation]`` table of a simulated card, checked against its Hamiltonian and variables."""
     sim = _get(raw, "simulation", dict, where)
@@ -371,10 +422,11 @@ def _parse_simulation(
         method=_get(sim, "method", str, swhere, "DOP853"),
         initial=dict(_get(sim, "initial", dict, swhere)),
         noise_stream=_get(sim, "noise_stream", str, swhere, "inline"),
+        momenta=_parse_momenta(raw, names, where),
     )
     if hamiltonian is None:
         raise InputError(f"{where}: a simulated dataset needs a hamiltonian")
-    if n_vars % 2:
+    if len(names) % 2:
         raise InputError(f"{where}: a simulated dataset needs as many momenta as coordinates")
     if simulation.trajectories < 1 or simulation.points < 3:
         raise InputError(f"{swhere}: need at least 1 trajectory and 3 points")
@@ -443,12 +495,16 @@ def parse_card(
     name = _get(raw, "name", str, where, name or _default_name(path))
     kind = _parse_kind(raw, path, text, where, data_path)
     variables, columns = _parse_variables(raw, path, text, where)
-    hamiltonian = _parse_hamiltonian(raw, [v.name for v in variables], path, text, where)
+    names = [v.name for v in variables]
+    momenta = _parse_momenta(raw, names, where) if kind == "simulated" else {}
+    canonical = [momenta.get(n, n) for n in names]
+    hamiltonian = _parse_hamiltonian(raw, canonical, path, text, where)
+    energy = _parse_hamiltonian(raw, names, path, text, where, key="energy")
     noise, window, detrend = _parse_fit_defaults(raw, path, text, where)
 
     simulation = file = None
     if kind == "simulated":
-        simulation = _parse_simulation(raw, where, hamiltonian, len(variables))
+        simulation = _parse_simulation(raw, where, hamiltonian, names)
     else:
         file = _parse_file(raw, where, path, data_path)
     split = _parse_split(raw, where)
@@ -459,6 +515,7 @@ def parse_card(
         variables=tuple(variables),
         columns=tuple(columns),
         hamiltonian=hamiltonian,
+        energy=energy,
         simulation=simulation,
         file=file,
         split=split,

@@ -145,6 +145,9 @@ class Dataset:
             can write it.
         derivative: how ``dxdt`` was obtained: ``"exact"``, ``"forward"`` or ``"central"``.
         n_rows: data rows read from the file (recorded data), else ``None``.
+        canonical: the variables are canonical, coordinates first and their momenta after them in the same
+            order (a simulation of a Hamiltonian); the Hamiltonian is then the conserved quantity whose
+            symplectic gradient is the velocity, which the term search uses to name the energy first.
     """
 
     name: str
@@ -166,6 +169,7 @@ class Dataset:
     derivative: str = "exact"
     n_rows: int | None = None
     extra: dict = field(default_factory=dict, repr=False)
+    canonical: bool = False
 
     @classmethod
     def from_arrays(

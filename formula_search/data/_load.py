@@ -261,13 +261,14 @@ def _simulated_dataset(
     if split.by == "auto":
         split = dataclasses.replace(split, by="trajectories")
     train, test = split_trajectories(trajs, split, where=str(card.path or card.name))
-    _, in_dsl = hamiltonian_to_sympy(card.hamiltonian, card.var_names)
+    energy = card.recorded_energy
+    in_dsl = energy is not None and hamiltonian_to_sympy(energy, card.var_names)[1]
     return Dataset(
         name=card.name,
         variables=card.variables,
         train=train,
         test=test,
-        hamiltonian=card.hamiltonian if in_dsl else None,
+        hamiltonian=energy if in_dsl else None,
         description=card.description,
         source=card.source,
         license=card.license,
@@ -278,10 +279,11 @@ def _simulated_dataset(
         time_step=float((sim.t_end - sim.t_start) / (sim.points - 1)),
         kind="simulated",
         citation=card.citation,
-        reference_hamiltonian=card.hamiltonian,
+        reference_hamiltonian=energy,
         derivative="exact",
         n_rows=None,
         extra={"card": str(card.path) if card.path else None},
+        canonical=card.canonical_names == list(card.var_names),
     )
 
 
@@ -364,8 +366,12 @@ def list_datasets() -> pd.DataFrame:
         if card.kind == "simulated":
             sim = card.simulation
             n = sim.trajectories
-            n_train = int(math.floor(n * card.split.train_fraction + 1e-9))
-            split = f"{n_train}/{n - n_train}"
+            by_time = card.split.by == "time" or (card.split.by == "auto" and n < 2)
+            if by_time:  # each recording cut in time order: the training part in its pieces
+                split = f"{card.split.train_pieces * n}/{n}"
+            else:
+                n_train = int(math.floor(n * card.split.train_fraction + 1e-9))
+                split = f"{n_train}/{n - n_train}"
             trajectories, points = n, str(sim.points)
         else:
             ds = load_recorded(card)

@@ -150,19 +150,48 @@ def hamiltonian_field(text: str, names: Sequence[str]) -> Callable[[np.ndarray],
 
     The first half of ``names`` are the coordinates q_i, the second half their momenta p_i.
     """
+    return _lambdify(_field_exprs(text, names), names)
+
+
+def _field_exprs(text: str, names: Sequence[str]) -> list[sympy.Expr]:
+    """Hamilton's equations of ``text`` as sympy expressions in real symbols named ``names``."""
     n = len(names)
     if n % 2:
         raise InputError(
             f"hamiltonian {text!r}: need as many momenta as coordinates, got {n} variables"
         )
     expr, _ = hamiltonian_to_sympy(text, names)
-    syms = {s.name: s for s in expr.free_symbols}
-    sym = [syms.get(name, sympy.Symbol(name, real=True)) for name in names]
+    sym = [sympy.Symbol(name, real=True) for name in names]
     k = n // 2
-    field = [sympy.diff(expr, sym[k + i]) for i in range(k)] + [
+    return [sympy.diff(expr, sym[k + i]) for i in range(k)] + [
         -sympy.diff(expr, sym[i]) for i in range(k)
     ]
-    return _lambdify(field, names)
+
+
+def recording(
+    text: str, canonical: Sequence[str], momenta: dict[str, str], recorded: Sequence[str]
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """What is recorded of a canonical state when velocities stand in place of momenta.
+
+    Returns:
+        ``record`` (canonical state (n, ...) -> recorded state) and ``rate`` (canonical state -> time
+        derivative of the recorded state): a velocity ``w = dH/dp`` changes at ``grad(w) . field``.
+    """
+    field = _field_exprs(text, canonical)
+    sym = [sympy.Symbol(name, real=True) for name in canonical]
+    k = len(canonical) // 2
+    # momentum name -> the slot of its coordinate
+    velocity_of = {p: i for i, p in enumerate(canonical[k:])}
+    exprs, rates = [], []
+    for name, canon, s in zip(recorded, canonical, sym):
+        if canon == name:
+            exprs.append(s)
+            rates.append(field[canonical.index(name)])
+        else:
+            w = field[velocity_of[canon]]  # dq/dt = dH/dp
+            exprs.append(w)
+            rates.append(sum(sympy.diff(w, y) * f for y, f in zip(sym, field)))
+    return _lambdify(exprs, canonical), _lambdify(rates, canonical)
 
 
 # -- initial states ---------------------------------------------------------------------------------------
@@ -249,7 +278,11 @@ def generate(
         raise InputError(
             f"{card.path or card.name}: [simulation.initial] needs {', '.join(missing)}"
         )
-    field = hamiltonian_field(card.hamiltonian, names)
+    canonical = card.canonical_names
+    field = hamiltonian_field(card.hamiltonian, canonical)
+    record = rate = None
+    if canonical != list(names):
+        record, rate = recording(card.hamiltonian, canonical, dict(sim.momenta), names)
 
     from scipy.integrate import solve_ivp
 
@@ -279,8 +312,8 @@ def generate(
                 raise SimulationError(
                     f"{card.name}: integration of trajectory {i} failed: {sol.message}"
                 )
-            x = sol.y.T
-            dxs[i] = field(sol.y).T
+            x = sol.y.T if record is None else record(sol.y).T
+            dxs[i] = (field(sol.y) if rate is None else rate(sol.y)).T
             stream = rng if sim.noise_stream == "inline" else noise_rng
             eps = stream.randn(n, sim.points).T  # HNN: noise of q, then of p
             xs[i] = x + noise * eps
