@@ -41,7 +41,7 @@ def _job(dataset: str, seed: int, fold: int, table: pd.DataFrame, opts: dict, ou
     data = load_dataset(dataset)
     if not 0 <= fold < len(data.train):
         raise SystemExit(f"fold {fold}: {dataset} has {len(data.train)} training trajectories")
-    mlp_cfg, cfg = paper_configs(dataset, inner_rule=opts["inner_rule"])
+    mlp_cfg, cfg = paper_configs(data.protocol, inner_rule=opts["inner_rule"])
     tailor = cfg.tailor
     if opts["outer_lr"]:
         tailor = replace(tailor, outer_lr=opts["outer_lr"])

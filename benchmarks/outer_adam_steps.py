@@ -50,7 +50,7 @@ def main() -> None:
     torch.set_num_threads(2)
 
     ds = load_dataset(args.dataset)
-    mlp_cfg, rank_cfg = paper_configs(ds.name)
+    mlp_cfg, rank_cfg = paper_configs(ds.protocol)
     mlp_cfg = replace(mlp_cfg, keep=args.keep, seed=args.seed)
     x, dxdt = (torch.as_tensor(a, dtype=torch.float32) for a in ds.stacked("train"))
     model = make_mlp(x.shape[1], hidden=mlp_cfg.hidden, seed=args.seed)

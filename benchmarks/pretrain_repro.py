@@ -103,7 +103,7 @@ def main(argv=None) -> None:
     rows = []
     for name in args.dataset:
         data = load_dataset(name)
-        mlp_config, _ = paper_configs(name)
+        mlp_config, _ = paper_configs(data.protocol)
         if args.mode == "keep":
             rows += _keep_rows(name, data, mlp_config, args.seeds)
             continue

@@ -46,7 +46,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = load_dataset(args.dataset)
-    mlp_cfg, rank_cfg = paper_configs(args.dataset)
+    mlp_cfg, rank_cfg = paper_configs(data.protocol)
     n = args.candidates or (210 if args.full else 20)
     if not args.full:
         mlp_cfg = replace(mlp_cfg, steps=300)

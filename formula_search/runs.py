@@ -118,7 +118,7 @@ def pretrain_stage(
     from meta_tailor import load_mlp, pretrain, save_mlp
     from meta_tailor.advanced import load_adam_state, paper_configs
 
-    mlp_cfg, _ = paper_configs(data.name)
+    mlp_cfg, _ = paper_configs(data.protocol)
     mlp_cfg = replace(mlp_cfg, seed=model_seed, keep=keep)
     if steps is not None:
         mlp_cfg = replace(mlp_cfg, steps=steps)
@@ -307,7 +307,7 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
         table, source = _formulas_stage(data, options, s)
         timings["search_s"] = time.perf_counter() - t0
         timings["pretrain_s"], pre = _pretrain_and_load(data, options, out, s)
-        cfg, law_cfg = _rank_configs(data.name, s)
+        cfg, law_cfg = _rank_configs(data.protocol, s)
         # with --law-choice paper, ``table`` becomes the one law its ranking chose
         table, winner, cv_folds = _rank_and_compare(
             table, pre, data, s, cfg=cfg, law_cfg=law_cfg, out=out, timings=timings
@@ -568,22 +568,22 @@ def _check_options(data, s: RunSettings) -> int | None:
     return cv_folds
 
 
-def _rank_configs(dataset: str, s: RunSettings):
+def _rank_configs(protocol: dict, s: RunSettings):
     """The ranking's settings, and those of the ranking that chooses the law with ``--law-choice paper``
     (the paper's inner rule and outer rate; ``None`` otherwise, or when they are the ranking's own)."""
-    cfg = _rank_config(dataset, s, inner_rule=s.inner_rule, outer_lr=s.outer_lr)
+    cfg = _rank_config(protocol, s, inner_rule=s.inner_rule, outer_lr=s.outer_lr)
     if s.law_choice != "paper":
         return cfg, None
-    law_cfg = _rank_config(dataset, s, inner_rule="sgd", outer_lr=())
+    law_cfg = _rank_config(protocol, s, inner_rule="sgd", outer_lr=())
     return cfg, (None if law_cfg == cfg else law_cfg)
 
 
-def _rank_config(dataset: str, s: RunSettings, *, inner_rule: str, outer_lr: tuple[float, ...]):
-    """The ranking settings: the paper's for ``dataset`` and ``inner_rule``, with the run's choices
-    (``None``: the paper's) on top."""
+def _rank_config(protocol: dict, s: RunSettings, *, inner_rule: str, outer_lr: tuple[float, ...]):
+    """The ranking settings: the paper's with the data's ``protocol`` and ``inner_rule``, with the run's
+    choices (``None``: the paper's) on top."""
     from meta_tailor.advanced import paper_configs
 
-    _, cfg = paper_configs(dataset, inner_rule=inner_rule)
+    _, cfg = paper_configs(protocol, inner_rule=inner_rule)
     cfg = replace(cfg, device=s.device)
     if s.top_k is not None:
         cfg = replace(cfg, top_k=s.top_k)

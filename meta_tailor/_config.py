@@ -6,7 +6,9 @@ Every stage takes one of these (keyword-only); nothing is read from globals. Use
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 #: Which weights MLP training returns (:attr:`MLPConfig.keep`).
 MLP_KEEP = ("last", "best")
@@ -226,8 +228,11 @@ class RankConfig:
 OUTER_WARMUP = 10
 
 
-def paper_configs(dataset: str, *, inner_rule: str = "sgd") -> tuple[MLPConfig, RankConfig]:
-    """The paper's settings for a built-in dataset name (real pendulum: appendix C).
+def paper_configs(
+    protocol: Mapping[str, Any] | None = None, *, inner_rule: str = "sgd"
+) -> tuple[MLPConfig, RankConfig]:
+    """The paper's settings, with a dataset's own (its card's ``[protocol]`` table, e.g. the real
+    pendulum's appendix C: ``mlp_weight_decay``, ``weight_decay``, ``inner_steps``, ``sgd_inner_lrs``).
 
     Tailoring is per trajectory (Algorithm 1, ``mode="trajectory"``) for every dataset: measured with
     ``fsearch run`` on CPU it recovers p^2 - 2.99 cos q on the ideal pendulum with test RMSE 0.0497 (state
@@ -242,18 +247,25 @@ def paper_configs(dataset: str, *, inner_rule: str = "sgd") -> tuple[MLPConfig, 
     weights oscillate, and the winning law is decided by a dip of that oscillation (the paper's law in 1 of 5
     MLP seeds); with it, in 5 of 5, and the ideal pendulum gains more in 4 of 5 seeds (docs/meta-tailoring.md).
     """
+    if isinstance(protocol, str):
+        raise TypeError("paper_configs takes a dataset's protocol (Dataset.protocol), not its name")
+    p = dict(protocol or {})
     tailor = TailorConfig(mode="trajectory", inner_rule=inner_rule, outer_warmup=OUTER_WARMUP)
-    if dataset == "real_pendulum":
-        mlp = MLPConfig(weight_decay=1e-5)
-        rank = RankConfig(
-            inner_lrs=(1e-3, 1e-2, 1e-1, 1.0) if inner_rule == "sgd" else None,
-            inner_steps=(1, 2, 3),
-            # the loader already cuts the training recording into 4 trajectories (appendix C)
-            train_segments=1,
-            tailor=replace(tailor, weight_decay=1e-5),
-        )
-        return mlp, rank
-    return MLPConfig(), RankConfig(tailor=tailor)
+    if "weight_decay" in p:
+        tailor = replace(tailor, weight_decay=float(p["weight_decay"]))
+    mlp = MLPConfig()
+    if "mlp_weight_decay" in p:
+        mlp = replace(mlp, weight_decay=float(p["mlp_weight_decay"]))
+    rank = RankConfig(
+        inner_lrs=(
+            tuple(float(v) for v in p["sgd_inner_lrs"])
+            if inner_rule == "sgd" and "sgd_inner_lrs" in p
+            else None
+        ),
+        inner_steps=tuple(int(v) for v in p.get("inner_steps", (1,))),
+        tailor=tailor,
+    )
+    return mlp, rank
 
 
 def resolve_device(device: str) -> str:

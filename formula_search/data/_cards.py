@@ -115,6 +115,8 @@ class Card:
         hamiltonian: reference Hamiltonian as text (``None`` if unknown), in the canonical variables (the
             momenta of :attr:`SimulationSpec.momenta` in place of the velocities recorded).
         energy: the conserved energy in the recorded variables, when they are not canonical (velocities).
+        protocol: the meta-tailoring protocol's settings for these data (``[protocol]``: see
+            :data:`PROTOCOL_KEYS`), which :func:`meta_tailor.advanced.paper_configs` reads; empty: its defaults.
         simulation: generation recipe (simulated cards).
         file: data file description (recorded cards).
         split: train/test split.
@@ -132,6 +134,7 @@ class Card:
     columns: tuple[str, ...]
     hamiltonian: str | None = None
     energy: str | None = None
+    protocol: Mapping[str, Any] = field(default_factory=dict)
     simulation: SimulationSpec | None = None
     file: FileSpec | None = None
     split: SplitSpec = field(default_factory=SplitSpec)
@@ -243,6 +246,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
         "simulation",
         "file",
         "split",
+        "protocol",
     ),
     "variables": ("name", "unit", "column", "description"),
     "simulation": (
@@ -259,6 +263,16 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
     ),
     "file": ("path", "columns", "skip_rows", "time", "trajectory", "derivative"),
     "split": ("train_fraction", "test_first", "by", "train_pieces"),
+    "protocol": ("mlp_weight_decay", "weight_decay", "inner_steps", "sgd_inner_lrs"),
+}
+
+#: The ``[protocol]`` keys and their types: the MLP's and the outer loop's Adam weight decay, the inner step
+#: counts the screen tries, and the inner rates it screens with the paper's fixed-rate (sgd) rule.
+PROTOCOL_KEYS: dict[str, type] = {
+    "mlp_weight_decay": float,
+    "weight_decay": float,
+    "inner_steps": list,
+    "sgd_inner_lrs": list,
 }
 
 
@@ -298,7 +312,7 @@ def _load_toml(text: str, path: Path | None, where: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not a valid TOML card: {exc}") from None
     _check_keys(raw, None, path, text)
-    for section in ("simulation", "file", "split"):
+    for section in ("simulation", "file", "split", "protocol"):
         if isinstance(raw.get(section), dict):
             _check_keys(raw[section], section, path, text)
     return raw
@@ -462,6 +476,35 @@ def _parse_file(
     return file
 
 
+def _parse_protocol(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``[protocol]`` table: numbers non-negative, step counts whole and positive, rates positive."""
+    table = _get(raw, "protocol", dict, where, {})
+    pwhere = f"{where} [protocol]"
+    out: dict[str, Any] = {}
+    for key, typ in PROTOCOL_KEYS.items():
+        if key not in table:
+            continue
+        value = _get(table, key, typ, pwhere)
+        if typ is float:
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{pwhere}: {key} must be a non-negative number")
+            out[key] = float(value)
+        elif key == "inner_steps":
+            if not value or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+            ):
+                raise InputError(f"{pwhere}: inner_steps must be a list of whole numbers >= 1")
+            out[key] = [int(v) for v in value]
+        else:
+            ok = value and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            )
+            if not ok or not all(math.isfinite(v) and v > 0 for v in value):
+                raise InputError(f"{pwhere}: {key} must be a list of positive numbers")
+            out[key] = [float(v) for v in value]
+    return out
+
+
 def _parse_split(raw: Mapping[str, Any], where: str) -> SplitSpec:
     """The ``[split]`` table (defaults when absent), checked."""
     spl = _get(raw, "split", dict, where, {})
@@ -508,6 +551,7 @@ def parse_card(
     else:
         file = _parse_file(raw, where, path, data_path)
     split = _parse_split(raw, where)
+    protocol = _parse_protocol(raw, where)
 
     return Card(
         name=name,
@@ -516,6 +560,7 @@ def parse_card(
         columns=tuple(columns),
         hamiltonian=hamiltonian,
         energy=energy,
+        protocol=protocol,
         simulation=simulation,
         file=file,
         split=split,

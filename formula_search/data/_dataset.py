@@ -145,6 +145,8 @@ class Dataset:
             can write it.
         derivative: how ``dxdt`` was obtained: ``"exact"``, ``"forward"`` or ``"central"``.
         n_rows: data rows read from the file (recorded data), else ``None``.
+        protocol: the meta-tailoring settings of the data's card (``[protocol]``), read by
+            :func:`meta_tailor.advanced.paper_configs`; empty: its defaults.
         canonical: the variables are canonical, coordinates first and their momenta after them in the same
             order (a simulation of a Hamiltonian); the Hamiltonian is then the conserved quantity whose
             symplectic gradient is the velocity, which the term search uses to name the energy first.
@@ -170,6 +172,7 @@ class Dataset:
     n_rows: int | None = None
     extra: dict = field(default_factory=dict, repr=False)
     canonical: bool = False
+    protocol: dict = field(default_factory=dict)
 
     @classmethod
     def from_arrays(

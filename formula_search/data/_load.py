@@ -284,6 +284,7 @@ def _simulated_dataset(
         n_rows=None,
         extra={"card": str(card.path) if card.path else None},
         canonical=card.canonical_names == list(card.var_names),
+        protocol=dict(card.protocol),
     )
 
 

@@ -257,15 +257,18 @@ def test_rule_configuration():
     assert max(polyak.inner_lrs) == pytest.approx(1.0) and min(polyak.inner_lrs) == pytest.approx(
         0.1
     )
-    _, real = paper_configs("real_pendulum", inner_rule="polyak")
+    from formula_search.data import load_dataset
+
+    protocol = load_dataset("real_pendulum").protocol  # the card's [protocol] (appendix C)
+    _, real = paper_configs(protocol, inner_rule="polyak")
     assert real.inner_steps == (1, 2, 3) and real.inner_lrs == default_inner_lrs("polyak")
     assert real.tailor.inner_rule == "polyak"
-    _, real_sgd = paper_configs("real_pendulum")
+    _, real_sgd = paper_configs(protocol)
     assert real_sgd.inner_lrs == (1e-3, 1e-2, 1e-1, 1.0)
     # the command line's configurations warm the outer rates up over 10 steps; the Python API's do not
-    for name in ("ideal_pendulum", "ideal_spring", "real_pendulum"):
+    for p in ({}, protocol):
         for rule in ("sgd", "polyak"):
-            assert paper_configs(name, inner_rule=rule)[1].tailor.outer_warmup == 10
+            assert paper_configs(p, inner_rule=rule)[1].tailor.outer_warmup == 10
     assert TailorConfig().outer_warmup == 0 and TailorConfig().outer_decay == "none"
     with pytest.raises(ValueError, match="inner_rule"):
         TailorConfig(inner_rule="adam")

@@ -211,7 +211,7 @@ def test_pretrain_keep_best_saves_the_lowest_loss_weights(tmp_path, capsys):
         for a in load_dataset("ideal_spring").stacked("train")
     )
     reference = make_mlp(2, hidden=cfg.hidden, seed=cfg.seed)
-    losses = train_mlp(reference, x, y, config=replace(paper_configs("ideal_spring")[0], steps=80))
+    losses = train_mlp(reference, x, y, config=replace(paper_configs()[0], steps=80))
     with torch.no_grad():
         final = float(torch.mean((reference(x) - y) ** 2))
         saved = float(torch.mean((model(x) - y) ** 2))
