@@ -1,5 +1,8 @@
 """Frozen configuration of the learning stages, with the papers' defaults.
 
+A bad value raises :class:`dsl.errors.InputError` (a ``ValueError``), the one error type of bad options,
+which the command line shows as one line.
+
 Every stage takes one of these (keyword-only); nothing is read from globals. Use
 :func:`dataclasses.replace` to derive a variant, e.g. ``replace(MLPConfig(), steps=200)``.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from dsl.errors import InputError
 
 #: Which weights MLP training returns (:attr:`MLPConfig.keep`).
 MLP_KEEP = ("last", "best")
@@ -42,9 +47,9 @@ class MLPConfig:
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.steps < 0 or self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"invalid MLPConfig {self}")
+            raise InputError(f"invalid MLPConfig {self}")
         if self.keep not in MLP_KEEP:
-            raise ValueError(f"MLPConfig.keep must be one of {MLP_KEEP}, not {self.keep!r}")
+            raise InputError(f"MLPConfig.keep must be one of {MLP_KEEP}, not {self.keep!r}")
 
 
 #: Inner step rules: a fixed rate (``"sgd"``, the paper's) or the per-query Polyak rate (``"polyak"``).
@@ -146,31 +151,31 @@ class TailorConfig:
 
     def __post_init__(self) -> None:
         if self.inner_lr < 0 or self.inner_steps < 0 or self.epochs < 0 or self.outer_warmup < 0:
-            raise ValueError(f"invalid TailorConfig {self}")
+            raise InputError(f"invalid TailorConfig {self}")
         if self.inner_rule not in INNER_RULES:
-            raise ValueError(f"inner_rule must be one of {INNER_RULES}, not {self.inner_rule!r}")
+            raise InputError(f"inner_rule must be one of {INNER_RULES}, not {self.inner_rule!r}")
         if self.mode not in ("state", "trajectory"):
-            raise ValueError(f"mode must be 'state' or 'trajectory', not {self.mode!r}")
+            raise InputError(f"mode must be 'state' or 'trajectory', not {self.mode!r}")
         if self.loss_form not in ("a", "b"):
-            raise ValueError(f"loss_form must be 'a' or 'b', not {self.loss_form!r}")
+            raise InputError(f"loss_form must be 'a' or 'b', not {self.loss_form!r}")
         if self.inner_integrator not in ("euler", "rk4"):
-            raise ValueError(
+            raise InputError(
                 f"inner_integrator must be 'euler' or 'rk4', not {self.inner_integrator!r}"
             )
         if self.outer_loss not in ("rollout", "derivative"):
-            raise ValueError(
+            raise InputError(
                 f"outer_loss must be 'rollout' or 'derivative', not {self.outer_loss!r}"
             )
         if self.outer_decay not in OUTER_DECAYS:
-            raise ValueError(f"outer_decay must be one of {OUTER_DECAYS}, not {self.outer_decay!r}")
+            raise InputError(f"outer_decay must be one of {OUTER_DECAYS}, not {self.outer_decay!r}")
         if self.outer_adam not in OUTER_ADAMS:
-            raise ValueError(f"outer_adam must be one of {OUTER_ADAMS}, not {self.outer_adam!r}")
+            raise InputError(f"outer_adam must be one of {OUTER_ADAMS}, not {self.outer_adam!r}")
         if self.select_every < 1:
-            raise ValueError("select_every must be a positive number of epochs")
+            raise InputError("select_every must be a positive number of epochs")
         if self.select not in ("rollout", "outer"):
-            raise ValueError(f"select must be 'rollout' or 'outer', not {self.select!r}")
+            raise InputError(f"select must be 'rollout' or 'outer', not {self.select!r}")
         if self.horizon is not None and self.horizon < 1:
-            raise ValueError("horizon must be a positive number of steps or None")
+            raise InputError("horizon must be a positive number of steps or None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,17 +211,17 @@ class RankConfig:
         if self.outer_lrs is not None:
             object.__setattr__(self, "outer_lrs", tuple(float(o) for o in self.outer_lrs))
             if not self.outer_lrs or any(not o > 0 for o in self.outer_lrs):
-                raise ValueError("outer_lrs must be a non-empty tuple of positive rates")
+                raise InputError("outer_lrs must be a non-empty tuple of positive rates")
             if len(set(self.outer_lrs)) != len(self.outer_lrs):
-                raise ValueError("outer_lrs must not repeat a rate")
+                raise InputError("outer_lrs must not repeat a rate")
         if not self.inner_lrs or any(lr < 0 for lr in self.inner_lrs):
-            raise ValueError("inner_lrs must be a non-empty tuple of non-negative rates")
+            raise InputError("inner_lrs must be a non-empty tuple of non-negative rates")
         if not self.inner_steps or any(s < 1 for s in self.inner_steps):
-            raise ValueError("inner_steps must be a non-empty tuple of positive integers")
+            raise InputError("inner_steps must be a non-empty tuple of positive integers")
         if self.top_k < 1 or self.train_segments < 1:
-            raise ValueError("top_k and train_segments must be positive")
+            raise InputError("top_k and train_segments must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+            raise InputError(f"device must be auto, cpu or cuda, not {self.device!r}")
 
     @property
     def outer_rates(self) -> tuple[float, ...]:
@@ -275,5 +280,5 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+        raise InputError("device 'cuda' requested but no CUDA GPU is available")
     return device

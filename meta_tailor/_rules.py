@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dsl.errors import InputError
 from meta_tailor._config import INNER_RULES
 
 
 def _check_rule(rule: str) -> None:
     if rule not in INNER_RULES:
-        raise ValueError(f"inner step rule must be one of {', '.join(INNER_RULES)}, not {rule!r}")
+        raise InputError(f"inner step rule must be one of {', '.join(INNER_RULES)}, not {rule!r}")
 
 
 def _polyak_scale(sq_norm: Tensor, loss: Tensor) -> Tensor:
