@@ -178,9 +178,21 @@ class TailorConfig:
             raise InputError("horizon must be a positive number of steps or None")
 
 
+#: Outer warm-up steps of the protocol (:func:`protocol_tailor`, the command line's default): a tenth of the
+#: 100 epochs.
+OUTER_WARMUP = 10
+
+
+def protocol_tailor(inner_rule: str = "sgd") -> TailorConfig:
+    """The long stage's tailoring as the ranking protocol runs it: per query trajectory (Algorithm 1) with
+    the outer rates warmed up over :data:`OUTER_WARMUP` steps."""
+    return TailorConfig(mode="trajectory", inner_rule=inner_rule, outer_warmup=OUTER_WARMUP)
+
+
 @dataclass(frozen=True, slots=True)
 class RankConfig:
-    """The ranking protocol of the Noether Networks paper (section 4.2 and appendix C).
+    """The ranking protocol of the Noether Networks paper (section 4.2 and appendix C), with the defaults
+    the command line runs (a dataset's card may change some: :func:`paper_configs`).
 
     Attributes:
         inner_lrs: inner learning rates screened for every survivor (None: :func:`default_inner_lrs` of
@@ -190,7 +202,8 @@ class RankConfig:
         train_segments: cut each training trajectory into this many equal pieces before use (1; the real
             pendulum, one long trajectory, uses 4).
         tailor: meta-tailoring settings of the long stage (its ``inner_lr``/``inner_steps`` are overridden
-            by the screened values).
+            by the screened values); default :func:`protocol_tailor` (per trajectory, outer rates warmed up),
+            not the bare ``TailorConfig()`` of per-state tailoring.
         outer_lrs: outer Adam rates of the long stage (None: ``(tailor.outer_lr,)``). With several, every
             finalist is meta-tailored at each and keeps the rate whose result has the lowest training
             rollout MSE, the criterion that then ranks the laws (so the cost grows with their number).
@@ -201,7 +214,7 @@ class RankConfig:
     inner_steps: tuple[int, ...] = (1,)
     top_k: int = 20
     train_segments: int = 1
-    tailor: TailorConfig = field(default_factory=TailorConfig)
+    tailor: TailorConfig = field(default_factory=lambda: protocol_tailor())
     device: str = "auto"
     outer_lrs: tuple[float, ...] | None = None
 
@@ -229,10 +242,6 @@ class RankConfig:
         return self.outer_lrs if self.outer_lrs is not None else (self.tailor.outer_lr,)
 
 
-#: Outer warm-up steps of :func:`paper_configs` (the command line's default): a tenth of the 100 epochs.
-OUTER_WARMUP = 10
-
-
 def paper_configs(
     protocol: Mapping[str, Any] | None = None, *, inner_rule: str = "sgd"
 ) -> tuple[MLPConfig, RankConfig]:
@@ -255,7 +264,7 @@ def paper_configs(
     if isinstance(protocol, str):
         raise TypeError("paper_configs takes a dataset's protocol (Dataset.protocol), not its name")
     p = dict(protocol or {})
-    tailor = TailorConfig(mode="trajectory", inner_rule=inner_rule, outer_warmup=OUTER_WARMUP)
+    tailor = protocol_tailor(inner_rule)
     if "weight_decay" in p:
         tailor = replace(tailor, weight_decay=float(p["weight_decay"]))
     mlp = MLPConfig()

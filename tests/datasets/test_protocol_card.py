@@ -76,3 +76,13 @@ def test_bad_protocol_tables_are_refused(tmp_path, protocol, message):
 def test_paper_configs_refuses_a_name():
     with pytest.raises(TypeError, match="protocol"):
         paper_configs("real_pendulum")
+
+
+def test_the_config_defaults_are_what_the_command_line_runs():
+    """One source for the defaults: with no [protocol], the configurations the run builds are the config
+    dataclasses' own defaults (per-trajectory tailoring, outer rates warmed up over 10 steps)."""
+    from meta_tailor import MLPConfig, RankConfig
+
+    mlp, rank = paper_configs({})
+    assert mlp == MLPConfig() and rank == RankConfig()
+    assert rank.tailor.mode == "trajectory" and rank.tailor.outer_warmup == 10
