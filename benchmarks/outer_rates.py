@@ -62,7 +62,7 @@ def main() -> None:
     laws = [(f, float(p), float(r)) for f, p, r in args.law] if args.law else REAL_PENDULUM_LAWS
     ds = load_dataset(args.dataset)
     mlp_cfg, rank_cfg = paper_configs(ds.protocol, inner_rule=args.inner_rule)
-    model = pretrain(ds, config=mlp_cfg, device=args.device).to(args.device)
+    model = pretrain(ds, config=mlp_cfg, device=args.device).model.to(args.device)
     train = prepare_ranking(ds.train, args.device)
     compile_ = dsl_compiler(ds.var_names)
     gs = [compile_(f)[0] for f, _, _ in laws]

@@ -62,7 +62,7 @@ def main() -> None:
         survivors = pd.DataFrame({"formula": [f for f, _ in rows], "params": [p for _, p in rows]})
 
     t0 = time.perf_counter()
-    model = pretrain(data, config=mlp_cfg, device=device)
+    model = pretrain(data, config=mlp_cfg, device=device).model
     t_pre = time.perf_counter() - t0
 
     stamps: dict[str, float] = {}

@@ -134,17 +134,13 @@ def pretrain_stage(
         ):
             return 0.0, False
     t0 = time.perf_counter()
-    curve: list[float] = []
-    adam: dict = {}
     with progress_bar() as bar:
         task = bar.add_task("pretrain MLP", total=mlp_cfg.steps)
-        model = pretrain(
+        model, curve, adam = pretrain(
             data,
             config=mlp_cfg,
             device=device,
             progress=lambda s: bar.update(task, completed=s + 1),
-            curve=curve,
-            adam_state=adam,
         )
     save_mlp(
         model, path, config=mlp_cfg, n_vars=len(data.var_names), adam_state=adam, **fingerprint

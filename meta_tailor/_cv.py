@@ -114,8 +114,8 @@ def cv_fold(
         time_step=float(data.time_step),
         var_names=tuple(data.var_names),
     )
-    adam: dict = {}  # continued by config.tailor.outer_adam == "continue"
-    model = pretrain(fold, config=mlp_config, device=config.device, adam_state=adam)
+    # the pretraining Adam state is continued by config.tailor.outer_adam == "continue"
+    model, _, adam = pretrain(fold, config=mlp_config, device=config.device)
     table = rank(
         survivors,
         model,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -617,27 +618,32 @@ def rank(
     )
 
 
+class Pretrained(NamedTuple):
+    """What :func:`pretrain` returns: ``model, curve, adam_state = pretrain(data)``."""
+
+    #: the trained MLP, on the CPU
+    model: nn.Sequential
+    #: the full-batch training loss before each step and after the last one
+    curve: list[float]
+    #: the optimiser's state of the returned weights (see :func:`~meta_tailor._mlp.train_mlp`), for
+    #: ``TailorConfig(outer_adam="continue")``
+    adam_state: dict
+
+
 def pretrain(
     data,
     *,
     config: MLPConfig = MLPConfig(),
     device: str = "auto",
     progress=None,
-    curve: list[float] | None = None,
-    adam_state: dict | None = None,
-) -> nn.Sequential:
-    """Train the vanilla MLP on all training points of ``data`` (returned on the CPU).
-
-    ``curve``, if given, is extended with the training loss before each step and after the last one;
-    ``adam_state``, if given, is filled with the optimiser's state of the returned weights (see
-    :func:`~meta_tailor._mlp.train_mlp`), for ``TailorConfig(outer_adam="continue")``.
-    """
+) -> Pretrained:
+    """Train the vanilla MLP on all training points of ``data``: the model (on the CPU), its loss curve and
+    its optimiser's state."""
     device = resolve_device(device)
     x, dxdt = data.stacked("train")
     x = torch.as_tensor(x, dtype=torch.float32, device=device)
     dxdt = torch.as_tensor(dxdt, dtype=torch.float32, device=device)
     model = make_mlp(x.shape[1], hidden=config.hidden, seed=config.seed).to(device)
+    adam_state: dict = {}
     losses = train_mlp(model, x, dxdt, config=config, progress=progress, adam_state=adam_state)
-    if curve is not None:
-        curve.extend(losses)
-    return model.cpu()
+    return Pretrained(model.cpu(), list(losses), adam_state)

@@ -49,7 +49,7 @@ def tiny():
             np.concatenate([t.dxdt for t in train]),
         ),
     )
-    model = pretrain(data, config=MLPConfig(hidden=8, steps=50), device="cpu")
+    model = pretrain(data, config=MLPConfig(hidden=8, steps=50), device="cpu").model
     return data, model
 
 
@@ -187,7 +187,7 @@ def _fold_by_hand(data, held: int, cfg, formula):
             np.concatenate([t.dxdt for t in rest]),
         ),
     )
-    model = pretrain(fold, config=MLPConfig(hidden=8, steps=50), device="cpu")
+    model = pretrain(fold, config=MLPConfig(hidden=8, steps=50), device="cpu").model
     surv = pd.DataFrame({"formula": ["q^2 + c_0*p^2", "q*p + c_0"], "params": ["[0.9]", "[1.0]"]})
     res = rank(surv, model, fold, config=replace(cfg, top_k=2), compiler=_compiler)
     row = res.table[res.table["formula"] == formula].iloc[0]
@@ -387,8 +387,8 @@ def test_cross_validation_fold_continues_its_own_pretraining_adam(cv_run):
             np.concatenate([t.dxdt for t in rest]),
         ),
     )
-    state: dict = {}
-    model = pretrain(fold, config=mlp, device="cpu", adam_state=state)
+    model, curve, state = pretrain(fold, config=mlp, device="cpu")
+    assert len(curve) == 51  # the loss before each of the 50 steps and after the last
     assert state["step"] == 50
     want = rank(finalists, model, fold, config=cont, compiler=_compiler, outer_state=state).table
     fresh = rank(finalists, model, fold, config=replace(cfg, top_k=2), compiler=_compiler).table
