@@ -273,6 +273,9 @@ class RunSettings:
     measure: str = "derivative"
     smoothing: str = "auto"
     operators: tuple[str, ...] | None = None
+    terms: int | None = None
+    term_depth: int | None = None
+    beam: int | None = None
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,39 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
     return final, meta
 
 
+def terms_stage(data, *, terms, term_depth, beam, operators, ratio, device, seed, smoothing):
+    """Laws of up to ``terms`` terms (:func:`formula_search.advanced.term_search`) on the training split,
+    instead of the enumeration (``--terms`` or the card's ``[search]``); ``None`` settings: the defaults."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+
+    from formula_search.advanced import FitConfig, FitData, TermConfig, term_search
+
+    given = {"max_terms": terms, "term_depth": term_depth, "beam": beam, "operators": operators}
+    config = TermConfig(
+        **{**asdict(TermConfig()), **{k: v for k, v in given.items() if v is not None}}
+    )
+    fit = FitConfig(ratio=ratio, device=device, seed=seed, smoothing=smoothing)
+    console = Console(stderr=True)
+    with console.status("term search...") as status:
+        table = term_search(
+            FitData.from_dataset(data, "train"),
+            config=config,
+            fit_config=fit,
+            progress=lambda line: status.update(f"term search: {line}"),
+        )
+    what = f"term search: up to {config.max_terms} terms of up to {config.term_depth} tokens"
+    n_acc = int(table["accepted"].sum()) if len(table) else 0
+    console.print(f"{what}, beam {config.beam}: {n_acc} law(s)")
+    if n_acc == 0:
+        raise InputError(
+            f"no law of up to {config.max_terms} terms of up to {config.term_depth} tokens is conserved on "
+            f"{data.name} at ratio {ratio}; try a larger --term-depth or --beam"
+        )
+    return table, what
+
+
 def _formulas_stage(data, options: dict, s: RunSettings):
     """The formulas to rank and where they come from: the law of ``--law-from``, the ``--survivors`` file,
     or the symbolic search (:func:`search_stage`)."""
@@ -335,6 +371,21 @@ def _formulas_stage(data, options: dict, s: RunSettings):
         return law_from_run(Path(s.law_from), data.name, options)
     if s.survivors:
         return read_table(s.survivors), str(s.survivors)
+    card = getattr(data, "search", {}) or {}
+    terms = s.terms if s.terms is not None else card.get("terms")
+    operators = s.operators if s.operators is not None else card.get("operators")
+    if terms:
+        return terms_stage(
+            data,
+            terms=terms,
+            term_depth=s.term_depth if s.term_depth is not None else card.get("term_depth"),
+            beam=s.beam if s.beam is not None else card.get("beam"),
+            operators=tuple(operators) if operators is not None else None,
+            ratio=s.ratio,
+            device=s.device,
+            seed=int(options.get("seed") or 0),
+            smoothing=s.smoothing,
+        )
     return search_stage(
         data,
         depth=s.depth,
@@ -345,7 +396,7 @@ def _formulas_stage(data, options: dict, s: RunSettings):
         seed=int(options.get("seed") or 0),
         measure=s.measure,
         smoothing=s.smoothing,
-        operators=s.operators,
+        operators=tuple(operators) if operators is not None else None,
     )
 
 

@@ -100,6 +100,26 @@ def _search_options() -> list[Callable]:
         dedup_option(),
         OPERATORS,
         click.option(
+            "--terms",
+            type=click.IntRange(min=2),
+            default=None,
+            metavar="K",
+            help="Search laws that are sums of up to K terms (the term search of fsearch fit --terms) "
+            "instead of enumerating formulas [default: the dataset card's [search], else the enumeration].",
+        ),
+        click.option(
+            "--term-depth",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Largest term size in tokens, with --terms [the card's, else 5].",
+        ),
+        click.option(
+            "--beam",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Term sets kept per size, with --terms [the card's, else 256].",
+        ),
+        click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
         ),
         MEASURE,

@@ -115,6 +115,8 @@ class Card:
         hamiltonian: reference Hamiltonian as text (``None`` if unknown), in the canonical variables (the
             momenta of :attr:`SimulationSpec.momenta` in place of the velocities recorded).
         energy: the conserved energy in the recorded variables, when they are not canonical (velocities).
+        search: how the run searches these data (``[search]``: ``terms``, ``term_depth``, ``beam``,
+            ``operators``: the term search for laws of several terms); empty: the enumeration.
         protocol: the meta-tailoring protocol's settings for these data (``[protocol]``: see
             :data:`PROTOCOL_KEYS`), which :func:`meta_tailor.advanced.paper_configs` reads; empty: its defaults.
         simulation: generation recipe (simulated cards).
@@ -135,6 +137,7 @@ class Card:
     hamiltonian: str | None = None
     energy: str | None = None
     protocol: Mapping[str, Any] = field(default_factory=dict)
+    search: Mapping[str, Any] = field(default_factory=dict)
     simulation: SimulationSpec | None = None
     file: FileSpec | None = None
     split: SplitSpec = field(default_factory=SplitSpec)
@@ -247,6 +250,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
         "file",
         "split",
         "protocol",
+        "search",
     ),
     "variables": ("name", "unit", "column", "description"),
     "simulation": (
@@ -264,6 +268,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
     "file": ("path", "columns", "skip_rows", "time", "trajectory", "derivative"),
     "split": ("train_fraction", "test_first", "by", "train_pieces"),
     "protocol": ("mlp_weight_decay", "weight_decay", "inner_steps", "sgd_inner_lrs"),
+    "search": ("terms", "term_depth", "beam", "operators"),
 }
 
 #: The ``[protocol]`` keys and their types: the MLP's and the outer loop's Adam weight decay, the inner step
@@ -312,7 +317,7 @@ def _load_toml(text: str, path: Path | None, where: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not a valid TOML card: {exc}") from None
     _check_keys(raw, None, path, text)
-    for section in ("simulation", "file", "split", "protocol"):
+    for section in ("simulation", "file", "split", "protocol", "search"):
         if isinstance(raw.get(section), dict):
             _check_keys(raw[section], section, path, text)
     return raw
@@ -505,6 +510,25 @@ def _parse_protocol(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def _parse_search(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``[search]`` table: whole numbers for the term search's sizes, operators of the language."""
+    table = _get(raw, "search", dict, where, {})
+    swhere = f"{where} [search]"
+    out: dict[str, Any] = {}
+    for key in ("terms", "term_depth", "beam"):
+        if key in table:
+            value = _get(table, key, int, swhere)
+            if value < (2 if key == "terms" else 1):
+                raise InputError(f"{swhere}: {key} must be at least {2 if key == 'terms' else 1}")
+            out[key] = value
+    if "operators" in table:
+        names = _get(table, "operators", list, swhere)
+        if not all(isinstance(n, str) for n in names):
+            raise InputError(f"{swhere}: operators must be a list of operator names")
+        out["operators"] = list(dsl.check_operators(names))
+    return out
+
+
 def _parse_split(raw: Mapping[str, Any], where: str) -> SplitSpec:
     """The ``[split]`` table (defaults when absent), checked."""
     spl = _get(raw, "split", dict, where, {})
@@ -552,6 +576,7 @@ def parse_card(
         file = _parse_file(raw, where, path, data_path)
     split = _parse_split(raw, where)
     protocol = _parse_protocol(raw, where)
+    search = _parse_search(raw, where)
 
     return Card(
         name=name,
@@ -561,6 +586,7 @@ def parse_card(
         hamiltonian=hamiltonian,
         energy=energy,
         protocol=protocol,
+        search=search,
         simulation=simulation,
         file=file,
         split=split,

@@ -145,6 +145,8 @@ class Dataset:
             can write it.
         derivative: how ``dxdt`` was obtained: ``"exact"``, ``"forward"`` or ``"central"``.
         n_rows: data rows read from the file (recorded data), else ``None``.
+        search: how a run searches these data (the card's ``[search]``: the term search's ``terms``,
+            ``term_depth``, ``beam``, ``operators``); empty: the enumeration.
         protocol: the meta-tailoring settings of the data's card (``[protocol]``), read by
             :func:`meta_tailor.advanced.paper_configs`; empty: its defaults.
         canonical: the variables are canonical, coordinates first and their momenta after them in the same
@@ -173,6 +175,7 @@ class Dataset:
     extra: dict = field(default_factory=dict, repr=False)
     canonical: bool = False
     protocol: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
 
     @classmethod
     def from_arrays(

@@ -285,6 +285,7 @@ def _simulated_dataset(
         extra={"card": str(card.path) if card.path else None},
         canonical=card.canonical_names == list(card.var_names),
         protocol=dict(card.protocol),
+        search=dict(card.search),
     )
 
 

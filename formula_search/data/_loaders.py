@@ -411,6 +411,7 @@ def load_recorded(
         n_rows=int(table.time.shape[0]),
         extra={"path": str(spec.path), "time_col": table.time_col, "traj_col": table.traj_col},
         protocol=dict(card.protocol),
+        search=dict(card.search),
     )
 
 
