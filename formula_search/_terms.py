@@ -53,7 +53,8 @@ EXACT = 1e-14
 #: When the best law is exact, a law more than this factor worse is an approximation, not reported.
 GAP = 1e6
 #: On canonical data a law is the Hamiltonian when its symplectic gradient explains the velocities but for
-#: this share (squared): the energy is named before other conserved quantities (normal-mode energies).
+#: this share (squared): the energy is named before other conserved quantities (normal-mode energies),
+#: whose share is large (0.45-0.98 on the coupled oscillators; the energy's 0.000 at 1% noise).
 GENERATOR = 0.05
 #: Conserved term sets examined for independence, the best first (the rest are supersets of them).
 MAX_CANDIDATES = 2000
@@ -431,8 +432,9 @@ def _rounds(lib: _Library, config: TermConfig, accept: float, say, torch) -> tup
 def _independent(found: list, lib: _Library, max_laws: int, torch) -> list:
     """The laws to report, best first, each not a function of the ones before it.
 
-    Order: by ratio within a factor :data:`TIE` (every exact law ties), then, on canonical data, the
-    Hamiltonian before other laws, then fewer terms, then fewer tokens. When the best law is exact, laws
+    Order: on canonical data the Hamiltonian first (its symplectic gradient is the velocity: the noise can
+    leave another invariant's ratio a little lower), then by ratio within a factor :data:`TIE` (every exact
+    law ties), fewer terms, fewer tokens. When the best law is exact, laws
     :data:`GAP` times worse are approximations and left out.
     """
     if not found:
@@ -448,8 +450,8 @@ def _independent(found: list, lib: _Library, max_laws: int, torch) -> list:
         return (ratio_class, len(f[0]), int(lib.size[f[0]].sum()), f[2])
 
     candidates = sorted((f for f in found if f[2] <= limit), key=key)[:MAX_CANDIDATES]
-    if lib.canonical:  # the Hamiltonian first within its ratio class (a stable sort keeps the rest)
-        candidates.sort(key=lambda f: (key(f)[0], not _is_hamiltonian(gradient(f), lib.v)))
+    if lib.canonical:  # the Hamiltonian first (a stable sort keeps the order of the rest)
+        candidates.sort(key=lambda f: not _is_hamiltonian(gradient(f), lib.v))
     kept: list[tuple[list[int], np.ndarray, float]] = []
     kept_grads: list = []
     for f in candidates:
