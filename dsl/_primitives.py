@@ -14,6 +14,8 @@ from typing import Any
 
 import sympy
 
+from dsl.errors import InputError
+
 #: Dimension of a subexpression during checking: an exponent tuple, or FREE when the subexpression contains a
 #: parameter whose unit is not yet pinned down, so that it can take any dimension.
 FREE = None
@@ -187,8 +189,6 @@ DEFAULT_OPERATORS: tuple[str, ...] = tuple(p.name for p in PRIMITIVES.values() i
 
 def check_operators(names) -> tuple[str, ...]:
     """The operator names, checked against the table, in table order."""
-    from dsl.errors import InputError
-
     names = set(names)
     unknown = sorted(names - set(PRIMITIVES))
     if unknown:

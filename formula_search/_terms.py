@@ -364,7 +364,7 @@ def _search_sets(lib: _Library, config: TermConfig, accept: float, say, torch) -
     """Every conserved term set the beam meets: ``(term indices, coefficients, ratio)``."""
     found: list[tuple[list[int], np.ndarray, float]] = []
 
-    def record(sets, val, coef, ratio, beam):
+    def record(sets, coef, ratio, beam):
         conserved = torch.isfinite(ratio) & (ratio <= accept)
         law = conserved & lib.full(sets, coef)
         for j in law.nonzero().view(-1).tolist():
@@ -377,8 +377,8 @@ def _search_sets(lib: _Library, config: TermConfig, accept: float, say, torch) -
     n_laws = 0
     for chunk in pairs.split(PAIR_BATCH):
         i, j = chunk[:, 0], chunk[:, 1]
-        val, coef, ratio = _pair_scores(lib.a, lib.b, lib.an, lib.bn, i, j, torch)
-        n_laws += record(chunk, val, coef, ratio, beam)
+        _, coef, ratio = _pair_scores(lib.a, lib.b, lib.an, lib.bn, i, j, torch)
+        n_laws += record(chunk, coef, ratio, beam)
     say(f"size 2: {len(pairs)} term sets, {n_laws} conserved")
     for size in range(3, config.max_terms + 1):
         parents = beam.parents()
@@ -394,8 +394,8 @@ def _search_sets(lib: _Library, config: TermConfig, accept: float, say, torch) -
         ext = ext[(ext[:, :-1] != ext[:, -1:]).all(1)].sort(1).values.unique(dim=0)
         beam, n_laws = _Beam(config.beam, torch), 0
         for chunk in ext.split(max(1, PAIR_BATCH // (size * size))):
-            val, coef, ratio = lib.score(chunk, torch)
-            n_laws += record(chunk, val, coef, ratio, beam)
+            _, coef, ratio = lib.score(chunk, torch)
+            n_laws += record(chunk, coef, ratio, beam)
         say(f"size {size}: {len(ext)} term sets, {n_laws} conserved")
     return found
 

@@ -214,7 +214,7 @@ class RankConfig:
     inner_steps: tuple[int, ...] = (1,)
     top_k: int = 20
     train_segments: int = 1
-    tailor: TailorConfig = field(default_factory=lambda: protocol_tailor())
+    tailor: TailorConfig = field(default_factory=protocol_tailor)
     device: str = "auto"
     outer_lrs: tuple[float, ...] | None = None
 

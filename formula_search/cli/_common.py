@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+import dsl
 from formula_search.progress import progress_bar  # noqa: F401  (the commands' bar)
 
 #: Deduplication levels, weakest first (see docs/enumerate.md).
@@ -43,8 +44,8 @@ OPERATORS = click.option(
     "--operators",
     default=None,
     metavar="LIST",
-    help="Operators to build formulas with, separated by commas, from add, sub, mul, div, square, sin, "
-    "cos, sqrt; 'default' is the paper's + - * / sin cos square [default: default]. E.g. default,sqrt.",
+    help=f"Operators to build formulas with, separated by commas, from {', '.join(dsl.PRIMITIVES)}; "
+    "'default' is the paper's + - * / sin cos square [default: default]. E.g. default,sqrt.",
 )
 
 

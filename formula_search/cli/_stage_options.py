@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import click
 
+from formula_search.advanced import TermConfig
 from formula_search.cli._common import MEASURE, OPERATORS, SMOOTHING, dedup_option
 from formula_search.cli._data_options import dataset_options
 
@@ -40,6 +41,9 @@ INNER_RULE = click.option(
     "fraction of the sequence's Noether loss one step removes; screens 0.1 to 1).",
 )
 
+
+#: The term search's defaults (the options' help reads them).
+_TERMS = TermConfig()
 
 MODEL_SEED = click.option(
     "--model-seed",
@@ -111,13 +115,13 @@ def _search_options() -> list[Callable]:
             "--term-depth",
             type=click.IntRange(min=1),
             default=None,
-            help="Largest term size in tokens, with --terms [the card's, else 5].",
+            help=f"Largest term size in tokens, with --terms [the card's, else {_TERMS.term_depth}].",
         ),
         click.option(
             "--beam",
             type=click.IntRange(min=1),
             default=None,
-            help="Term sets kept per size, with --terms [the card's, else 256].",
+            help=f"Term sets kept per size, with --terms [the card's, else {_TERMS.beam}].",
         ),
         click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."

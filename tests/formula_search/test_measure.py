@@ -298,7 +298,8 @@ def test_forward_gradient_equals_autograd():
 
     from formula_search._fit import _group, _Program
 
-    texts = ["p^2 + c_0*cos(q)", "q/(p + c_0)", "sin(q*c_0)^2 - p", "(q - p)/(c_0*q + p^2)"]
+    texts = ["p^2 + c_0*cos(q)", "q/(p + c_0)", "sin(q*c_0)^2 - p", "(q - p)/(c_0*q + p^2)",
+             "sqrt(q^2 + c_0*p^2)", "q*sqrt(p^2 + q^2)"]  # fmt: skip
     exprs = [dsl.parse(t, ("q", "p")) for t in texts]
     x = torch.randn(2, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 2.5
     for group in _group(exprs, ("q", "p")):
