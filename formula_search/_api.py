@@ -103,7 +103,7 @@ def search(
     dedup: str = "conservation",
     operators: Sequence[str] | None = None,
     formulas: Sequence[str] | None = None,
-    measure: str = "derivative",
+    measure: str | None = None,
     ratio: float = 0.01,
     smoothing: str | float = "auto",
     split: str = "train",
@@ -124,7 +124,8 @@ def search(
             ``[*dsl.DEFAULT_OPERATORS, "sqrt"]`` adds square roots).
         formulas: fit these formula texts (a list, one text, or a table with a ``formula`` column)
             instead of enumerating.
-        measure: ``"derivative"`` (works on one recording) or ``"paper"`` (the Noether paper's).
+        measure: ``"derivative"`` (works on one recording) or ``"paper"`` (the Noether paper's); ``None``:
+            the dataset card's ``[search] measure``, else ``"derivative"``.
         ratio: a formula is accepted when its score is at most ``ratio`` times chance.
         smoothing: ``"auto"``, ``"off"`` or a smoothing weight (derivative measure).
         split: which trajectories to fit on (``train``, ``test`` or ``all``).
@@ -145,6 +146,7 @@ def search(
 
     if not isinstance(data, Dataset):
         data = load_dataset(data)
+    measure = measure if measure is not None else data.measure
     config = FitConfig(
         measure=measure,
         ratio=ratio,

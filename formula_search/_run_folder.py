@@ -26,7 +26,9 @@ RUN_FILES = {
     "meta_curves.csv": "the long stage epoch by epoch, per finalist and outer rate",
     "comparators.csv": "vanilla MLP, MLP with more epochs, Noether winner, oracle, HNN",
     "horizons.csv": "test error per prediction horizon and method",
-    "law_ranking.csv": "--law-choice paper: the ranking that chose the law",
+    "law_ranking.csv": "the ranking with the paper's protocol that chose the law, when the final model "
+    "uses another protocol",
+    "protocol_cv.csv": "--protocol auto: every fold's held-out rollout MSE of the law under each protocol",
     "cv.csv": "--law-choice cv: every fold's held-out rollout MSE per finalist",
     "winner.pt": "the meta-tailored winner's MLP weights and formula parameters",
     "meta.json": "dataset, variables and units, settings, device, timings, the winner, and a run id",

@@ -86,33 +86,6 @@ PAPER = {
 }
 
 
-#: settings of ours (not the paper's) that meet a dataset's claims where the paper's protocol does not, as
-#: keyword arguments of the rank stage. The real pendulum: the whole acceptance in 5 of 5 new MLP seeds,
-#: fixed before the runs (docs/meta-tailoring.md, "The law by the paper's settings, the predictor by the
-#: Polyak setting"); ``fsearch reproduce`` runs it as a second row, ``fsearch run`` names it after a miss.
-#: Those seeds were searched with the paper's measure, which the setting therefore names: with the derivative
-#: measure the fit also accepts ``cos(q) + cos(c*p)``, which the law choice then prefers.
-OPT_IN: dict[str, dict] = {
-    "real_pendulum": {
-        "measure": "paper",
-        "inner_rule": "polyak",
-        "outer_lr": (3e-4,),
-        "law_choice": "paper",
-    },
-}
-
-
-def opt_in_args(dataset: str) -> str:
-    """:data:`OPT_IN`'s setting for ``dataset`` as command-line options (``""`` when it has none)."""
-    settings = OPT_IN.get(dataset)
-    if not settings:
-        return ""
-    args = [f"--measure {settings['measure']}", f"--inner-rule {settings['inner_rule']}"]
-    args += [f"--outer-lr {rate:g}" for rate in settings["outer_lr"]]
-    args.append(f"--law-choice {settings['law_choice']}")
-    return " ".join(args)
-
-
 def normalised_constant(
     expr,
     params: Sequence[float],

@@ -18,6 +18,7 @@ import math
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,16 @@ from formula_search._law_choice import (
     choose_law_by_paper_settings,
     cv_summary,
     law_from_run,
+    law_stage_summary,
+    one_law,
+)
+from formula_search._protocol_choice import (
+    PAPER,
+    ProtocolPlan,
+    choose_protocol,
+    describe_protocol,
+    plan_protocol,
+    protocol_record,
 )
 from formula_search._run_folder import (
     OWNED_FILES,
@@ -49,6 +60,7 @@ __all__ = [
     "RunSettings",
     "check_run",
     "cv_summary",
+    "describe_protocol",
     "discover",
     "ensure_writable",
     "execute",
@@ -259,18 +271,19 @@ class RunSettings:
     hnn: bool = True
     device: str = "auto"
     tailor: str | None = None
-    inner_rule: str = "sgd"
+    protocol: str = "auto"
+    inner_rule: str | None = None
     outer_lr: tuple[float, ...] = ()
     inner_integrator: str | None = None
     outer_warmup: int | None = None
     outer_decay: str | None = None
     model_seed: int = 0
     pretrain_keep: str = "last"
-    law_choice: str = "train"
+    law_choice: str = "paper"
     cv_folds: int | None = None
     outer_adam: str = "fresh"
     law_from: str | None = None
-    measure: str = "derivative"
+    measure: str | None = None
     smoothing: str = "auto"
     operators: tuple[str, ...] | None = None
     terms: int | None = None
@@ -298,7 +311,9 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
     s = replace(s, device=resolve_device_name(s.device))
     if data is None:
         data = load_data(options)
-    s = replace(s, cv_folds=_check_options(data, s))
+    s = replace(s, measure=s.measure or data.measure)
+    plan = plan_protocol(s.protocol, s.inner_rule, s.outer_lr, data.protocol)
+    s = replace(s, cv_folds=_check_options(data, s, plan))
     final = run_folder(s.run, data.name)
     with staged_folder(final) as out:
         timings: dict[str, float] = {}
@@ -306,24 +321,16 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
         table, source = _formulas_stage(data, options, s)
         timings["search_s"] = time.perf_counter() - t0
         timings["pretrain_s"], pre = _pretrain_and_load(data, options, out, s)
-        cfg, law_cfg = _rank_configs(data.protocol, s)
-        # with --law-choice paper, ``table`` becomes the one law its ranking chose
-        table, winner, cv_folds = _rank_and_compare(
-            table, pre, data, s, cfg=cfg, law_cfg=law_cfg, out=out, timings=timings
-        )
+        ranked = _rank_and_compare(table, pre, data, s, plan=plan, out=out, timings=timings)
         meta = _run_meta(
             data,
             options,
             s,
             out=out,
             source=source,
-            table=table,
-            cfg=cfg,
-            law_cfg=law_cfg,
+            ranked=ranked,
             mlp_cfg=pre.config,
-            cv_folds=cv_folds,
             timings=timings,
-            winner=winner,
         )
         write_json(meta, out / "meta.json")
     return final, meta
@@ -446,37 +453,63 @@ class _StageProgress:
         elapsed, self.stamps["start"] = now - self.stamps["start"], now
         return elapsed
 
-    def ranking_times(self) -> dict[str, float]:
-        """After a ranking: its screen's seconds and its long stage's (from the screen's last step)."""
+    def ranking_times(self, prefix: str = "") -> dict[str, float]:
+        """After a ranking (its stages named ``PREFIX STAGE``): its screen's seconds and its long stage's
+        (from the screen's last step)."""
         start = self.stamps["start"]
-        screen = self.stamps.get("screen", start)
+        screen = self.stamps.get(f"{prefix}screen", start)
         return {"screen_s": screen - start, "meta_tailor_s": time.perf_counter() - screen}
 
 
-def _rank_and_compare(table, pre: _Pretrained, data, s: RunSettings, *, cfg, law_cfg, out, timings):
-    """The law choice, the ranking and the comparators, under one progress display; their files go to
-    ``out`` and their seconds to ``timings``. Returns the table that was ranked, the winner's row of the
-    ranking (``None`` when no finalist was meta-tailored) and the CV folds used."""
+@dataclass(frozen=True)
+class _Ranked:
+    """What the ranking stages leave: the table that was ranked last (with a separate law stage, the one
+    law it chose), the winner's row (``None`` when no finalist was meta-tailored), the final ranking's
+    settings, those of the law stage when it was separate (else ``None``), the CV folds of ``--law-choice
+    cv`` and the ``meta.json`` record of the protocol."""
+
+    table: Any
+    winner: dict | None
+    cfg: Any
+    law_cfg: Any
+    cv_folds: int | None
+    protocol: dict
+
+
+def _rank_and_compare(
+    table, pre: _Pretrained, data, s: RunSettings, *, plan, out, timings
+) -> _Ranked:
+    """The law choice, the protocol, the ranking and the comparators, under one progress display; their
+    files go to ``out`` and their seconds to ``timings``."""
     from meta_tailor import rank
 
     with progress_bar() as bar:
         progress = _StageProgress(bar)
-        if law_cfg is not None:
-            table = choose_law_by_paper_settings(
-                table,
-                pre.model,
-                data,
-                law_cfg=law_cfg,
-                cfg=cfg,
-                adam=pre.adam,
-                out=out,
-                progress=progress.prefixed("law: "),
+        oracle = None
+        if plan.name == "auto":
+            table, res, cfg, law_cfg, record, oracle = _auto_protocol(
+                table, pre, data, s, plan=plan, out=out, progress=progress, timings=timings
             )
-            timings["law_stage_s"] = progress.restart()
         else:
-            (out / "law_ranking.csv").unlink(missing_ok=True)
-        res = rank(table, pre.model, data, config=cfg, progress=progress, outer_state=pre.adam)
-        timings.update(progress.ranking_times())
+            cfg, law_cfg = _rank_configs(data.protocol, s, plan)
+            record = protocol_record(plan, plan.name, None)
+            (out / "protocol_cv.csv").unlink(missing_ok=True)
+            if law_cfg is not None:
+                table = choose_law_by_paper_settings(
+                    table,
+                    pre.model,
+                    data,
+                    law_cfg=law_cfg,
+                    cfg=cfg,
+                    adam=pre.adam,
+                    out=out,
+                    progress=progress.prefixed("law: "),
+                )
+                timings["law_stage_s"] = progress.restart()
+            else:
+                (out / "law_ranking.csv").unlink(missing_ok=True)
+            res = rank(table, pre.model, data, config=cfg, progress=progress, outer_state=pre.adam)
+            timings.update(progress.ranking_times())
         cv_folds = s.cv_folds
         if s.law_choice == "cv":
             t0 = time.perf_counter()
@@ -496,9 +529,115 @@ def _rank_and_compare(table, pre: _Pretrained, data, s: RunSettings, *, cfg, law
         winner = _write_ranking(res, out)
         if s.comparators:
             timings["comparators_s"] = _comparators_stage(
-                pre, data, res, winner, cfg=cfg, hnn=s.hnn, out=out, progress=progress
+                pre,
+                data,
+                res,
+                winner,
+                cfg=cfg,
+                hnn=s.hnn,
+                out=out,
+                progress=progress,
+                oracle=oracle.result() if oracle is not None else ...,
             )
-    return table, winner, cv_folds
+    return _Ranked(table, winner, cfg, law_cfg, cv_folds, record)
+
+
+def _auto_protocol(table, pre: _Pretrained, data, s: RunSettings, *, plan, out, progress, timings):
+    """``--protocol auto``: the law by a ranking with the paper's protocol (unless ``--law-from`` gives it),
+    the protocol by cross-validation of that law over the training data
+    (:func:`~formula_search._protocol_choice.choose_protocol`), and, when it is not the paper's, the law
+    meta-tailored again with the chosen protocol (the oracle of the comparators beside it, in another process:
+    :func:`_oracle_beside`). Returns the table ranked last, the final ranking, its
+    settings, the law stage's settings when separate, and the protocol's record."""
+    from rich.console import Console
+
+    from formula_search.io import write_table
+    from meta_tailor import rank
+    from meta_tailor.advanced import PROTOCOLS
+
+    candidates = {name: _named_config(data.protocol, s, name) for name in PROTOCOLS}
+    paper = candidates[PAPER]
+    law_res = None
+    if s.law_from:
+        law = table
+    else:
+        law_res = rank(
+            table, pre.model, data, config=paper, progress=progress, outer_state=pre.adam
+        )
+        timings.update(progress.ranking_times())
+        law = one_law(law_res.table)
+    choice, cv = PAPER, None
+    if len(law):
+        progress.restart()
+        choice, cv = choose_protocol(
+            law, data, candidates, mlp_cfg=pre.config, jobs=s.jobs, out=out, progress=progress
+        )
+        timings["protocol_cv_s"] = progress.restart()
+    else:
+        (out / "protocol_cv.csv").unlink(missing_ok=True)
+    record = protocol_record(plan, choice, cv)
+    cfg = candidates[choice]
+    if law_res is not None and choice == PAPER:
+        (out / "law_ranking.csv").unlink(missing_ok=True)
+        return table, law_res, cfg, None, record, None
+    law_cfg = None
+    if law_res is not None:
+        write_table(law_res.table, out / "law_ranking.csv")
+        Console(stderr=True).print(law_stage_summary(law_res.table, cfg))
+        law_cfg = paper
+        timings["law_stage_s"] = timings.pop("screen_s") + timings.pop("meta_tailor_s")
+    else:
+        (out / "law_ranking.csv").unlink(missing_ok=True)
+    oracle = _oracle_beside(pre, data, cfg, s)
+    with _torch_threads(1 if oracle is not None else None):
+        res = rank(
+            law,
+            pre.model,
+            data,
+            config=cfg,
+            progress=progress.prefixed(f"{choice}: "),
+            outer_state=pre.adam,
+        )
+    timings.update(progress.ranking_times(f"{choice}: "))
+    return law, res, cfg, law_cfg, record, oracle
+
+
+def _oracle_beside(pre: _Pretrained, data, cfg, s: RunSettings):
+    """The comparators' oracle ranking (:func:`meta_tailor.advanced.oracle_ranking`) started in another
+    process with one torch thread, to run beside the final ranking on a CPU of two cores or more (a torch
+    thread more gains these small networks little: 21 s against 17 s); a future, or ``None`` where it
+    would not help (a GPU, one core, no comparators or no oracle)."""
+    import os
+
+    if not (s.comparators and data.hamiltonian and s.device == "cpu" and (os.cpu_count() or 1) > 1):
+        return None
+    from joblib.externals.loky import get_reusable_executor
+
+    from meta_tailor.advanced import oracle_ranking
+
+    return get_reusable_executor(max_workers=1).submit(
+        oracle_ranking,
+        data.hamiltonian,
+        pre.model,
+        data,
+        rank_config=cfg,
+        outer_state=pre.adam,
+        threads=1,
+    )
+
+
+@contextmanager
+def _torch_threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` inside the block (``None``: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _write_ranking(res, out: Path) -> dict | None:
@@ -517,9 +656,11 @@ def _write_ranking(res, out: Path) -> dict | None:
     return res.table.iloc[0].to_dict()
 
 
-def _comparators_stage(pre: _Pretrained, data, res, winner, *, cfg, hnn, out, progress) -> float:
-    """Train and evaluate the comparators; write comparators.csv and horizons.csv. Returns the seconds
-    the comparators took."""
+def _comparators_stage(
+    pre: _Pretrained, data, res, winner, *, cfg, hnn, out, progress, oracle=...
+) -> float:
+    """Train and evaluate the comparators; write comparators.csv and horizons.csv (``oracle``: the oracle's
+    ranking when it ran beside the final one). Returns the seconds the comparators took."""
     from formula_search.io import write_table
     from meta_tailor import comparators
 
@@ -535,6 +676,7 @@ def _comparators_stage(pre: _Pretrained, data, res, winner, *, cfg, hnn, out, pr
         include_hnn=hnn,
         progress=progress,
         outer_state=pre.adam,
+        oracle_ranked=oracle,
     )
     seconds = time.perf_counter() - t0
     write_table(comp.table, out / "comparators.csv")
@@ -549,15 +691,12 @@ def _run_meta(
     *,
     out: Path,
     source: str,
-    table,
-    cfg,
-    law_cfg,
+    ranked: _Ranked,
     mlp_cfg,
-    cv_folds: int | None,
     timings: dict,
-    winner: dict | None,
 ) -> dict:
     """The run's ``meta.json``: the data, the settings, the timings and the winner."""
+    table, cfg, law_cfg, winner = ranked.table, ranked.cfg, ranked.law_cfg, ranked.winner
     return {
         "run_id": uuid.uuid4().hex,
         "model_sha256": file_hash(out / "model.pt"),
@@ -580,9 +719,10 @@ def _run_meta(
         "device": s.device,
         "tailor_mode": cfg.tailor.mode,
         "inner_rule": cfg.tailor.inner_rule,
+        "protocol": ranked.protocol,
         "law_choice": s.law_choice,
         "law_rank_config": asdict(law_cfg) if law_cfg is not None else None,
-        "cv_folds": cv_folds,
+        "cv_folds": ranked.cv_folds,
         "rank_config": asdict(cfg),
         "mlp_config": asdict(mlp_cfg),
         "timings": timings,
@@ -593,10 +733,17 @@ def _run_meta(
     }
 
 
-def _check_options(data, s: RunSettings) -> int | None:
+def _check_options(data, s: RunSettings, plan: ProtocolPlan) -> int | None:
     """Bad input fails before any work (and before the run folder is touched); returns the CV folds
     (``None`` unless ``--law-choice cv``)."""
     cv_folds = None
+    if s.law_choice not in ("train", "cv", "paper"):
+        raise InputError(f"law_choice {s.law_choice!r}: choose train, cv or paper")
+    if s.law_choice == "cv" and plan.name == "auto":
+        raise InputError(
+            "--law-choice cv compares the laws under one protocol: name it (--protocol paper or "
+            "polyak, or --inner-rule), or leave the law choice to the paper's protocol"
+        )
     if s.law_choice == "cv":
         from meta_tailor.advanced import cv_folds as check_folds
 
@@ -608,26 +755,38 @@ def _check_options(data, s: RunSettings) -> int | None:
         raise InputError(
             "--survivors and --law-from both name the formulas to rank: give one of them"
         )
-    if s.law_from and s.law_choice != "train":
-        raise InputError(
-            f"--law-from gives the law; --law-choice {s.law_choice} would choose another"
-        )
+    if s.law_from and s.law_choice == "cv":
+        raise InputError("--law-from gives the law; --law-choice cv would choose another")
     return cv_folds
 
 
-def _rank_configs(protocol: dict, s: RunSettings):
-    """The ranking's settings, and those of the ranking that chooses the law with ``--law-choice paper``
-    (the paper's inner rule and outer rate; ``None`` otherwise, or when they are the ranking's own)."""
-    cfg = _rank_config(protocol, s, inner_rule=s.inner_rule, outer_lr=s.outer_lr)
-    if s.law_choice != "paper":
+def _rank_configs(protocol: dict, s: RunSettings, plan: ProtocolPlan):
+    """The ranking's settings for a protocol that is not chosen by CV (named, or given by the command line
+    or the card), and those of the ranking that chooses the law with ``--law-choice paper`` (the paper's
+    protocol; ``None`` otherwise, with ``--law-from``, or when they are the ranking's own)."""
+    if plan.name == "given":
+        cfg = _rank_config(protocol, s, inner_rule=s.inner_rule, outer_lr=s.outer_lr)
+    else:
+        cfg = _named_config(protocol, s, plan.name)
+    if s.law_choice != "paper" or s.law_from:
         return cfg, None
-    law_cfg = _rank_config(protocol, s, inner_rule="sgd", outer_lr=())
+    law_cfg = _named_config(protocol, s, PAPER)
     return cfg, (None if law_cfg == cfg else law_cfg)
 
 
-def _rank_config(protocol: dict, s: RunSettings, *, inner_rule: str, outer_lr: tuple[float, ...]):
-    """The ranking settings: the paper's with the data's ``protocol`` and ``inner_rule``, with the run's
-    choices (``None``: the paper's) on top."""
+def _named_config(protocol: dict, s: RunSettings, name: str):
+    """The ranking settings of the protocol ``name`` of :data:`meta_tailor.advanced.PROTOCOLS`."""
+    from meta_tailor.advanced import PROTOCOLS
+
+    named = PROTOCOLS[name]
+    return _rank_config(protocol, s, inner_rule=named["inner_rule"], outer_lr=(named["outer_lr"],))
+
+
+def _rank_config(
+    protocol: dict, s: RunSettings, *, inner_rule: str | None, outer_lr: tuple[float, ...]
+):
+    """The ranking settings: the paper's with the data's ``protocol`` (its card) and ``inner_rule``
+    (``None``: the card's), with the run's choices (``None``: the paper's) on top."""
     from meta_tailor.advanced import paper_configs
 
     _, cfg = paper_configs(protocol, inner_rule=inner_rule)
@@ -764,7 +923,7 @@ def discover(
     folder: str | Path | None = None,
     depth: int = 7,
     dedup: str = "conservation",
-    measure: str = "derivative",
+    measure: str | None = None,
     ratio: float = 0.01,
     jobs: int = 1,
     device: str = "auto",

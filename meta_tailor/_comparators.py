@@ -151,9 +151,52 @@ def _oracle(
     rank_config: RankConfig,
     outer_state: dict | None,
     device: str,
+    ranked=...,
 ) -> tuple[Model, float, int] | None:
     """The ranking protocol on the true law ``oracle`` (its parameters fixed): (model, lr, steps), or None
-    when it did not reach the long stage."""
+    when it did not reach the long stage. ``ranked``: :func:`oracle_ranking`'s result, when it ran elsewhere."""
+    if ranked is ...:
+        ranked = oracle_ranking(
+            oracle,
+            model,
+            data,
+            rank_config=rank_config,
+            compiler=compiler,
+            outer_state=outer_state,
+        )
+    if ranked is None:
+        return None
+    tailored, lr, steps = ranked
+    g, _ = compiler(oracle)
+    fieldfn = tailored_model(
+        tailored.to(device),
+        g,
+        torch.zeros(0, device=device),
+        lr=lr,
+        steps=steps,
+        dt=dt,
+        tailor=rank_config.tailor,
+    )
+    return fieldfn, lr, steps
+
+
+def oracle_ranking(
+    oracle: str,
+    model: nn.Module,
+    data,
+    *,
+    rank_config: RankConfig = RankConfig(),
+    compiler: Compiler | None = None,
+    outer_state: dict | None = None,
+    threads: int | None = None,
+) -> tuple[nn.Module, float, int] | None:
+    """The oracle's part of :func:`comparators` on its own: the ranking protocol on the true law ``oracle``
+    (its parameters fixed). Returns the meta-tailored MLP, its inner rate and steps (``None`` when it did
+    not reach the long stage), which ``comparators(oracle_ranked=...)`` takes; everything here pickles, so
+    it can run in another process (``threads``: torch threads there) beside the ranking."""
+    if threads:
+        torch.set_num_threads(threads)
+    compiler = compiler or dsl_compiler(data.var_names)
     survivors = pd.DataFrame({"formula": [oracle], "params": [[]]})
     oracle_cfg = replace(
         rank_config, top_k=1, tailor=replace(rank_config.tailor, learn_params=False)
@@ -164,18 +207,7 @@ def _oracle(
     if res.winner_model is None:
         return None
     row = res.table.iloc[0]
-    g, _ = compiler(oracle)
-    lr, steps = float(row["inner_lr"]), int(row["inner_steps"])
-    fieldfn = tailored_model(
-        res.winner_model.to(device),
-        g,
-        torch.zeros(0, device=device),
-        lr=lr,
-        steps=steps,
-        dt=dt,
-        tailor=rank_config.tailor,
-    )
-    return fieldfn, lr, steps
+    return res.winner_model.cpu(), float(row["inner_lr"]), int(row["inner_steps"])
 
 
 def _hnn(train: _Split, mlp_config: MLPConfig, device: str) -> Model:
@@ -203,6 +235,7 @@ def comparators(
     include_hnn: bool = True,
     progress: Progress | None = None,
     outer_state: dict | None = None,
+    oracle_ranked=...,
 ) -> ComparatorResult:
     """Train and evaluate the paper's comparators on the same splits as the ranking.
 
@@ -214,6 +247,7 @@ def comparators(
 
     With ``rank_config.tailor.outer_adam == "continue"`` (``outer_state``: the MLP's pretraining Adam
     state), the oracle's meta-tailoring and the MLP's extra epochs both continue the pretraining's Adam.
+    ``oracle_ranked``: the oracle's ranking (:func:`oracle_ranking`) when it was run elsewhere.
     """
     device = resolve_device(rank_config.device)
     compiler = compiler or dsl_compiler(data.var_names)
@@ -232,7 +266,15 @@ def comparators(
             "noether", winner["formula"], *_noether(winner, winner_model, compiler=compiler, **kw)
         )
     if oracle:
-        found = _oracle(oracle, model, data, compiler=compiler, outer_state=outer_state, **kw)
+        found = _oracle(
+            oracle,
+            model,
+            data,
+            compiler=compiler,
+            outer_state=outer_state,
+            ranked=oracle_ranked,
+            **kw,
+        )
         if found is not None:
             rows.add("oracle", oracle, *found)
     if include_hnn and train.x.shape[1] % 2 == 0:

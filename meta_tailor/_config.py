@@ -242,11 +242,26 @@ class RankConfig:
         return self.outer_lrs if self.outer_lrs is not None else (self.tailor.outer_lr,)
 
 
+#: The meta-tailoring protocols by name: the paper's (fixed-rate inner step, outer rate 1e-3) and ours, the
+#: Polyak inner step at outer rate 3e-4 (docs/experiments/2026-11-24-law-choice-paper.md). ``fsearch run``
+#: chooses between them on the training data unless the command line or the card pins one.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "paper": {"inner_rule": "sgd", "outer_lr": 1e-3},
+    "polyak": {"inner_rule": "polyak", "outer_lr": 3e-4},
+}
+
+
 def paper_configs(
-    protocol: Mapping[str, Any] | None = None, *, inner_rule: str = "sgd"
+    protocol: Mapping[str, Any] | None = None,
+    *,
+    inner_rule: str | None = None,
+    outer_lr: float | None = None,
 ) -> tuple[MLPConfig, RankConfig]:
     """The paper's settings, with a dataset's own (its card's ``[protocol]`` table, e.g. the real
-    pendulum's appendix C: ``mlp_weight_decay``, ``weight_decay``, ``inner_steps``, ``sgd_inner_lrs``).
+    pendulum's appendix C: ``mlp_weight_decay``, ``weight_decay``, ``inner_steps``, ``sgd_inner_lrs``;
+    ``inner_rule`` and ``outer_lr`` pin the rule and the outer rate). ``inner_rule`` and ``outer_lr`` given
+    here win over the card's (``None``: the card's, else ``"sgd"`` and the default rate);
+    ``paper_configs(protocol, **PROTOCOLS[name])`` is the named protocol on those data.
 
     Tailoring is per trajectory (Algorithm 1, ``mode="trajectory"``) for every dataset: measured with
     ``fsearch run`` on CPU it recovers p^2 - 2.99 cos q on the ideal pendulum with test RMSE 0.0497 (state
@@ -264,7 +279,11 @@ def paper_configs(
     if isinstance(protocol, str):
         raise TypeError("paper_configs takes a dataset's protocol (Dataset.protocol), not its name")
     p = dict(protocol or {})
+    inner_rule = inner_rule if inner_rule is not None else p.get("inner_rule", "sgd")
     tailor = protocol_tailor(inner_rule)
+    rate = outer_lr if outer_lr is not None else p.get("outer_lr")
+    if rate is not None:
+        tailor = replace(tailor, outer_lr=float(rate))
     if "weight_decay" in p:
         tailor = replace(tailor, weight_decay=float(p["weight_decay"]))
     mlp = MLPConfig()

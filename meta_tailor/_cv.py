@@ -268,3 +268,106 @@ def choose_by_cv(result, cv: CVResult):
         winner_model=winner[0] if winner else result.winner_model,
         winner_theta=winner[1] if winner else result.winner_theta,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Choosing the meta-tailoring protocol out of sample: one law, several protocols, the same folds
+
+#: Columns of :attr:`ProtocolCV.folds`: one row per (protocol, fold), as :data:`CV_COLUMNS` with the protocol.
+PROTOCOL_CV_COLUMNS = ["protocol", *CV_COLUMNS]
+
+#: Pieces one training trajectory is cut into when the data have only one (a single recording).
+RECORDING_PIECES = 4
+
+
+@dataclass(frozen=True)
+class ProtocolCV:
+    """Outcome of :func:`compare_protocols`: ``folds`` (:data:`PROTOCOL_CV_COLUMNS`) and the meta-tailoring
+    epochs every fold ran (``None``: each protocol's own)."""
+
+    folds: pd.DataFrame
+    epochs: int | None = None
+
+    @property
+    def scores(self) -> pd.Series:
+        """Mean held-out rollout MSE per protocol (``inf`` if a fold is missing or diverged), in the order
+        the protocols were given."""
+        order = list(dict.fromkeys(self.folds["protocol"]))
+        n_folds = self.folds["fold"].nunique()
+        by = self.folds.groupby("protocol", sort=False)["held_out_mse"]
+        complete = by.count() == n_folds
+        finite = by.apply(lambda v: bool(np.isfinite(v).all()))
+        return by.mean().where(complete & finite, math.inf).reindex(order)
+
+    def lower_in(self, protocol: str, than: str) -> int:
+        """In how many folds ``protocol``'s held-out MSE is lower than ``than``'s."""
+        mse = self.folds.pivot_table(
+            index="fold", columns="protocol", values="held_out_mse", aggfunc="first"
+        )
+        return int((mse[protocol] < mse[than]).sum())
+
+    def choose(self, default: str, margin: float) -> str:
+        """``default``, unless another protocol's mean held-out MSE is at least ``margin`` times lower than
+        the default's and it is lower in every fold; of several such, the lowest mean."""
+        scores = self.scores
+        n_folds = self.folds["fold"].nunique()
+        better = [
+            p
+            for p in scores.index
+            if p != default
+            and math.isfinite(scores[p])
+            and scores[p] * margin <= scores[default]
+            and self.lower_in(p, default) == n_folds
+        ]
+        return min(better, key=lambda p: scores[p]) if better else default
+
+
+def compare_protocols(
+    law: pd.DataFrame,
+    data,
+    configs: dict[str, RankConfig],
+    *,
+    mlp_config: MLPConfig = MLPConfig(),
+    folds: int = 4,
+    jobs: int = 1,
+    epochs: int | None = None,
+    compiler: Callable | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ProtocolCV:
+    """Cross-validate one law under each protocol of ``configs`` (name -> ranking settings) on the same
+    folds of the training trajectories: :func:`cross_validate` per protocol, with ``epochs`` meta-tailoring
+    epochs when given (a shorter long stage than the final model's). Data with one training trajectory (a
+    single recording) are cut into :data:`RECORDING_PIECES` pieces first. The test split is never read.
+
+    ``law``: one row with ``formula`` and ``params`` (the fitter's constants). ``progress`` gets
+    ``("protocol NAME: cross-validate", done, folds)``.
+    """
+    from meta_tailor._rank import segment_trajectories
+
+    if len(data.train) == 1:
+        data = _FoldData(
+            name=getattr(data, "name", None),
+            train=segment_trajectories(data.train, RECORDING_PIECES),
+            test=[],
+            time_step=float(data.time_step),
+            var_names=tuple(data.var_names),
+        )
+    parts = []
+    for name, config in configs.items():
+        if epochs is not None:
+            config = replace(config, tailor=replace(config.tailor, epochs=epochs))
+        cv = cross_validate(
+            law,
+            data,
+            mlp_config=mlp_config,
+            config=config,
+            folds=min(folds, len(data.train)),
+            jobs=jobs,
+            compiler=compiler,
+            progress=(lambda _s, d, n, name=name: progress(f"protocol {name}: CV", d, n))
+            if progress
+            else None,
+        )
+        parts.append(cv.folds.assign(protocol=name))
+    table = pd.concat(parts, ignore_index=True)[PROTOCOL_CV_COLUMNS]
+    return ProtocolCV(folds=table, epochs=epochs)

@@ -4,9 +4,15 @@ losses and rules, rollouts, metrics, cross-validation and the ranking internals.
 The names most users need are in :mod:`meta_tailor` itself; these may change between versions.
 """
 
-from meta_tailor._comparators import COMPARATOR_COLUMNS, ComparatorResult, comparators
+from meta_tailor._comparators import (
+    COMPARATOR_COLUMNS,
+    ComparatorResult,
+    comparators,
+    oracle_ranking,
+)
 from meta_tailor._config import (
     OUTER_WARMUP,
+    PROTOCOLS,
     MLPConfig,
     RankConfig,
     TailorConfig,
@@ -14,7 +20,17 @@ from meta_tailor._config import (
     paper_configs,
     resolve_device,
 )
-from meta_tailor._cv import CV_COLUMNS, CVResult, choose_by_cv, cross_validate, cv_fold, cv_folds
+from meta_tailor._cv import (
+    CV_COLUMNS,
+    PROTOCOL_CV_COLUMNS,
+    CVResult,
+    ProtocolCV,
+    choose_by_cv,
+    compare_protocols,
+    cross_validate,
+    cv_fold,
+    cv_folds,
+)
 from meta_tailor._hnn import HNN
 from meta_tailor._losses import euler_states, noether_loss, sequence_noether_loss
 from meta_tailor._metrics import horizon_errors, rollout_mse, rollout_rmse
@@ -51,6 +67,7 @@ __all__ = [
     "COMPARATOR_COLUMNS",
     "ComparatorResult",
     "comparators",
+    "compare_protocols",
     "cross_validate",
     "CURVE_COLUMNS",
     "CV_COLUMNS",
@@ -72,8 +89,12 @@ __all__ = [
     "mlp_sequence_grads",
     "MLPConfig",
     "noether_loss",
+    "oracle_ranking",
     "OUTER_WARMUP",
     "paper_configs",
+    "PROTOCOL_CV_COLUMNS",
+    "PROTOCOLS",
+    "ProtocolCV",
     "polyak_scale",
     "predict_trajectories",
     "Predictor",

@@ -22,6 +22,7 @@ LAYER_OF = (
     ("formula_search.runs", "application"),
     ("formula_search._run_folder", "application"),
     ("formula_search._law_choice", "application"),
+    ("formula_search._protocol_choice", "application"),
     ("formula_search.errors", "data"),
     ("formula_search.io", "data"),
     ("formula_search.version", "data"),

@@ -53,11 +53,10 @@ OPERATORS = click.option(
 MEASURE = click.option(
     "--measure",
     type=click.Choice(["derivative", "paper"]),
-    default="derivative",
-    show_default=True,
+    default=None,
     help="Conservation measure: derivative (dg/dt along the data against velocities paired at random; "
     "works on one recording) or paper (the Noether paper's variance share against shuffled sequences; "
-    "needs sequences at different energies).",
+    "needs sequences at different energies) [the dataset card's [search] measure, else derivative].",
 )
 
 #: ``--smoothing``: how the derivative measure smooths states and velocities.

@@ -1,5 +1,5 @@
-"""``fsearch reproduce``: the paper's three scientific experiments, one run directory each (and one more per
-dataset with an opt-in setting of ours), and ``OUT/report.md`` beside the paper's numbers."""
+"""``fsearch reproduce``: the paper's three scientific experiments with the paper's protocol, one run directory
+each (and one more each as ``fsearch run`` does by default), and ``OUT/report.md`` beside the paper's numbers."""
 
 from __future__ import annotations
 
@@ -39,12 +39,11 @@ from formula_search.runs import execute, write_json
 @INNER_RULE
 @PRETRAIN_KEEP
 @click.option(
-    "--opt-in/--no-opt-in",
+    "--ours/--no-ours",
     default=True,
     show_default=True,
-    help="Also run each dataset that has one with our opt-in setting that meets the paper's claims where "
-    "its protocol does not (formula_search.paper.OPT_IN; the real pendulum: --measure paper --inner-rule polyak "
-    "--outer-lr 3e-4 --law-choice paper), as a second row (about 5 min more on a CPU).",
+    help="Also run each dataset as `fsearch run` does by default (the card's measure, the meta-tailoring "
+    "protocol chosen on the training data), as a second row (about 8 min more on a CPU).",
 )
 @DEVICE
 def reproduce_cmd(
@@ -58,7 +57,7 @@ def reproduce_cmd(
     tailor,
     inner_rule,
     pretrain_keep,
-    opt_in,
+    ours,
     device,
 ):
     """Reproduce the paper's three scientific experiments and write OUT/report.md beside the paper's numbers."""
@@ -66,7 +65,7 @@ def reproduce_cmd(
 
     from formula_search.io import atomic_path
 
-    experiments = _experiments(_dataset_names(datasets), opt_in)
+    experiments = _experiments(_dataset_names(datasets), ours)
     console = Console()
     common = dict(
         survivors=None,
@@ -82,9 +81,7 @@ def reproduce_cmd(
         device=device,
         tailor=tailor,
         pretrain_keep=pretrain_keep,
-        # the paper's tables are reproduced with the paper's measure
         inner_rule=inner_rule,
-        measure="paper",
     )
     rows: list[str] = []
     claims: list[str] = []
@@ -97,7 +94,7 @@ def reproduce_cmd(
             for c in checks or ()
         ]
         rows += _result_rows(name, label, run_dir, meta)
-    lines = _report_head(dedup, pretrain_keep) + rows + _opt_in_notes(experiments)
+    lines = _report_head(dedup, pretrain_keep) + rows + _ours_notes(experiments)
     lines += _claims_section(claims)
     report = Path(out) / "report.md"
     with atomic_path(report) as tmp:
@@ -117,14 +114,19 @@ def _dataset_names(datasets: str) -> list[str]:
     return names
 
 
-def _experiments(names: list[str], opt_in: bool) -> list[tuple[str, str, dict]]:
-    """(dataset, row label and run directory, settings over the command's) of every run: each dataset,
-    then with ``opt_in`` each one that has an opt-in setting of ours with it."""
-    from formula_search.paper import OPT_IN
+#: The paper's rows: its measure and its protocol (fixed-rate inner step, outer rate 1e-3), unless the
+#: command's --inner-rule names another rule.
+PAPER_ROW = {"measure": "paper", "protocol": "paper"}
+#: Our rows: what `fsearch run` does without options (the card's measure, the protocol chosen by CV).
+OURS_ROW = {"measure": None, "protocol": "auto"}
 
-    experiments = [(name, name, {}) for name in names]
-    if opt_in:
-        experiments += [(n, f"{n}-opt-in", OPT_IN[n]) for n in names if n in OPT_IN]
+
+def _experiments(names: list[str], ours: bool) -> list[tuple[str, str, dict]]:
+    """(dataset, row label and run directory, settings over the command's) of every run: each dataset
+    with the paper's protocol, then with ``ours`` each one as ``fsearch run`` runs it by default."""
+    experiments = [(name, name, PAPER_ROW) for name in names]
+    if ours:
+        experiments += [(n, f"{n}-ours", OURS_ROW) for n in names]
     return experiments
 
 
@@ -133,6 +135,8 @@ def _run_experiment(name: str, run_dir: Path, settings: dict) -> tuple[Path, dic
     with the total time."""
     options = {"dataset": name, "seed": 0, "noise": None}
     t0 = time.perf_counter()
+    if settings.get("inner_rule") is not None:  # --inner-rule names the protocol itself
+        settings = {**settings, "protocol": "auto"}
     run_dir, meta = execute(options, run=str(run_dir), **settings)
     meta["timings"]["total_s"] = time.perf_counter() - t0
     write_json(meta, run_dir / "meta.json")
@@ -178,19 +182,16 @@ def _result_rows(name: str, label: str, run_dir: Path, meta: dict) -> list[str]:
     return rows
 
 
-def _opt_in_notes(experiments: list) -> list[str]:
-    """A note under the table for each opt-in row: the setting it ran with."""
-    from formula_search.paper import opt_in_args
-
-    lines = []
-    for name, label, _ in experiments:
-        if label != name:
-            lines += [
-                "",
-                f"`{label}`: {name} with `{opt_in_args(name)}` (ours, not the paper's; "
-                "docs/meta-tailoring.md).",
-            ]
-    return lines
+def _ours_notes(experiments: list) -> list[str]:
+    """A note under the table when it has our rows: what they ran with."""
+    if not any(label != name for name, label, _ in experiments):
+        return []
+    return [
+        "",
+        "`NAME-ours`: NAME as `fsearch run --dataset NAME` runs it (the card's conservation measure; the "
+        "meta-tailoring protocol chosen by cross-validation over the training trajectories, see each run's "
+        "report.md); not the paper's protocol.",
+    ]
 
 
 def _claims_section(claims: list[str]) -> list[str]:

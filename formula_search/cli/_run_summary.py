@@ -12,7 +12,7 @@ from formula_search.cli.export_cmd import (
     method_description,
     plot_cmd,
 )
-from formula_search.runs import run_claims
+from formula_search.runs import describe_protocol, run_claims
 
 
 def finish(out: Path, meta: dict, console) -> list | None:
@@ -27,12 +27,12 @@ def finish(out: Path, meta: dict, console) -> list | None:
     console.print(_comparators_table(meta, comp))
     if laws:
         _print_law(laws[0], meta, console)
+    protocol = describe_protocol(meta)
+    if protocol:
+        console.print(protocol)
     checks = run_claims(meta, laws[0] if laws else None, comp) if comp is not None else None
     if checks:
         print_claims(checks, console)
-        hint = opt_in_hint(meta, checks)
-        if hint:
-            console.print(hint)
     return checks
 
 
@@ -79,28 +79,6 @@ def _print_law(law: dict, meta: dict, console) -> None:
             f"most conserved by the fit: {shown} (ratio {best['ratio']:.2g}); the law above is the "
             "one that most improved the meta-tailored predictions"
         )
-
-
-def opt_in_hint(meta: dict, checks: list) -> str | None:
-    """After a claim fails on a dataset with an opt-in setting of ours (:data:`formula_search.paper.OPT_IN`)
-    that the run did not use: a line that names it."""
-    from formula_search.paper import OPT_IN, opt_in_args
-
-    settings = OPT_IN.get(meta.get("dataset"))
-    if not settings or all(c.holds for c in checks):
-        return None
-    used = (
-        meta.get("measure", "paper") == settings["measure"]
-        and meta.get("inner_rule") == settings["inner_rule"]
-        and meta.get("law_choice") == settings["law_choice"]
-        and meta.get("rank_config", {}).get("tailor", {}).get("outer_lr") == settings["outer_lr"][0]
-    )
-    if used:
-        return None
-    return (
-        f"hint: our opt-in setting `{opt_in_args(meta['dataset'])}` (not the paper's) met every one of these "
-        "claims in the MLP seeds tested (docs/meta-tailoring.md)"
-    )
 
 
 def print_claims(checks: list, console) -> None:

@@ -35,10 +35,22 @@ TAILOR = click.option(
 INNER_RULE = click.option(
     "--inner-rule",
     type=click.Choice(["sgd", "polyak"]),
-    default="sgd",
-    show_default=True,
+    default=None,
     help="Inner step: the paper's fixed rate (sgd), or a Polyak rate per sequence (the rate is the "
-    "fraction of the sequence's Noether loss one step removes; screens 0.1 to 1).",
+    "fraction of the sequence's Noether loss one step removes; screens 0.1 to 1). Giving it (or "
+    "--outer-lr) fixes the protocol [--protocol's].",
+)
+
+PROTOCOL = click.option(
+    "--protocol",
+    type=click.Choice(["auto", "paper", "polyak"]),
+    default="auto",
+    show_default=True,
+    help="Meta-tailoring protocol of the final model: the paper's (fixed-rate inner step, outer rate "
+    "1e-3), ours (a Polyak inner step, outer rate 3e-4), or auto: the dataset card's [protocol] if it "
+    "names one, else chosen by cross-validating the chosen law over the training trajectories (the "
+    "Polyak one only if 10x better and better in every fold; protocol_cv.csv). The law is chosen with "
+    "the paper's protocol in every case (--law-choice).",
 )
 
 
@@ -167,6 +179,7 @@ def _meta_tailoring_options() -> list[Callable]:
     """Meta-tailoring: the inner (tailoring) step and the outer Adam of the MLP's weights."""
     return [
         TAILOR,
+        PROTOCOL,
         INNER_RULE,
         click.option(
             "--outer-lr",
@@ -223,14 +236,15 @@ def _law_choice_options() -> list[Callable]:
         click.option(
             "--law-choice",
             type=click.Choice(["train", "cv", "paper"]),
-            default="train",
+            default="paper",
             show_default=True,
             help="Choose the winner by the meta-tailored models' rollouts of the training trajectories "
-            "(train, the paper's), or by cross-validation over them (cv: the MLP's pretraining and the "
-            "ranking again without each fold, scored by rollouts of the held-out trajectories; costs "
-            "--cv-folds more rankings, run in --jobs processes), or as train but with the paper's inner "
-            "rule and outer rate (paper: the law of a ranking with --inner-rule sgd and --outer-lr 1e-3, "
-            "then meta-tailored alone with this run's settings; written to law_ranking.csv).",
+            "with the paper's protocol (paper: the paper's criterion; with another protocol the law is "
+            "then meta-tailored alone with it, and law_ranking.csv keeps the ranking that chose it), or "
+            "with the run's own protocol (train), or by cross-validation over them (cv: the MLP's "
+            "pretraining and the ranking again without each fold, scored by rollouts of the held-out "
+            "trajectories; costs --cv-folds more rankings, run in --jobs processes; needs a named "
+            "protocol).",
         ),
         click.option(
             "--cv-folds",

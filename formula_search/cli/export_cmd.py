@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from formula_search.errors import InputError
-from formula_search.runs import check_run, read_meta
+from formula_search.runs import check_run, describe_protocol, read_meta
 
 
 def law_rows(run: Path, meta: dict, top: int):
@@ -183,6 +183,9 @@ def _markdown(laws: list[dict], comp, meta: dict) -> str:
         lines.append(
             f"| {r['rank']} | `{dsl.to_display(r['expr'], r['params'])}` | {ps} | {r['test_rmse']:.4g} |"
         )
+    protocol = describe_protocol(meta)
+    if protocol:
+        lines += ["", protocol[0].upper() + protocol[1:] + "."]
     if comp is not None:
         lines += ["", "| method | description | test RMSE |", "|---|---|---|"]
         lines += [

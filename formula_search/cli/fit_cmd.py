@@ -174,7 +174,7 @@ def _fit_config(kwargs, dataset, window, seed):
         chunk_size=kwargs["chunk_size"],
         smooth=kwargs["smooth"],
         detrend=kwargs["detrend"] if kwargs["detrend"] is not None else dataset.default_detrend,
-        measure=kwargs["measure"],
+        measure=kwargs["measure"] or dataset.measure,
         smoothing=kwargs["smoothing"],
     )
 

@@ -116,7 +116,8 @@ class Card:
             momenta of :attr:`SimulationSpec.momenta` in place of the velocities recorded).
         energy: the conserved energy in the recorded variables, when they are not canonical (velocities).
         search: how the run searches these data (``[search]``: ``terms``, ``term_depth``, ``beam``,
-            ``operators``: the term search for laws of several terms); empty: the enumeration.
+            ``operators``: the term search for laws of several terms; ``measure``: the conservation
+            measure); empty: the enumeration with the default measure.
         protocol: the meta-tailoring protocol's settings for these data (``[protocol]``: see
             :data:`PROTOCOL_KEYS`), which :func:`meta_tailor.advanced.paper_configs` reads; empty: its defaults.
         simulation: generation recipe (simulated cards).
@@ -267,18 +268,32 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
     ),
     "file": ("path", "columns", "skip_rows", "time", "trajectory", "derivative"),
     "split": ("train_fraction", "test_first", "by", "train_pieces"),
-    "protocol": ("mlp_weight_decay", "weight_decay", "inner_steps", "sgd_inner_lrs"),
-    "search": ("terms", "term_depth", "beam", "operators"),
+    "protocol": (
+        "mlp_weight_decay",
+        "weight_decay",
+        "inner_steps",
+        "sgd_inner_lrs",
+        "inner_rule",
+        "outer_lr",
+    ),
+    "search": ("terms", "term_depth", "beam", "operators", "measure"),
 }
 
 #: The ``[protocol]`` keys and their types: the MLP's and the outer loop's Adam weight decay, the inner step
-#: counts the screen tries, and the inner rates it screens with the paper's fixed-rate (sgd) rule.
+#: counts the screen tries, and the inner rates it screens with the paper's fixed-rate (sgd) rule; ``inner_rule``
+#: and ``outer_lr`` pin the meta-tailoring protocol (else a run chooses it on the training data).
 PROTOCOL_KEYS: dict[str, type] = {
     "mlp_weight_decay": float,
     "weight_decay": float,
     "inner_steps": list,
     "sgd_inner_lrs": list,
+    "inner_rule": str,
+    "outer_lr": float,
 }
+
+#: The inner rules a card's ``[protocol] inner_rule`` may name, and the measures ``[search] measure`` may.
+INNER_RULES = ("sgd", "polyak")
+MEASURES = ("derivative", "paper")
 
 
 def _check_keys(
@@ -490,7 +505,15 @@ def _parse_protocol(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if key not in table:
             continue
         value = _get(table, key, typ, pwhere)
-        if typ is float:
+        if key == "inner_rule":
+            if value not in INNER_RULES:
+                raise InputError(f"{pwhere}: inner_rule must be one of {', '.join(INNER_RULES)}")
+            out[key] = value
+        elif key == "outer_lr":
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{pwhere}: outer_lr must be a positive number")
+            out[key] = float(value)
+        elif typ is float:
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"{pwhere}: {key} must be a non-negative number")
             out[key] = float(value)
@@ -526,6 +549,11 @@ def _parse_search(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not all(isinstance(n, str) for n in names):
             raise InputError(f"{swhere}: operators must be a list of operator names")
         out["operators"] = list(dsl.check_operators(names))
+    if "measure" in table:
+        measure = _get(table, "measure", str, swhere)
+        if measure not in MEASURES:
+            raise InputError(f"{swhere}: measure must be one of {', '.join(MEASURES)}")
+        out["measure"] = measure
     return out
 
 

@@ -146,7 +146,7 @@ class Dataset:
         derivative: how ``dxdt`` was obtained: ``"exact"``, ``"forward"`` or ``"central"``.
         n_rows: data rows read from the file (recorded data), else ``None``.
         search: how a run searches these data (the card's ``[search]``: the term search's ``terms``,
-            ``term_depth``, ``beam``, ``operators``); empty: the enumeration.
+            ``term_depth``, ``beam``, ``operators``; the ``measure``); empty: the enumeration.
         protocol: the meta-tailoring settings of the data's card (``[protocol]``), read by
             :func:`meta_tailor.advanced.paper_configs`; empty: its defaults.
         canonical: the variables are canonical, coordinates first and their momenta after them in the same
@@ -176,6 +176,12 @@ class Dataset:
     canonical: bool = False
     protocol: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)
+
+    @property
+    def measure(self) -> str:
+        """The conservation measure a search of these data uses unless told another: the card's
+        ``[search] measure``, else ``"derivative"``."""
+        return self.search.get("measure", "derivative")
 
     @classmethod
     def from_arrays(

@@ -30,8 +30,12 @@ def test_fit_depth_5_runs_clean(name, tmp_path, capsys):
     table = pd.read_parquet(out / "fit.parquet")
     assert len(table) > 0
     assert set(table["status"]) <= {"ok", "trivial", "failed", "unparsable"}
-    # a numeric failure rejects a formula (x1/(x1 + x2) where x1 + x2 = 0), never most of them
-    assert (table["status"] == "failed").mean() < 0.05
+    # a numeric failure rejects a formula that divides by zero somewhere on the data (x1/(x1 + x2) where
+    # x1 + x2 = 0; the real pendulum's recorded angle is exactly 0 at some frames, which its card's paper
+    # measure, reading every frame, meets in 12% of the depth-5 formulas: q/sin(q), p/q^2, ...), and no other
+    failed = table.loc[table["status"] == "failed", "formula"]
+    assert all("/" in f for f in failed), list(failed)
+    assert len(failed) / len(table) < 0.15
     assert (table["status"] == "unparsable").sum() == 0
     survivors = pd.read_csv(out / "survivors.csv")
     accepted = set(survivors["formula"])
@@ -47,7 +51,8 @@ def test_fit_depth_5_runs_clean(name, tmp_path, capsys):
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         main(["rank", "--dataset", name, "--survivors", str(tmp_path / "law.csv"), "--run", str(run),
-              "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"])  # fmt: skip
+              "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu",
+              "--protocol", "paper"])  # fmt: skip
     assert exc.value.code in (0, None), capsys.readouterr().err
     ranked = pd.read_csv(run / "ranking.csv")
     assert ranked["rank"].notna().any() and ranked["test_rmse"].notna().all()

@@ -119,3 +119,7 @@ def test_one_recording_through_run_end_to_end(lab_file, tmp_path, capsys, monkey
     assert (run / "law.tex").exists() and (run / "report.md").exists()
     meta = json.loads((run / "meta.json").read_text())
     assert meta["dataset"] == "lab"
+    # the protocol is chosen on the one training trajectory, cut into 4 pieces for the cross-validation
+    assert "cross-validation" in meta["protocol"]["by"]
+    cv = pd.read_csv(run / "protocol_cv.csv")
+    assert cv.groupby("protocol")["fold"].nunique().to_dict() == {"paper": 4, "polyak": 4}

@@ -140,7 +140,8 @@ def test_model_replaced_after_the_run_is_refused_by_export_and_plot(tmp_path, ca
     run = tmp_path / "run"
     code, _, err = run_cli(
         ["rank", "--dataset", "ideal_spring", "--survivors", str(table), "--run", str(run),
-         "--epochs", "1", "--pretrain-steps", "5", "--no-comparators", "--device", "cpu"],
+         "--epochs", "1", "--pretrain-steps", "5", "--no-comparators", "--device", "cpu",
+         "--protocol", "paper"],
         capsys,
     )  # fmt: skip
     assert code in (0, None), err

@@ -59,7 +59,7 @@ def test_reproduce_writes_a_report_with_every_method(tmp_path, monkeypatch):
     result = CliRunner().invoke(
         cli,
         ["reproduce", "--out", str(out), "--datasets", "ideal_spring", "--epochs", "1", "--top-k", "1",
-         "--pretrain-steps", "20", "--pretrain-keep", "best", "--device", "cpu"],
+         "--pretrain-steps", "20", "--pretrain-keep", "best", "--device", "cpu", "--no-ours"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
@@ -94,13 +94,14 @@ def test_reproduce_writes_a_report_with_every_method(tmp_path, monkeypatch):
     verdicts = [line.split(":")[0].strip() for line in result.output.splitlines()
                 if line.startswith(("  holds:", "  does not hold:"))]  # fmt: skip
     assert verdicts == ["holds" if ok else "does not hold" for ok in expected]
-    # the real pendulum's opt-in row is only added when the real pendulum is run
-    assert "real_pendulum-opt-in" not in report and not (out / "real_pendulum-opt-in").exists()
+    # --no-ours: the paper's rows only
+    assert "ideal_spring-ours" not in report and not (out / "ideal_spring-ours").exists()
 
 
-def test_reproduce_adds_the_real_pendulums_opt_in_run(tmp_path, monkeypatch):
-    """The real pendulum is run twice: the paper's settings, and our opt-in setting (its own run directory,
-    row and claims), whose settings the run records."""
+def test_reproduce_runs_each_dataset_with_the_papers_protocol_and_ours(tmp_path, monkeypatch):
+    """The real pendulum is run twice: the paper's measure and protocol, and as `fsearch run` runs it by
+    default (its card's measure, the protocol chosen by CV on the training data), each with its own run
+    directory, row and claims; each run records what decided its protocol."""
     import json
 
     monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path / "cache"))
@@ -116,48 +117,19 @@ def test_reproduce_adds_the_real_pendulums_opt_in_run(tmp_path, monkeypatch):
     labels = [
         line.split("|")[1].strip() for line in results.splitlines() if line.startswith("| real")
     ]
-    assert labels == ["real_pendulum", "real_pendulum-opt-in"]
-    assert "`--measure paper --inner-rule polyak --outer-lr 0.0003 --law-choice paper`" in results
+    assert labels == ["real_pendulum", "real_pendulum-ours"]
+    assert "`NAME-ours`: NAME as `fsearch run --dataset NAME` runs it" in results
     for label in labels:  # each run's three claims: law, 10x below the MLP, below HNN
         assert sum(line.startswith(f"| {label} |") for line in claims.splitlines()) == 3
     paper = json.loads((out / "real_pendulum" / "meta.json").read_text())
-    opt_in = json.loads((out / "real_pendulum-opt-in" / "meta.json").read_text())
-    assert (paper["inner_rule"], paper["law_choice"]) == ("sgd", "train")
+    ours = json.loads((out / "real_pendulum-ours" / "meta.json").read_text())
+    assert paper["protocol"] == {"name": "paper", "by": "the command line (--protocol)"}
+    assert (paper["inner_rule"], paper["rank_config"]["tailor"]["outer_lr"]) == ("sgd", 1e-3)
     assert (
-        paper["measure"] == opt_in["measure"] == "paper"
-    )  # the paper's tables: the paper's measure
-    assert (opt_in["inner_rule"], opt_in["law_choice"]) == ("polyak", "paper")
-    assert opt_in["rank_config"]["tailor"]["outer_lr"] == 3e-4
-    assert opt_in["law_rank_config"]["tailor"]["outer_lr"] == 1e-3
-    # its law is the one the paper's settings rank first, here in its own law stage
-    law_stage = pd.read_csv(out / "real_pendulum-opt-in" / "law_ranking.csv")
-    chosen = law_stage.loc[law_stage["rank"] == 1, "formula"].item()
-    assert pd.read_csv(out / "real_pendulum-opt-in" / "ranking.csv")["formula"].tolist() == [chosen]
-    # `fsearch run`'s hint names the opt-in after a miss, and only for the run that did not use it
-    default_rows = [line for line in claims.splitlines() if line.startswith("| real_pendulum |")]
-    missed = any(row.rstrip(" |").endswith("**no**") for row in default_rows)
-    hints = [line for line in result.output.splitlines() if line.startswith("hint: our opt-in")]
-    assert len(hints) == (1 if missed else 0)
-
-
-def test_opt_in_hint_names_the_setting_only_after_a_miss_without_it():
-    from formula_search.cli._run_summary import opt_in_hint as _opt_in_hint
-    from formula_search.paper import ClaimCheck, opt_in_args
-
-    assert (
-        opt_in_args("real_pendulum")
-        == "--measure paper --inner-rule polyak --outer-lr 0.0003 --law-choice paper"
-    )
-    assert opt_in_args("ideal_spring") == ""
-    miss = [ClaimCheck("law", True, "c = 2.447"), ClaimCheck("below HNN", False, "3.9x")]
-    paper = {"dataset": "real_pendulum", "inner_rule": "sgd", "law_choice": "train",
-             "rank_config": {"tailor": {"outer_lr": 1e-3}}}  # fmt: skip
-    used = {"dataset": "real_pendulum", "measure": "paper", "inner_rule": "polyak",
-            "law_choice": "paper", "rank_config": {"tailor": {"outer_lr": 3e-4}}}  # fmt: skip
-    hint = _opt_in_hint(paper, miss)
-    assert "--measure paper --inner-rule polyak --outer-lr 0.0003 --law-choice paper" in hint
-    assert _opt_in_hint(paper, miss[:1]) is None  # every claim holds
-    assert _opt_in_hint(used, miss) is None  # the opt-in itself missed: nothing to suggest
-    # the same settings with the derivative measure are not the opt-in: it is named
-    assert _opt_in_hint(used | {"measure": "derivative"}, miss) is not None
-    assert _opt_in_hint(paper | {"dataset": "ideal_spring"}, miss) is None  # no opt-in there
+        paper["measure"] == ours["measure"] == "paper"
+    )  # the paper's; the real pendulum's card says so
+    assert ours["protocol"]["name"] in ("paper", "polyak")
+    assert "cross-validation" in ours["protocol"]["by"] and ours["protocol"]["cv"]["folds"] == 4
+    cv = pd.read_csv(out / "real_pendulum-ours" / "protocol_cv.csv")
+    assert sorted(cv["protocol"].unique()) == ["paper", "polyak"] and len(cv) == 8
+    assert "Meta-tailoring protocol: " in (out / "real_pendulum-ours" / "report.md").read_text()

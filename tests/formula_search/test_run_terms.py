@@ -23,6 +23,8 @@ TINY = [
     "--device",
     "cpu",
     "--no-comparators",
+    "--protocol",
+    "paper",
 ]
 
 

@@ -236,7 +236,8 @@ def test_rank_law_choice_cv_ranks_by_the_held_out_folds(tmp_path, capsys):
     ).to_csv(survivors, index=False)
     run = tmp_path / "run"
     args = ["rank", "--dataset", "ideal_spring", "--survivors", str(survivors), "--run", str(run),
-            "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu"]  # fmt: skip
+            "--epochs", "1", "--pretrain-steps", "20", "--no-comparators", "--device", "cpu",
+            "--protocol", "paper"]  # fmt: skip
     code, _, err = run_cli([*args, "--law-choice", "cv", "--cv-folds", "2"], capsys)
     assert code in (0, None), err
     assert "2-fold CV" in err
@@ -351,7 +352,7 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
         return err
 
     first = tmp_path / "first"
-    rank_spring("--survivors", str(survivors), "--run", str(first))
+    rank_spring("--survivors", str(survivors), "--run", str(first), "--protocol", "paper")
     winner = json.loads((first / "meta.json").read_text())["winner"]
     second = tmp_path / "second"
     rank_spring("--law-from", str(first), "--run", str(second), "--inner-rule", "polyak")
@@ -393,14 +394,27 @@ def test_law_from_and_law_choice_paper_rank_only_the_paper_rankings_law(tmp_path
     assert meta["law_rank_config"]["tailor"]["inner_rule"] == "sgd"
     assert meta["rank_config"]["tailor"]["inner_rule"] == "polyak"
     # with the paper's rule and rate the law stage would be the ranking itself: it is not run twice
-    rank_spring("--survivors", str(survivors), "--run", str(both), "--law-choice", "paper")
+    rank_spring(
+        "--survivors",
+        str(survivors),
+        "--run",
+        str(both),
+        "--law-choice",
+        "paper",
+        "--protocol",
+        "paper",
+    )
     assert not (both / "law_ranking.csv").exists()
     pd.testing.assert_frame_equal(
         pd.read_csv(both / "ranking.csv")[cols], pd.read_csv(first / "ranking.csv")[cols]
     )
     # other data (another seed of the simulation), two lists of formulas, and a law given and chosen:
     # one-line errors
-    for extra in (["--seed", "1"], ["--survivors", str(survivors)], ["--law-choice", "paper"]):
+    for extra in (
+        ["--seed", "1"],
+        ["--survivors", str(survivors)],
+        ["--law-choice", "cv", "--protocol", "paper"],
+    ):
         code, _, err = run_cli(
             ["rank", "--dataset", "ideal_spring", "--law-from", str(first), "--run", str(second)]
             + extra
