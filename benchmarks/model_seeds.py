@@ -20,7 +20,9 @@ run directory is finished is only read again, so an interrupted study resumes wh
 ``--out`` for other options. ``--collect-only`` tabulates the finished seeds without running anything.
 ``--law-from DIR`` (an earlier ``--out``) makes each seed's run meta-tailor only the law that seed chose
 there: two studies, the first for the law (say with the paper's settings), the second for the predictor
-(``-- --inner-rule polyak ...``); ``-- --law-choice paper`` does both in one study.
+(``-- --inner-rule polyak ...``); ``-- --protocol polyak`` (the law by the paper's protocol, the default
+``--law-choice paper``) does both in one study, and no options at all let each run choose its protocol on its
+training data. ``-- --law-choice cv`` needs a named protocol (``-- --protocol paper --law-choice cv``).
 """
 
 from __future__ import annotations

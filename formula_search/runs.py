@@ -311,7 +311,9 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
     s = replace(s, device=resolve_device_name(s.device))
     if data is None:
         data = load_data(options)
-    s = replace(s, measure=s.measure or data.measure)
+    terms = s.terms if s.terms is not None else (getattr(data, "search", {}) or {}).get("terms")
+    # the card's measure is the enumeration's; the term search has the derivative measure only
+    s = replace(s, measure=s.measure or ("derivative" if terms else data.measure))
     plan = plan_protocol(s.protocol, s.inner_rule, s.outer_lr, data.protocol)
     s = replace(s, cv_folds=_check_options(data, s, plan))
     final = run_folder(s.run, data.name)
@@ -319,6 +321,7 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         table, source = _formulas_stage(data, options, s)
+        searched = table
         timings["search_s"] = time.perf_counter() - t0
         timings["pretrain_s"], pre = _pretrain_and_load(data, options, out, s)
         ranked = _rank_and_compare(table, pre, data, s, plan=plan, out=out, timings=timings)
@@ -328,6 +331,7 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
             s,
             out=out,
             source=source,
+            searched=searched,
             ranked=ranked,
             mlp_cfg=pre.config,
             timings=timings,
@@ -537,7 +541,7 @@ def _rank_and_compare(
                 hnn=s.hnn,
                 out=out,
                 progress=progress,
-                oracle=oracle.result() if oracle is not None else ...,
+                oracle=oracle,
             )
     return _Ranked(table, winner, cfg, law_cfg, cv_folds, record)
 
@@ -589,15 +593,22 @@ def _auto_protocol(table, pre: _Pretrained, data, s: RunSettings, *, plan, out, 
     else:
         (out / "law_ranking.csv").unlink(missing_ok=True)
     oracle = _oracle_beside(pre, data, cfg, s)
-    with _torch_threads(1 if oracle is not None else None):
-        res = rank(
-            law,
-            pre.model,
-            data,
-            config=cfg,
-            progress=progress.prefixed(f"{choice}: "),
-            outer_state=pre.adam,
-        )
+    try:
+        # one torch thread beside the oracle's process: the final ranking can round differently from
+        # a run without comparators (--no-comparators) or on a GPU
+        with _torch_threads(1 if oracle is not None else None):
+            res = rank(
+                law,
+                pre.model,
+                data,
+                config=cfg,
+                progress=progress.prefixed(f"{choice}: "),
+                outer_state=pre.adam,
+            )
+    except BaseException:
+        if oracle is not None:
+            oracle.cancel()
+        raise
     timings.update(progress.ranking_times(f"{choice}: "))
     return law, res, cfg, law_cfg, record, oracle
 
@@ -665,6 +676,8 @@ def _comparators_stage(
     from meta_tailor import comparators
 
     t0 = time.perf_counter()
+    if oracle is not ...:  # the oracle's ranking ran beside the final one: wait for it here
+        oracle = oracle.result() if oracle is not None else ...
     comp = comparators(
         pre.model,
         data,
@@ -691,12 +704,14 @@ def _run_meta(
     *,
     out: Path,
     source: str,
+    searched,
     ranked: _Ranked,
     mlp_cfg,
     timings: dict,
 ) -> dict:
-    """The run's ``meta.json``: the data, the settings, the timings and the winner."""
-    table, cfg, law_cfg, winner = ranked.table, ranked.cfg, ranked.law_cfg, ranked.winner
+    """The run's ``meta.json``: the data, the settings, the timings and the winner; ``searched`` is the
+    table of formulas the run started from (the search's), whose best and count it records."""
+    table, cfg, law_cfg, winner = searched, ranked.cfg, ranked.law_cfg, ranked.winner
     return {
         "run_id": uuid.uuid4().hex,
         "model_sha256": file_hash(out / "model.pt"),
@@ -739,10 +754,11 @@ def _check_options(data, s: RunSettings, plan: ProtocolPlan) -> int | None:
     cv_folds = None
     if s.law_choice not in ("train", "cv", "paper"):
         raise InputError(f"law_choice {s.law_choice!r}: choose train, cv or paper")
-    if s.law_choice == "cv" and plan.name == "auto":
+    if s.law_choice in ("cv", "train") and plan.name == "auto":
         raise InputError(
-            "--law-choice cv compares the laws under one protocol: name it (--protocol paper or "
-            "polyak, or --inner-rule), or leave the law choice to the paper's protocol"
+            f"--law-choice {s.law_choice} chooses the law under the run's own protocol: name it "
+            "(--protocol paper or polyak, --inner-rule, or the card's [protocol]), or leave the law "
+            "choice to the paper's protocol (--law-choice paper)"
         )
     if s.law_choice == "cv":
         from meta_tailor.advanced import cv_folds as check_folds

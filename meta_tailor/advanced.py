@@ -23,6 +23,7 @@ from meta_tailor._config import (
 from meta_tailor._cv import (
     CV_COLUMNS,
     PROTOCOL_CV_COLUMNS,
+    RECORDING_PIECES,
     CVResult,
     ProtocolCV,
     choose_by_cv,
@@ -93,6 +94,7 @@ __all__ = [
     "OUTER_WARMUP",
     "paper_configs",
     "PROTOCOL_CV_COLUMNS",
+    "RECORDING_PIECES",
     "PROTOCOLS",
     "ProtocolCV",
     "polyak_scale",

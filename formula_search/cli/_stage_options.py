@@ -145,7 +145,9 @@ def _search_options() -> list[Callable]:
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="Processes for the fit, and for the folds of --law-choice cv.",
+            help="Processes for the fit, and for the folds of --law-choice cv and of the protocol "
+            "choice (1: the protocol choice on a CPU runs its folds in one process per core, up to "
+            "4).",
         ),
         RUN,
     ]

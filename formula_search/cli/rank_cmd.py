@@ -13,8 +13,10 @@ their options are in :mod:`._stage_options`. A run directory (``RUN``, default `
 - ``comparators.csv``: vanilla MLP, MLP with more epochs, Noether winner, oracle, HNN
   (:data:`meta_tailor.COMPARATOR_COLUMNS`);
 - ``horizons.csv``: test error per prediction horizon and method;
-- ``law_ranking.csv``: with ``--law-choice paper`` (and another inner rule or outer rate), the ranking that
-  chose the law, with the paper's inner rule and outer rate;
+- ``law_ranking.csv``: when the final model's protocol is not the paper's, the ranking with the paper's
+  protocol that chose the law (``--law-choice paper``, the default);
+- ``protocol_cv.csv``: with ``--protocol auto`` (the default) and no protocol pinned, every fold's held-out
+  rollout MSE of the law under each protocol (:data:`meta_tailor.advanced.PROTOCOL_CV_COLUMNS`);
 - ``cv.csv``: with ``--law-choice cv``, every fold's held-out rollout MSE per finalist
   (:data:`meta_tailor.CV_COLUMNS`); the ranking's ``cv_mse`` is its mean over the folds;
 - ``winner.pt``: the meta-tailored winner's MLP weights and formula parameters;

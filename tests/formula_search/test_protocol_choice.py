@@ -188,7 +188,8 @@ def test_the_choice_never_reads_the_test_split(tmp_path, monkeypatch):
 
 def test_a_chosen_polyak_protocol_retailors_the_law_and_keeps_the_law_stage(tmp_path, monkeypatch):
     """When the CV chooses the Polyak protocol, the law of the paper's ranking is meta-tailored again with
-    it (law_ranking.csv keeps the ranking that chose the law), and meta.json and report.md say so."""
+    it (law_ranking.csv keeps the ranking that chose the law), and meta.json says so; the search's table
+    still gives meta.json's count of survivors."""
     from meta_tailor.advanced import ProtocolCV
 
     monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path / "cache"))
@@ -201,6 +202,9 @@ def test_a_chosen_polyak_protocol_retailors_the_law_and_keeps_the_law_stage(tmp_
     law_stage = pd.read_csv(folder / "law_ranking.csv")
     assert law_stage["formula"].iloc[0] == pd.read_csv(folder / "ranking.csv")["formula"].iloc[0]
     assert json.loads((folder / "meta.json").read_text())["protocol"]["cv"]["folds"] == 4
+    assert (
+        meta["n_survivors"] == 1 and meta["most_conserved"] is None
+    )  # a survivors file without ratios
 
 
 def test_a_card_pin_is_honoured_and_the_command_line_wins(tmp_path, monkeypatch):
@@ -218,6 +222,71 @@ def test_a_card_pin_is_honoured_and_the_command_line_wins(tmp_path, monkeypatch)
     assert meta["rank_config"]["tailor"]["outer_lr"] == 1e-3
 
 
-def test_law_choice_cv_needs_a_named_protocol(tmp_path):
-    with pytest.raises(InputError, match="--law-choice cv"):
-        execute({"dataset": "ideal_spring"}, run=str(tmp_path / "r"), law_choice="cv")
+@pytest.mark.parametrize("choice", ["cv", "train"])
+def test_a_law_choice_under_the_runs_own_protocol_needs_a_named_protocol(tmp_path, choice):
+    with pytest.raises(
+        InputError, match=f"--law-choice {choice} chooses the law under the run's own"
+    ):
+        execute({"dataset": "ideal_spring"}, run=str(tmp_path / "r"), law_choice=choice)
+
+
+def test_the_oracle_ranked_elsewhere_gives_the_same_comparator_row(tmp_path):
+    """comparators(oracle_ranked=oracle_ranking(...)) equals comparators() computing the oracle itself, and
+    oracle_ranking's result survives a round trip through pickle (it runs in another process)."""
+    import pickle
+
+    import torch
+
+    from meta_tailor import MLPConfig
+    from meta_tailor.advanced import (
+        RankConfig,
+        comparators,
+        oracle_ranking,
+        paper_configs,
+        pretrain,
+    )
+
+    data = _spring()
+    mlp = MLPConfig(steps=30)
+    _, cfg = paper_configs(data.protocol)
+    cfg = replace(cfg, device="cpu", top_k=1, tailor=replace(cfg.tailor, epochs=2))
+    assert isinstance(cfg, RankConfig)
+    model, _, _ = pretrain(data, config=mlp, device="cpu")
+    before = torch.get_num_threads()
+    ranked = pickle.loads(
+        pickle.dumps(oracle_ranking(data.hamiltonian, model, data, rank_config=cfg))
+    )
+    kw = dict(mlp_config=mlp, rank_config=cfg, oracle=data.hamiltonian, include_hnn=False)
+    inside = comparators(model, data, **kw).table.set_index("method")
+    given = comparators(model, data, oracle_ranked=ranked, **kw).table.set_index("method")
+    assert inside.loc["oracle"].equals(given.loc["oracle"])
+    assert torch.get_num_threads() == before
+
+
+def test_torch_threads_are_restored_after_the_block():
+    import torch
+
+    from formula_search.runs import _torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), _torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("a ranking that fails")
+    assert torch.get_num_threads() == before
+
+
+def test_the_cards_measure_is_the_enumerations_only(tmp_path, monkeypatch):
+    """A card naming the paper's measure still runs the term search (derivative measure only) when terms
+    are asked for, and records the measure that was used."""
+    monkeypatch.setenv("FSEARCH_CACHE", str(tmp_path / "cache"))
+    data = replace(_spring(), search={"measure": "paper"})
+    _, meta = execute(
+        {"dataset": data.name, "seed": 0},
+        data=data,
+        run=str(tmp_path / "terms"),
+        terms=2,
+        term_depth=2,
+        protocol="paper",
+        **TINY,
+    )
+    assert meta["measure"] == "derivative" and meta["survivors"].startswith("term search")
