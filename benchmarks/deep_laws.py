@@ -6,7 +6,8 @@ laws, time and peak memory, per dataset.
 
 Cases: the built-in datasets (``coupled_oscillators``, ``double_pendulum``, ``two_body``, ``ideal_pendulum``,
 ``ideal_spring``; many trajectories from the card, and for the first two one long recording from the
-``*_recording`` card), and two systems simulated here with scipy's DOP853 (rtol 1e-10):
+``*_recording`` card; ``double_pendulum_products``: the double pendulum with the ``products`` term library,
+which its cards name), and two systems simulated here with scipy's DOP853 (rtol 1e-10):
 
 - ``anharmonic``: two unit masses, a cubic spring to the wall, linear springs between them and to the other
   wall: ``E = v1^2/2 + v2^2/2 + x1^4/4 + (x1 - x2)^2 + x2^2/2`` (6 terms). One trajectory of 800 points at
@@ -44,6 +45,7 @@ class Case:
     max_terms: int
     setups: tuple  # (label, loader) pairs
     operators: tuple[str, ...] | None = None
+    library: str = "enumerate"
 
 
 def _anharmonic_rhs(t, y):
@@ -131,6 +133,9 @@ CASES = {
         Case("double_pendulum", (DOUBLE,), 6, 5,
              (("25 x 200", _builtin("double_pendulum")),
               ("1 x 3200", _builtin("double_pendulum_recording"))), NO_DIV),
+        Case("double_pendulum_products", (DOUBLE,), 0, 6,
+             (("25 x 200", _builtin("double_pendulum")),
+              ("1 x 3200", _builtin("double_pendulum_recording"))), library="products"),
         Case("two_body", ("x1 + x2", "y1 + y2", *TWO_BODY), 3, 4,
              (("800 x 50", _builtin("two_body")),)),
         Case("two_body_moving", TWO_BODY, 3, 4,
@@ -202,8 +207,8 @@ def run(case: Case, load, noise: float, seed: int, beam: int) -> dict:
 
     data = load(noise, seed)
     names = list(data.var_names)
-    config = TermConfig(term_depth=case.term_depth, max_terms=case.max_terms, beam=beam,
-                        operators=case.operators)  # fmt: skip
+    config = TermConfig(term_depth=max(1, case.term_depth), max_terms=case.max_terms, beam=beam,
+                        operators=case.operators, library=case.library)  # fmt: skip
     t0 = time.perf_counter()
     table = term_search(data, config=config, fit_config=FitConfig(device="cpu", seed=seed))
     wall = time.perf_counter() - t0
@@ -252,7 +257,8 @@ def main(cases, noises, seed, beam):
             for noise in noises:
                 r = run(case, load, noise, seed, beam)
                 table.add_row(
-                    name, label, f"{noise:g}", f"{case.term_depth}/{case.max_terms}", str(r["laws"]),
+                    name, label, f"{noise:g}",
+                    f"{case.term_depth or case.library}/{case.max_terms}", str(r["laws"]),
                     "yes" if r["covered"] else "no", str(r["false"]), "yes" if r["first"] else "no",
                     "" if not np.isfinite(r["err"]) else f"{100 * r['err']:.2f}%",
                     f"{r['time']:.1f}", f"{r['rss']:.2f}", r["top"][:80],

@@ -28,6 +28,7 @@ which terms enter:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -62,6 +63,9 @@ MAX_CANDIDATES = 2000
 ROUNDS = 4
 #: Term pairs scored per batch (closed form, a few floats each).
 PAIR_BATCH = 1_000_000
+#: The term libraries of :class:`TermConfig`, and the largest degree of the ``products`` library's monomials.
+LIBRARIES = ("enumerate", "products")
+DEGREE = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ class TermConfig:
         points: most points the quadratic forms are taken on (evenly spaced).
         operators: the operators terms are built with (``None``: :data:`dsl.DEFAULT_OPERATORS`; add
             ``"sqrt"`` for terms such as ``1/sqrt((x1 - x2)^2 + (y1 - y2)^2)``).
+        library: ``"enumerate"``: every unit-valid term up to ``term_depth`` tokens; ``"products"``: the
+            monomials of the variables up to degree :data:`DEGREE` times 1, sine and cosine of each
+            dimensionless variable and of each difference of two (:func:`product_terms`; ``term_depth``
+            and ``operators`` do not apply): terms such as ``w1*w2*cos(q1 - q2)`` (8 tokens), in a
+            library of about a hundred.
     """
 
     term_depth: int = 5
@@ -84,8 +93,11 @@ class TermConfig:
     max_laws: int = 6
     points: int = 4000
     operators: tuple[str, ...] | None = None
+    library: str = "enumerate"
 
     def __post_init__(self) -> None:
+        if self.library not in LIBRARIES:
+            raise InputError(f"library must be one of {', '.join(LIBRARIES)}, not {self.library!r}")
         for name in ("term_depth", "max_terms", "beam", "max_laws", "points"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -112,6 +124,22 @@ def terms(variables, term_depth: int, operators=None) -> list[str]:
             continue
         out.append(f.formula)
     return out
+
+
+def product_terms(variables) -> list[str]:
+    """The ``products`` library: every monomial of the variables up to degree :data:`DEGREE` (1 included)
+    times 1, ``sin`` and ``cos`` of each dimensionless variable (an angle) and of each difference of two;
+    the constant 1 left out. Unit-valid by construction (trigonometry of dimensionless arguments only)."""
+    names = [v.name for v in variables]
+    angles = [v.name for v in variables if dsl.Dim.from_units(v.unit).is_dimensionless]
+    monomials = [""]
+    for degree in range(1, DEGREE + 1):
+        for combo in itertools.combinations_with_replacement(names, degree):
+            counts = {n: combo.count(n) for n in dict.fromkeys(combo)}
+            monomials.append("*".join(n if k == 1 else f"{n}^{k}" for n, k in counts.items()))
+    args = angles + [f"{a} - {b}" for a, b in itertools.combinations(angles, 2)]
+    trig = [""] + [f"{f}({a})" for a in args for f in ("sin", "cos")]
+    return ["*".join(p for p in (m, t) if p) for m in monomials for t in trig if m or t]
 
 
 def _gradients(texts, var_names, x, torch):
@@ -283,7 +311,10 @@ class _Library:
         v_null = torch.as_tensor(np.ascontiguousarray(prep.v_null[keep].T))
         scale = torch.as_tensor(prep.scale).view(-1, 1)
         variables = fit_data.variables or tuple(dsl.Variable(nm, "1") for nm in fit_data.var_names)
-        texts = terms(variables, config.term_depth, config.operators)
+        if config.library == "products":
+            texts = product_terms(variables)
+        else:
+            texts = terms(variables, config.term_depth, config.operators)
         grad = _gradients(texts, fit_data.var_names, x, torch)
         usable = torch.isfinite(grad).flatten(1).all(-1) & (grad.abs().flatten(1).amax(-1) > 0)
         texts = [t for t, ok in zip(texts, usable.tolist()) if ok]

@@ -288,6 +288,7 @@ class RunSettings:
     operators: tuple[str, ...] | None = None
     terms: int | None = None
     term_depth: int | None = None
+    term_library: str | None = None
     beam: int | None = None
 
 
@@ -340,7 +341,9 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
     return final, meta
 
 
-def terms_stage(data, *, terms, term_depth, beam, operators, ratio, device, seed, smoothing):
+def terms_stage(
+    data, *, terms, term_depth, beam, operators, ratio, device, seed, smoothing, library=None
+):
     """Laws of up to ``terms`` terms (:func:`formula_search.advanced.term_search`) on the training split,
     instead of the enumeration (``--terms`` or the card's ``[search]``); ``None`` settings: the defaults."""
     from dataclasses import asdict
@@ -349,7 +352,13 @@ def terms_stage(data, *, terms, term_depth, beam, operators, ratio, device, seed
 
     from formula_search.advanced import FitConfig, FitData, TermConfig, term_search
 
-    given = {"max_terms": terms, "term_depth": term_depth, "beam": beam, "operators": operators}
+    given = {
+        "max_terms": terms,
+        "term_depth": term_depth,
+        "beam": beam,
+        "operators": operators,
+        "library": library,
+    }
     config = TermConfig(
         **{**asdict(TermConfig()), **{k: v for k, v in given.items() if v is not None}}
     )
@@ -363,12 +372,14 @@ def terms_stage(data, *, terms, term_depth, beam, operators, ratio, device, seed
             progress=lambda line: status.update(f"term search: {line}"),
         )
     what = f"term search: up to {config.max_terms} terms of up to {config.term_depth} tokens"
+    if config.library != "enumerate":
+        what = f"term search: up to {config.max_terms} terms of the {config.library} library"
     n_acc = int(table["accepted"].sum()) if len(table) else 0
     console.print(f"{what}, beam {config.beam}: {n_acc} law(s)")
     if n_acc == 0:
         raise InputError(
-            f"no law of up to {config.max_terms} terms of up to {config.term_depth} tokens is conserved on "
-            f"{data.name} at ratio {ratio}; try a larger --term-depth or --beam"
+            f"no law of {what.removeprefix('term search: ')} is conserved on {data.name} at ratio "
+            f"{ratio}; try a larger --term-depth or --beam, or --term-library products"
         )
     return table, what
 
@@ -391,6 +402,7 @@ def _formulas_stage(data, options: dict, s: RunSettings):
             terms=terms,
             term_depth=s.term_depth if s.term_depth is not None else card.get("term_depth"),
             beam=s.beam if s.beam is not None else card.get("beam"),
+            library=s.term_library if s.term_library is not None else card.get("library"),
             operators=tuple(operators) if operators is not None else None,
             ratio=s.ratio,
             device=s.device,

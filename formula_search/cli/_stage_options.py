@@ -57,6 +57,15 @@ PROTOCOL = click.option(
 #: The term search's defaults (the options' help reads them).
 _TERMS = TermConfig()
 
+TERM_LIBRARY = click.option(
+    "--term-library",
+    type=click.Choice(["enumerate", "products"]),
+    default=None,
+    help="The terms of --terms: every unit-valid term up to --term-depth tokens (enumerate), or the "
+    "monomials of the variables up to degree 2 times 1, sin and cos of each angle and of each difference "
+    f"of two (products: w1*w2*cos(q1 - q2)) [the card's, else {_TERMS.library}].",
+)
+
 MODEL_SEED = click.option(
     "--model-seed",
     type=int,
@@ -135,6 +144,7 @@ def _search_options() -> list[Callable]:
             default=None,
             help=f"Term sets kept per size, with --terms [the card's, else {_TERMS.beam}].",
         ),
+        TERM_LIBRARY,
         click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
         ),

@@ -16,6 +16,7 @@ from formula_search.cli._common import (
     progress_bar,
 )
 from formula_search.cli._data_options import dataset_options
+from formula_search.cli._stage_options import TERM_LIBRARY
 
 #: The term search's defaults (the command's options read them).
 _TERMS = TermConfig()
@@ -88,6 +89,7 @@ _TERMS = TermConfig()
     show_default=True,
     help="Term sets kept per size (--terms).",
 )
+@TERM_LIBRARY
 @click.option("--starts", type=int, default=4, show_default=True, help="Random starts.")
 @click.option("--steps", type=int, default=30, show_default=True, help="Newton iterations.")
 @click.option("--lr", type=float, default=0.1, show_default=True, help="Gradient step scale.")
@@ -306,6 +308,7 @@ def _term_search(dataset, config, kwargs, console, operators) -> None:
         max_terms=kwargs["max_terms"],
         beam=kwargs["beam"],
         operators=operators,
+        library=kwargs["term_library"] or dataset.search.get("library", "enumerate"),
     )
     with console.status("term search...") as status:
         table = term_search(
@@ -327,6 +330,11 @@ def _term_search(dataset, config, kwargs, console, operators) -> None:
 
     Console().print(shown)
     print(
-        f"{len(best)} independent law(s) of up to {tcfg.max_terms} terms (terms up to "
-        f"{tcfg.term_depth} tokens, beam {tcfg.beam}); wrote {path} and {out / 'survivors.csv'}"
+        f"{len(best)} independent law(s) of up to {tcfg.max_terms} terms ("
+        + (
+            f"terms up to {tcfg.term_depth} tokens"
+            if tcfg.library == "enumerate"
+            else f"the {tcfg.library} library"
+        )
+        + f", beam {tcfg.beam}); wrote {path} and {out / 'survivors.csv'}"
     )

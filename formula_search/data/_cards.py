@@ -276,7 +276,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
         "inner_rule",
         "outer_lr",
     ),
-    "search": ("terms", "term_depth", "beam", "operators", "measure"),
+    "search": ("terms", "term_depth", "beam", "operators", "measure", "library"),
 }
 
 #: The ``[protocol]`` keys and their types: the MLP's and the outer loop's Adam weight decay, the inner step
@@ -549,6 +549,11 @@ def _parse_search(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not all(isinstance(n, str) for n in names):
             raise InputError(f"{swhere}: operators must be a list of operator names")
         out["operators"] = list(dsl.check_operators(names))
+    if "library" in table:
+        library = _get(table, "library", str, swhere)
+        if library not in ("enumerate", "products"):
+            raise InputError(f"{swhere}: library must be one of enumerate, products")
+        out["library"] = library
     if "measure" in table:
         measure = _get(table, "measure", str, swhere)
         if measure not in MEASURES:

@@ -1,0 +1,59 @@
+"""The ``products`` term library: monomials up to degree 2 times 1, sin and cos of the angles and of their
+differences; with it the term search finds the double pendulum's energy, whose coupling w1*w2*cos(q1 - q2)
+is 8 tokens."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+
+import dsl
+from formula_search.advanced import FitData, TermConfig, term_search
+from formula_search.data import load_dataset
+from formula_search.errors import InputError
+
+
+def test_the_library_by_hand_for_one_angle_and_one_rate():
+    from formula_search._terms import product_terms
+
+    got = product_terms((dsl.Variable("q", "rad"), dsl.Variable("p", "rad/s")))
+    monomials = ["", "q", "p", "q^2", "q*p", "p^2"]
+    trig = ["", "sin(q)", "cos(q)"]  # p has units: no trigonometry of it
+    want = ["*".join(x for x in (m, t) if x) for m in monomials for t in trig if m or t]
+    assert got == want and len(got) == 17
+    for text in got:  # every term parses and is unit-valid
+        dsl.parse(text, ["q", "p"])
+
+
+def test_the_double_pendulums_energy_with_the_cards_constants():
+    data = load_dataset("double_pendulum")
+    table = term_search(
+        FitData.from_dataset(data, "train"), config=TermConfig(max_terms=6, library="products")
+    )
+    laws = table[table["accepted"]]
+    assert len(laws) == 1
+    names = list(data.var_names)
+    params = [float(v) for v in str(laws["params"].iloc[0]).split(";")]
+    found = sympy.expand(dsl.to_sympy(dsl.parse(laws["formula"].iloc[0], names), params))
+    q1, q2, w1, w2 = sympy.symbols(names, real=True)
+    # the card's energy: 1.5 w1^2 + 0.25 w2^2 + w1 w2 cos(q1 - q2) - 29.43 cos(q1) - 9.81 cos(q2)
+    scale = float(found.coeff(sympy.cos(q1))) / -29.43
+    for term, want in ((w1**2, 1.5), (w2**2, 0.25), (w1 * w2 * sympy.cos(q1 - q2), 1.0),
+                       (sympy.cos(q2), -9.81)):  # fmt: skip
+        assert float(found.coeff(term)) / scale == pytest.approx(want, rel=1e-6)
+
+
+def test_an_unknown_library_is_one_line():
+    from formula_search.data import parse_card
+
+    with pytest.raises(InputError, match="library must be one of"):
+        TermConfig(library="all")
+    text = (
+        'name = "x"\nkind = "simulated"\nhamiltonian = "p^2 + q^2"\n'
+        '[[variables]]\nname = "q"\nunit = "m"\n[[variables]]\nname = "p"\nunit = "m/s"\n'
+        "[simulation]\ntrajectories = 2\nt_end = 1.0\npoints = 10\n"
+        'initial = { kind = "radius", r_min = 0.5, r_max = 1.0 }\n'
+        '[search]\nlibrary = "all"\n'
+    )
+    with pytest.raises(InputError, match="library must be one of enumerate, products"):
+        parse_card(text)
