@@ -146,7 +146,7 @@ def search(
 
     if not isinstance(data, Dataset):
         data = load_dataset(data)
-    measure = measure if measure is not None else data.measure
+    measure = measure if measure is not None else data.search_measure()
     config = FitConfig(
         measure=measure,
         ratio=ratio,

@@ -52,15 +52,21 @@ def one_law(ranking):
 def choose_law_by_paper_settings(table, model, data, *, law_cfg, cfg, adam, out: Path, progress):
     """``--law-choice paper``: rank ``table`` with the paper's inner rule and outer rate (``law_cfg``), write
     RUN/law_ranking.csv, say what chose the law, and return the winner as a one-row survivors table."""
-    from rich.console import Console
-
-    from formula_search.io import write_table
     from meta_tailor import rank
 
     law_stage = rank(table, model, data, config=law_cfg, progress=progress, outer_state=adam)
-    write_table(law_stage.table, out / "law_ranking.csv")
-    Console(stderr=True).print(law_stage_summary(law_stage.table, cfg))
+    write_law_stage(law_stage.table, cfg, out)
     return one_law(law_stage.table)
+
+
+def write_law_stage(ranking, cfg, out: Path) -> None:
+    """Write the law stage's ranking to RUN/law_ranking.csv and say what chose the law and what follows."""
+    from rich.console import Console
+
+    from formula_search.io import write_table
+
+    write_table(ranking, out / "law_ranking.csv")
+    Console(stderr=True).print(law_stage_summary(ranking, cfg))
 
 
 def law_stage_summary(ranking, cfg) -> str:

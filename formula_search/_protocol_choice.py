@@ -13,7 +13,6 @@ average and better in every fold.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +68,10 @@ def plan_protocol(
 
 def choose_protocol(law, data, configs: dict, *, mlp_cfg, jobs: int, out: Path, progress):
     """Compare ``configs`` (name -> ranking settings, the paper's first) for ``law`` (one row: formula and
-    the fitter's params) on the training trajectories; write RUN/protocol_cv.csv, say what was chosen, and
-    return the name and the :class:`~meta_tailor.advanced.ProtocolCV`."""
-    from rich.console import Console
+    the fitter's params) on the training trajectories; write RUN/protocol_cv.csv and return the name chosen
+    and the :class:`~meta_tailor.advanced.ProtocolCV` (:func:`describe_protocol` says it, from the run's
+    record)."""
+    from joblib import cpu_count
 
     from formula_search.io import write_table
     from meta_tailor.advanced import RECORDING_PIECES, compare_protocols
@@ -80,8 +80,7 @@ def choose_protocol(law, data, configs: dict, *, mlp_cfg, jobs: int, out: Path, 
     folds = min(FOLDS, pieces)
     workers = jobs
     if jobs == 1 and configs[PAPER].device == "cpu":  # folds side by side, one torch thread each
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        workers = min(folds, cores)
+        workers = min(folds, cpu_count())  # the cores this process may use (affinity, cgroups)
     cv = compare_protocols(
         law,
         data,
@@ -93,29 +92,7 @@ def choose_protocol(law, data, configs: dict, *, mlp_cfg, jobs: int, out: Path, 
         progress=progress,
     )
     write_table(cv.folds, out / "protocol_cv.csv")
-    choice = cv.choose(PAPER, MARGIN)
-    Console(stderr=True).print(protocol_summary(cv, choice))
-    return choice, cv
-
-
-def protocol_summary(cv, choice: str) -> str:
-    """One line: each protocol's mean held-out rollout MSE, the margin over the paper's, and the choice."""
-    scores = cv.scores
-    folds = cv.folds["fold"].nunique()
-    parts = []
-    for name, value in scores.items():
-        text = f"{name} {value:.4g}"
-        if name != PAPER and value > 0:
-            text += (
-                f" ({scores[PAPER] / value:.3g}x lower than {PAPER}'s, lower in "
-                f"{cv.lower_in(name, PAPER)} of {folds} folds)"
-            )
-        parts.append(text)
-    return (
-        f"protocol choice by {folds}-fold CV over the training data (mean held-out rollout MSE, "
-        f"{cv.epochs} epochs; protocol_cv.csv): {', '.join(parts)}: {choice} "
-        f"(another replaces {PAPER}'s only if {MARGIN:g}x lower and lower in every fold)"
-    )
+    return cv.choose(PAPER, MARGIN), cv
 
 
 def protocol_record(plan: ProtocolPlan, choice: str, cv) -> dict:

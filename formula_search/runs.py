@@ -29,8 +29,8 @@ from formula_search._law_choice import (
     choose_law_by_paper_settings,
     cv_summary,
     law_from_run,
-    law_stage_summary,
     one_law,
+    write_law_stage,
 )
 from formula_search._protocol_choice import (
     PAPER,
@@ -312,9 +312,7 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
     s = replace(s, device=resolve_device_name(s.device))
     if data is None:
         data = load_data(options)
-    terms = s.terms if s.terms is not None else (getattr(data, "search", {}) or {}).get("terms")
-    # the card's measure is the enumeration's; the term search has the derivative measure only
-    s = replace(s, measure=s.measure or ("derivative" if terms else data.measure))
+    s = replace(s, measure=s.measure or data.search_measure(terms=bool(_card_terms(data, s))))
     plan = plan_protocol(s.protocol, s.inner_rule, s.outer_lr, data.protocol)
     s = replace(s, cv_folds=_check_options(data, s, plan))
     final = run_folder(s.run, data.name)
@@ -384,6 +382,11 @@ def terms_stage(
     return table, what
 
 
+def _card_terms(data, s: RunSettings) -> int | None:
+    """The term search's most terms: ``--terms``, else the card's ``[search] terms`` (``None``: enumerate)."""
+    return s.terms if s.terms is not None else (getattr(data, "search", {}) or {}).get("terms")
+
+
 def _formulas_stage(data, options: dict, s: RunSettings):
     """The formulas to rank and where they come from: the law of ``--law-from``, the ``--survivors`` file,
     or the symbolic search (:func:`search_stage`)."""
@@ -394,7 +397,7 @@ def _formulas_stage(data, options: dict, s: RunSettings):
     if s.survivors:
         return read_table(s.survivors), str(s.survivors)
     card = getattr(data, "search", {}) or {}
-    terms = s.terms if s.terms is not None else card.get("terms")
+    terms = _card_terms(data, s)
     operators = s.operators if s.operators is not None else card.get("operators")
     if terms:
         return terms_stage(
@@ -565,9 +568,6 @@ def _auto_protocol(table, pre: _Pretrained, data, s: RunSettings, *, plan, out, 
     meta-tailored again with the chosen protocol (the oracle of the comparators beside it, in another process:
     :func:`_oracle_beside`). Returns the table ranked last, the final ranking, its
     settings, the law stage's settings when separate, and the protocol's record."""
-    from rich.console import Console
-
-    from formula_search.io import write_table
     from meta_tailor import rank
     from meta_tailor.advanced import PROTOCOLS
 
@@ -580,7 +580,7 @@ def _auto_protocol(table, pre: _Pretrained, data, s: RunSettings, *, plan, out, 
         law_res = rank(
             table, pre.model, data, config=paper, progress=progress, outer_state=pre.adam
         )
-        timings.update(progress.ranking_times())
+        law_times = progress.ranking_times()
         law = one_law(law_res.table)
     choice, cv = PAPER, None
     if len(law):
@@ -593,15 +593,15 @@ def _auto_protocol(table, pre: _Pretrained, data, s: RunSettings, *, plan, out, 
         (out / "protocol_cv.csv").unlink(missing_ok=True)
     record = protocol_record(plan, choice, cv)
     cfg = candidates[choice]
-    if law_res is not None and choice == PAPER:
+    if law_res is not None and choice == PAPER:  # the law stage was the ranking itself
+        timings.update(law_times)
         (out / "law_ranking.csv").unlink(missing_ok=True)
         return table, law_res, cfg, None, record, None
     law_cfg = None
     if law_res is not None:
-        write_table(law_res.table, out / "law_ranking.csv")
-        Console(stderr=True).print(law_stage_summary(law_res.table, cfg))
+        write_law_stage(law_res.table, cfg, out)
         law_cfg = paper
-        timings["law_stage_s"] = timings.pop("screen_s") + timings.pop("meta_tailor_s")
+        timings["law_stage_s"] = sum(law_times.values())
     else:
         (out / "law_ranking.csv").unlink(missing_ok=True)
     oracle = _oracle_beside(pre, data, cfg, s)
@@ -630,9 +630,9 @@ def _oracle_beside(pre: _Pretrained, data, cfg, s: RunSettings):
     process with one torch thread, to run beside the final ranking on a CPU of two cores or more (a torch
     thread more gains these small networks little: 21 s against 17 s); a future, or ``None`` where it
     would not help (a GPU, one core, no comparators or no oracle)."""
-    import os
+    from joblib import cpu_count
 
-    if not (s.comparators and data.hamiltonian and s.device == "cpu" and (os.cpu_count() or 1) > 1):
+    if not (s.comparators and data.hamiltonian and s.device == "cpu" and cpu_count() > 1):
         return None
     from joblib.externals.loky import get_reusable_executor
 
@@ -680,16 +680,15 @@ def _write_ranking(res, out: Path) -> dict | None:
 
 
 def _comparators_stage(
-    pre: _Pretrained, data, res, winner, *, cfg, hnn, out, progress, oracle=...
+    pre: _Pretrained, data, res, winner, *, cfg, hnn, out, progress, oracle=None
 ) -> float:
-    """Train and evaluate the comparators; write comparators.csv and horizons.csv (``oracle``: the oracle's
-    ranking when it ran beside the final one). Returns the seconds the comparators took."""
+    """Train and evaluate the comparators; write comparators.csv and horizons.csv (``oracle``: the future
+    of the oracle's ranking when it runs beside the final one, else ``None``). Returns the seconds the
+    comparators took, the wait for that future included."""
     from formula_search.io import write_table
     from meta_tailor import comparators
 
     t0 = time.perf_counter()
-    if oracle is not ...:  # the oracle's ranking ran beside the final one: wait for it here
-        oracle = oracle.result() if oracle is not None else ...
     comp = comparators(
         pre.model,
         data,
@@ -701,7 +700,7 @@ def _comparators_stage(
         include_hnn=hnn,
         progress=progress,
         outer_state=pre.adam,
-        oracle_ranked=oracle,
+        oracle_ranked=oracle.result() if oracle is not None else ...,
     )
     seconds = time.perf_counter() - t0
     write_table(comp.table, out / "comparators.csv")

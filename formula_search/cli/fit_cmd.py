@@ -176,9 +176,7 @@ def _fit_config(kwargs, dataset, window, seed):
         chunk_size=kwargs["chunk_size"],
         smooth=kwargs["smooth"],
         detrend=kwargs["detrend"] if kwargs["detrend"] is not None else dataset.default_detrend,
-        # the card's measure is the enumeration's; the term search has the derivative measure only
-        measure=kwargs["measure"]
-        or ("derivative" if kwargs["max_terms"] is not None else dataset.measure),
+        measure=kwargs["measure"] or dataset.search_measure(terms=kwargs["max_terms"] is not None),
         smoothing=kwargs["smoothing"],
     )
 

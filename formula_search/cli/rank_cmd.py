@@ -32,7 +32,7 @@ import click
 
 from formula_search.cli._common import parse_operators
 from formula_search.cli._stage_options import stage_options
-from formula_search.runs import execute
+from formula_search.runs import describe_protocol, execute
 
 
 @click.command("rank")
@@ -60,4 +60,7 @@ def rank_cmd(**kwargs):
         click.echo(
             f"winner: {winner['formula']} params={winner['params']} test RMSE {winner['test_rmse']:.4g}"
         )
+    protocol = describe_protocol(meta)
+    if protocol:
+        click.echo(protocol)
     click.echo(f"wrote {out}/ranking.csv, screen.csv, meta_curves.csv, meta.json")

@@ -177,11 +177,11 @@ class Dataset:
     protocol: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)
 
-    @property
-    def measure(self) -> str:
-        """The conservation measure a search of these data uses unless told another: the card's
-        ``[search] measure``, else ``"derivative"``."""
-        return self.search.get("measure", "derivative")
+    def search_measure(self, *, terms: bool = False) -> str:
+        """The conservation measure a search of these data uses unless told another: the derivative
+        measure for the term search (``terms``, the only one it has), else the card's ``[search] measure``,
+        else ``"derivative"``."""
+        return "derivative" if terms else self.search.get("measure", "derivative")
 
     @classmethod
     def from_arrays(
