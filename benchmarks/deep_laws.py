@@ -1,7 +1,7 @@
 """Laws that are sums of terms (``fsearch fit --terms``): laws found, coefficients against the truth, false
 laws, time and peak memory, per dataset.
 
-    python benchmarks/deep_laws.py                      # every case
+    python benchmarks/deep_laws.py                      # every case but double_pendulum (enumerated terms)
     python benchmarks/deep_laws.py --case coupled_oscillators --case two_body
 
 Cases: the built-in datasets (``coupled_oscillators``, ``double_pendulum``, ``two_body``, ``ideal_pendulum``,
@@ -15,8 +15,9 @@ which its cards name), and two systems simulated here with scipy's DOP853 (rtol 
 - ``two_body_moving``: two unit masses under gravity with a moving centre of mass (HNN's orbits, the
   built-in ``two_body``, have it fixed at the origin, so that ``x1 + x2`` is conserved there too).
 
-Noise: a fraction of each variable's spread, added to the states; with noise the derivatives are estimated
-from the noisy states (the measure's smoothing), without it the simulation's exact derivatives are used.
+Noise: a fraction of each variable's spread, added to the states; with noise the velocities come from the
+noisy states (the term search's default: differences of the recorded states, ``--derivatives spline`` for
+the smoothing spline), without it the simulation's exact derivatives are used.
 
 Columns: laws (accepted, independent), ``truth in span`` (every true law is a function of the found ones: its
 gradient lies in their gradients' span at the data), ``false`` (found laws that are not functions of the true
@@ -154,6 +155,11 @@ CASES = {
 }  # fmt: skip
 
 
+#: Cases left out unless named: the double pendulum over enumerated terms (3,034 terms of up to 6 tokens do
+#: not hold its coupling; 26-175 s to say so; its cards name the products library instead).
+SLOW = ("double_pendulum",)
+
+
 def _grad_fns(texts, names):
     import sympy
 
@@ -201,7 +207,7 @@ def _coef_error(found, truth_text, names):
     return max(abs(fc[m] / fc[key] - tc[m] / tc[key]) / abs(tc[m] / tc[key]) for m in tc)
 
 
-def run(case: Case, load, noise: float, seed: int, beam: int) -> dict:
+def run(case: Case, load, noise: float, seed: int, beam: int, derivatives="auto", stride=1) -> dict:
     import dsl
     from formula_search.advanced import FitConfig, TermConfig, term_search
 
@@ -210,7 +216,11 @@ def run(case: Case, load, noise: float, seed: int, beam: int) -> dict:
     config = TermConfig(term_depth=max(1, case.term_depth), max_terms=case.max_terms, beam=beam,
                         operators=case.operators, library=case.library)  # fmt: skip
     t0 = time.perf_counter()
-    table = term_search(data, config=config, fit_config=FitConfig(device="cpu", seed=seed))
+    table = term_search(
+        data,
+        config=config,
+        fit_config=FitConfig(device="cpu", seed=seed, derivatives=derivatives, stride=stride),
+    )
     wall = time.perf_counter() - t0
     laws = table[table["accepted"]].reset_index(drop=True)
     x = np.concatenate(data.sequences)[:: max(1, sum(map(len, data.sequences)) // 2000)]
@@ -241,7 +251,9 @@ def run(case: Case, load, noise: float, seed: int, beam: int) -> dict:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--beam", type=int, default=64, show_default=True)
-def main(cases, noises, seed, beam):
+@click.option("--derivatives", default="auto", show_default=True)
+@click.option("--stride", type=int, default=None, help="[auto]")
+def main(cases, noises, seed, beam, derivatives, stride):
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -251,11 +263,11 @@ def main(cases, noises, seed, beam):
     for col in ("case", "data", "noise", "depth/K", "laws", "truth in span", "false", "energy first",
                 "coef err", "time s", "peak GiB", "first law"):  # fmt: skip
         table.add_column(col)
-    for name in cases or CASES:
+    for name in cases or [c for c in CASES if c not in SLOW]:
         case = CASES[name]
         for label, load in case.setups:
             for noise in noises:
-                r = run(case, load, noise, seed, beam)
+                r = run(case, load, noise, seed, beam, derivatives, stride)
                 table.add_row(
                     name, label, f"{noise:g}",
                     f"{case.term_depth or case.library}/{case.max_terms}", str(r["laws"]),

@@ -62,6 +62,10 @@ _UNARY = dsl.UNARY
 _BINARY = ("add", "sub", "mul", "div")
 
 
+#: Where the derivative measure's velocities come from (:attr:`FitConfig.derivatives`).
+DERIVATIVES = ("auto", "spline", "differences", "data")
+
+
 @dataclass(frozen=True, slots=True)
 class FitConfig:
     """Options of the fitting stage.
@@ -96,8 +100,13 @@ class FitConfig:
         closed_form: solve parameters that enter the formula linearly exactly (a generalised eigenproblem)
             instead of iterating (derivative measure).
         derivatives: where the derivative measure takes velocities from: ``"spline"`` (the smoothing
-            spline of the states), ``"data"`` (the data's own time derivatives, e.g. a simulation's exact
-            ones) or ``"auto"`` (the data's when they are exact, else the spline).
+            spline of the states), ``"differences"`` (the recorded states ``stride`` samples apart: a
+            formula's exact change between them, :func:`formula_search._measure.differences`), ``"data"``
+            (the data's own time derivatives, e.g. a simulation's exact ones) or ``"auto"`` (the data's when
+            they are exact, else the spline).
+        stride: samples between the two states of a difference (``derivatives="differences"``); ``None``:
+            the smallest whose typical step is each variable's spread
+            (:func:`formula_search._measure.auto_stride`).
     """
 
     ratio: float = 0.01
@@ -119,6 +128,7 @@ class FitConfig:
     smoothing: str | float = "auto"
     closed_form: bool = True
     derivatives: str = "auto"
+    stride: int | None = None
 
     def __post_init__(self) -> None:
         from formula_search._measure import MEASURES, parse_smoothing
@@ -126,8 +136,14 @@ class FitConfig:
         if self.measure not in MEASURES:
             raise InputError(f"unknown measure {self.measure!r}; use {' or '.join(MEASURES)}")
         object.__setattr__(self, "smoothing", parse_smoothing(self.smoothing))
-        if self.derivatives not in ("auto", "spline", "data"):
-            raise InputError(f"unknown derivatives {self.derivatives!r}; use auto, spline or data")
+        if self.derivatives not in DERIVATIVES:
+            raise InputError(
+                f"unknown derivatives {self.derivatives!r}; use {', '.join(DERIVATIVES)}"
+            )
+        if self.stride is not None and not (
+            isinstance(self.stride, int | np.integer) and self.stride >= 1
+        ):
+            raise InputError(f"stride must be a whole number of samples >= 1, got {self.stride!r}")
         if not (self.ratio > 0):
             raise InputError(f"--ratio must be positive, got {self.ratio}")
         if self.window is not None and self.window < 2:
@@ -963,7 +979,7 @@ def _problem(data: FitData, config: FitConfig) -> _Problem:
             raise InputError(f"a sequence has shape {s.shape}; expected (T, {len(data.var_names)})")
     prepared = None
     if config.measure == "derivative":
-        from formula_search._measure import prepare
+        from formula_search._measure import auto_stride, prepare
 
         source = config.derivatives
         if source == "auto":
@@ -976,6 +992,7 @@ def _problem(data: FitData, config: FitConfig) -> _Problem:
             smoothing=config.smoothing,
             seed=config.seed,
             derivatives=data.derivatives if source == "data" else None,
+            stride=(config.stride or auto_stride(seqs)) if source == "differences" else None,
         )
     return _Problem(
         tuple(data.var_names),

@@ -86,13 +86,20 @@ class _Points:
         self.x, self.v, self.v_null = tensor(prep.x), tensor(prep.v), tensor(prep.v_null)
         self.x_null = tensor(prep.x_null)
         self.scale = torch.as_tensor(prep.scale, dtype=torch.float64, device=device).view(-1, 1)
+        # differences (Prepared.ends): the intervals' ends as (n_vars, N) and (N,) tensors, else None
+        self.ends = None if prep.ends is None else tuple(tensor(a) for a in prep.ends)
         fit = np.arange(0, n, max(1, math.ceil(n / max_fit_points)))
         closed = np.arange(0, n, max(1, math.ceil(n / CLOSED_FORM_POINTS)))
         screen = np.arange(0, n, max(1, math.ceil(n / SCREEN_POINTS)))
-        self.x_fit, self.v_fit = self.x[:, fit], self.v[:, fit]
-        self.x_screen, self.v_screen = self.x[:, screen], self.v[:, screen]
-        self.x_closed, self.v_closed = self.x[:, closed], self.v[:, closed]
+        self.x_fit, self.v_fit, self.ends_fit = self.at(fit)
+        self.x_screen, self.v_screen, self.ends_screen = self.at(screen)
+        self.x_closed, self.v_closed, self.ends_closed = self.at(closed)
         self.n = n
+
+    def at(self, idx):
+        """States, velocities and ends (or ``None``) of the points ``idx`` (an index array or a slice)."""
+        ends = None if self.ends is None else tuple(a[..., idx] for a in self.ends)
+        return self.x[:, idx], self.v[:, idx], ends
 
 
 def _fit_loss(points: _Points):
@@ -100,22 +107,23 @@ def _fit_loss(points: _Points):
 
     import torch
 
-    x, v = points.x_fit, points.v_fit
+    x, v, ends = points.x_fit, points.v_fit, points.ends_fit
 
     def loss(program, theta):
         _, jac = _measure.jacobian(program, x, theta)
-        d = _measure.score(jac, v, points.scale)
+        d = _measure.score(jac, v, points.scale, _measure.difference_rate(program, ends, theta))
         return torch.where(torch.isfinite(d), d, torch.full_like(d, math.inf))
 
     return loss
 
 
-def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
+def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None, ends=None):
     """The linear parameters in closed form, the others held at ``fixed``.
 
     Args:
         prog: the program of B formulas; ``x`` (n_vars, N) and ``v`` (n_vars, N) the points; ``scale``
-            (n_vars, 1).
+            (n_vars, 1); ``ends``: the points' intervals when velocities are differences
+            (:attr:`_Points.ends`), else ``None``.
         fixed: (B, G, P) values of the parameters that are not solved (G settings per formula; the
             linear slots are ignored).
         lmask: (B, P) 1 where the parameter is solved (it stands in an affine position).
@@ -131,7 +139,7 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
     dev = fixed.device
     if not bool(lmask.any()):  # nothing to solve: the measure at the fixed values
         _, jac = _measure.jacobian(prog, x, fixed)
-        num, den = _measure.sums(jac, v, scale)
+        num, den = _measure.sums(jac, v, scale, rate=_measure.difference_rate(prog, ends, fixed))
         value = num / den
         ok = torch.isfinite(value)
         return fixed, torch.where(ok, value, torch.full_like(value, math.inf)), ok, None
@@ -165,7 +173,13 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None):
         affine = affine.view(b, 1) & torch.isfinite(jac).flatten(2).all(-1)
     t_all = torch.cat([t0.unsqueeze(2), terms], 2).reshape(b * g, p + 1, *jac.shape[-2:])
     t_all = torch.nan_to_num(t_all, nan=0.0, posinf=0.0, neginf=0.0)
-    qa, qb = _measure.quadratic_forms(t_all, v, scale)
+    rates = None
+    if ends is not None:  # the parts' exact changes over the intervals, as their gradients above
+        r = _measure.difference_rate(prog, ends, basis[:, :, : p + 1].reshape(b, g * (p + 1), p))
+        r = r.reshape(b, g, p + 1, -1)
+        rates = torch.cat([r[:, :, :1], r[:, :, 1:] - r[:, :, :1]], 2).reshape(b * g, p + 1, -1)
+        rates = torch.nan_to_num(rates, nan=0.0, posinf=0.0, neginf=0.0)
+    qa, qb = _measure.quadratic_forms(t_all, v, scale, rates)
     c, ok = _measure.smallest_direction(qa, qb)
     coef = torch.cat([torch.ones_like(c[:, :1]), c], 1).unsqueeze(-1)
     value = ((coef.transpose(-1, -2) @ qa @ coef) / (coef.transpose(-1, -2) @ qb @ coef)).view(b, g)
@@ -202,8 +216,9 @@ def _grid_starts(prog, nl_mask, lmask, points, torch):
         for lo in range(0, values.shape[1], _GRID_SLICE):
             fixed = values[:, lo : lo + _GRID_SLICE].unsqueeze(-1) * nl_mask.unsqueeze(1)
             th, val, _, checked = _solve_linear(
-                prog, points.x_screen, points.v_screen, points.scale, fixed, lmask, torch, affine
-            )
+                prog, points.x_screen, points.v_screen, points.scale, fixed, lmask, torch, affine,
+                points.ends_screen,
+            )  # fmt: skip
             if affine is None and checked is not None:
                 # the affinity check alone (not the finiteness of the values), at the first slice's
                 # values; later slices reuse it
@@ -268,6 +283,7 @@ def _fit_params(prog, k, affine, texts, nonlinear, points, loss, cfg, torch):
                 fixed,
                 lmask[linear],
                 torch,
+                ends=points.ends_closed,
             )
         done = linear[ok[:, 0]]
         best[done] = theta[ok[:, 0], 0]
@@ -423,15 +439,16 @@ def _final_scores(prog, theta, points: _Points, torch):
     den, num_null, den_null = num.clone(), num.clone(), num.clone()
     finite = torch.ones(b, dtype=torch.bool, device=theta.device)
     for lo in range(0, points.n, step):
-        sl = slice(lo, lo + step)
-        g, jac = _measure.jacobian(prog, points.x[:, sl], theta)
+        x, v, ends = points.at(slice(lo, lo + step))
+        g, jac = _measure.jacobian(prog, x, theta)
         # a non-finite gradient anywhere makes the sums below non-finite (an infinite weight is capped to
         # 0 * inf = nan), so only the values are checked here and the sums after the loop
         finite &= torch.isfinite(g).flatten(1).all(-1)
         grad2 = ((jac * points.scale) ** 2).sum(-2)
-        a, c = _measure.sums(jac, points.v[:, sl], points.scale, cap, grad2)
+        rate = _measure.difference_rate(prog, ends, theta)
+        a, c = _measure.sums(jac, v, points.scale, cap, grad2, rate)
         num, den = num + a, den + c
-        a, c = _measure.sums(jac, points.v_null[:, sl], points.scale, cap, grad2)
+        a, c = _measure.sums(jac, points.v_null[:, lo : lo + step], points.scale, cap, grad2)
         num_null, den_null = num_null + a, den_null + c
     for total in (num, den, num_null, den_null):
         finite &= torch.isfinite(total[:, 0])

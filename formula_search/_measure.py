@@ -162,6 +162,11 @@ class Prepared:
         v_null: (N, n_vars) velocities paired at random with the states, each component from its own random
             point (the null).
         x_null: (M, n_vars) states whose coordinates are drawn independently from the data's marginals.
+
+        ends: ``None``, or for velocities taken as differences (:func:`prepare` with ``stride``) the states at
+            each interval's two ends and the interval's inverse length, ``(xa, xb, inv_dt)`` of shapes
+            (N, n_vars), (N, n_vars), (N,): a formula's rate there is ``(g(xb) - g(xa)) * inv_dt``, exact
+            for any step, while ``x`` is the interval's midpoint and ``v = (xb - xa) * inv_dt``.
     """
 
     x: np.ndarray
@@ -169,6 +174,7 @@ class Prepared:
     scale: np.ndarray
     v_null: np.ndarray
     x_null: np.ndarray
+    ends: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 #: Data of more points than this (in sequences of at least 5) get one smoothing weight per variable, the
@@ -206,7 +212,13 @@ def _shared_weights(sequences, times) -> str | tuple[float, ...]:
 
 
 def prepare(
-    sequences, times, *, smoothing: str | float = "auto", seed: int = 0, derivatives=None
+    sequences,
+    times,
+    *,
+    smoothing: str | float = "auto",
+    seed: int = 0,
+    derivatives=None,
+    stride: int | None = None,
 ) -> Prepared:
     """Smooth every sequence, take its derivative, and draw the nulls (see the module docstring).
 
@@ -217,16 +229,16 @@ def prepare(
         seed: seed of the nulls.
         derivatives: (T_j, n_vars) time derivatives to use as they are, with the states as they are
             (a simulation's exact ones); ``None``: the smoothing spline's.
+        stride: instead of a spline, the states as recorded, paired ``stride`` samples apart
+            (:func:`differences`); ``smoothing`` does not apply.
     """
+    if stride is not None and derivatives is None:
+        return _with_nulls(*differences(sequences, times, stride), seed=seed)
     if smoothing == "auto" and derivatives is None:
         smoothing = _shared_weights(sequences, times)
     xs, vs = [], []
     for j, seq in enumerate(sequences):
-        t = np.arange(len(seq), dtype=np.float64) if times is None else np.asarray(times[j], float)
-        if len(t) != len(seq):
-            raise InputError(f"sequence {j}: {len(seq)} states but {len(t)} times")
-        if len(t) > 1 and not np.all(np.diff(t) > 0):
-            raise InputError(f"sequence {j}: time does not increase")
+        t = _times(times, j, len(seq))
         if len(seq) < 2:
             continue
         if derivatives is not None:
@@ -244,8 +256,76 @@ def prepare(
         vs.append(b[edge : len(b) - edge])
     if not xs:
         raise InputError("no sequence has at least 2 points to measure conservation on")
-    x = np.concatenate(xs)
-    v = np.concatenate(vs)
+    return _with_nulls(np.concatenate(xs), np.concatenate(vs), seed=seed)
+
+
+def _times(times, j: int, n: int) -> np.ndarray:
+    """Sequence ``j``'s times, checked against its ``n`` states."""
+    t = np.arange(n, dtype=np.float64) if times is None else np.asarray(times[j], float)
+    if len(t) != n:
+        raise InputError(f"sequence {j}: {n} states but {len(t)} times")
+    if n > 1 and not np.all(np.diff(t) > 0):
+        raise InputError(f"sequence {j}: time does not increase")
+    return t
+
+
+#: The automatic stride of :func:`differences`: the smallest whose typical step (the median over pairs of the
+#: root mean square of ``(xb - xa) / scale`` over the variables) reaches this share of each variable's
+#: spread, so that a difference is large next to measurement noise while the two states are still related
+#: (set on the simulated systems of ``benchmarks/deep_laws.py`` at 1% noise, between 0.5 and 1:
+#: docs/experiments/2026-12-07-differences.md).
+STRIDE_STEP = 1.0
+
+#: The automatic stride is at most this share of the median sequence's length (pairs span the sequences).
+STRIDE_SHARE = 0.25
+
+
+def auto_stride(sequences) -> int:
+    """The stride :data:`STRIDE_STEP` chooses on ``sequences`` ((T_j, n_vars) arrays), at least 1."""
+    seqs = [np.asarray(s, dtype=np.float64) for s in sequences if len(s) >= 2]
+    if not seqs:
+        return 1
+    scale = np.concatenate(seqs).std(0)
+    scale = np.where(scale > 0, scale, 1.0)
+    longest = max(1, int(STRIDE_SHARE * np.median([len(s) for s in seqs])))
+    for h in range(1, longest + 1):
+        steps = [s[h:] - s[:-h] for s in seqs if len(s) > h]
+        if not steps:
+            return max(1, h - 1)
+        size = np.sqrt(((np.concatenate(steps) / scale) ** 2).mean(1))
+        if np.median(size) >= STRIDE_STEP:
+            return h
+    return longest
+
+
+def differences(sequences, times, stride: int):
+    """Every pair of states ``stride`` samples apart in each sequence (fewer in a shorter sequence), as
+    midpoints ``x``, secant velocities ``v`` and ends ``(xa, xb, inv_dt)`` (see :class:`Prepared`).
+
+    No smoothing and no derivative: a formula's change between the two recorded states is exact whatever the
+    step, so the measure keeps no error of a derivative estimate (a spline's on fast or coarsely sampled
+    motion); noise enters each difference once, not divided by a short step.
+    """
+    if int(stride) < 1:
+        raise InputError(f"stride must be at least 1, got {stride}")
+    xa, xb, inv = [], [], []
+    for j, seq in enumerate(sequences):
+        seq = np.asarray(seq, dtype=np.float64)
+        t = _times(times, j, len(seq))
+        if len(seq) < 2:
+            continue
+        h = min(int(stride), len(seq) - 1)
+        xa.append(seq[:-h])
+        xb.append(seq[h:])
+        inv.append(1.0 / (t[h:] - t[:-h]))
+    if not xa:
+        raise InputError("no sequence has at least 2 points to measure conservation on")
+    xa, xb, inv = np.concatenate(xa), np.concatenate(xb), np.concatenate(inv)
+    return (xa + xb) / 2, (xb - xa) * inv[:, None], (xa, xb, inv)
+
+
+def _with_nulls(x, v, ends=None, *, seed: int) -> Prepared:
+    """The prepared points with their scale and nulls."""
     if not (np.isfinite(x).all() and np.isfinite(v).all()):
         raise InputError("the smoothed data are not finite; check the data for huge values")
     scale = x.std(0)
@@ -256,7 +336,7 @@ def prepare(
     v_null = np.stack([v[rng.permutation(len(v)), k] for k in range(v.shape[1])], 1)
     m = min(len(x), NULL_POINTS)
     x_null = np.stack([x[rng.integers(0, len(x), m), k] for k in range(x.shape[1])], 1)
-    return Prepared(x, v, scale, v_null, x_null)
+    return Prepared(x, v, scale, v_null, x_null, ends)
 
 
 def jacobian(program, x, theta):
@@ -276,6 +356,16 @@ def jacobian(program, x, theta):
     return g.expand(shape), jac.expand(shape[0], shape[1], x.shape[0], shape[2])
 
 
+def difference_rate(program, ends, theta):
+    """``(g(xb) - g(xa)) * inv_dt`` (B, S, N) of a batch of formulas over the intervals ``ends``
+    (``(xa, xb, inv_dt)`` as tensors of shapes (n_vars, N), (n_vars, N), (N,)); ``None`` without ends."""
+    if ends is None:
+        return None
+    xa, xb, inv = ends
+    shape = (theta.shape[0], theta.shape[1], xa.shape[-1])
+    return (program(xb, theta).expand(shape) - program(xa, theta).expand(shape)) * inv
+
+
 def median_cap(J, v, scale):
     """Per formula, ``CLIP`` times the median weight ``|S grad g|^2 |S^-1 v|^2`` of the points that move
     (the data's velocity is not 0 there): (..., 1)."""
@@ -288,20 +378,23 @@ def median_cap(J, v, scale):
     return CLIP * torch.where(moving, norm2, math.nan).nanmedian(-1, keepdim=True).values
 
 
-def sums(J, v, scale, cap=None, grad2=None):
+def sums(J, v, scale, cap=None, grad2=None, rate=None):
     """Numerator and denominator of ``D`` (module docstring) over the points given.
 
     Args:
         J: (..., n_vars, N) gradients of ``g``; ``v``: (n_vars, N) velocities; ``scale``: (n_vars, 1).
         cap: (..., 1) largest weight of one point (:func:`median_cap`; ``None``: no cap).
         grad2: ``|S grad g|^2`` (..., N) when already computed (it does not depend on ``v``).
+        rate: (..., N) ``g``'s rate of change when known otherwise (:func:`difference_rate`); ``None``:
+            ``grad g . v``.
 
     Returns:
         ``(num, den)`` of shape (...); ``den`` is 0 where ``g``'s gradient vanishes at every point.
     """
     import torch
 
-    rate = (J * v).sum(-2)
+    if rate is None:
+        rate = (J * v).sum(-2)
     if grad2 is None:
         grad2 = ((J * scale) ** 2).sum(-2)
     norm2 = grad2 * ((v / scale) ** 2).sum(0)
@@ -314,24 +407,26 @@ def sums(J, v, scale, cap=None, grad2=None):
     return rate2.sum(-1), norm2.sum(-1)
 
 
-def score(J, v, scale):
+def score(J, v, scale, rate=None):
     """``D`` with the cap taken from the same points: (...)."""
-    num, den = sums(J, v, scale, median_cap(J, v, scale))
+    num, den = sums(J, v, scale, median_cap(J, v, scale), rate=rate)
     return num / den
 
 
-def quadratic_forms(T, v, scale):
+def quadratic_forms(T, v, scale, rate=None):
     """The measure of ``g = sum_k a_k t_k`` as ``a^T A a / a^T B a`` (unclipped).
 
     Args:
         T: (B, K, n_vars, N) gradients of the terms ``t_k``.
         v: (n_vars, N) velocities; ``scale``: (n_vars, 1).
+        rate: (B, K, N) the terms' rates of change when known otherwise (:func:`difference_rate`).
 
     Returns:
         ``A``, ``B``: (B, K, K).
     """
 
-    rate = (T * v).sum(-2)  # (B, K, N)
+    if rate is None:
+        rate = (T * v).sum(-2)  # (B, K, N)
     a = rate @ rate.transpose(-1, -2)
     w = ((v / scale) ** 2).sum(0)  # (N,)
     ts = (T * (scale * w.sqrt())).flatten(-2)  # (B, K, n_vars * N)

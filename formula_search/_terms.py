@@ -142,25 +142,37 @@ def product_terms(variables) -> list[str]:
     return ["*".join(p for p in (m, t) if p) for m in monomials for t in trig if m or t]
 
 
-def _gradients(texts, var_names, x, torch):
-    """(K, n_vars, N) gradients of the terms at the points ``x`` (n_vars, N); non-finite entries as NaN."""
+def _gradients(texts, var_names, x, torch, ends=None):
+    """(K, n_vars, N) gradients of the terms at the points ``x`` (n_vars, N), non-finite entries as NaN, and
+    with ``ends`` (:attr:`formula_search._fit_derivative._Points.ends`) their rates over the intervals (K, N)
+    (:func:`formula_search._measure.difference_rate`), else ``None``."""
     from formula_search._fit import _group, _Program
+    from formula_search._measure import difference_rate
 
     exprs = [dsl.parse(t, var_names) for t in texts]
     out = torch.full((len(texts), x.shape[0], x.shape[1]), math.nan, dtype=torch.float64)
+    rates = (
+        None
+        if ends is None
+        else torch.full((len(texts), x.shape[1]), math.nan, dtype=torch.float64)
+    )
     for group in _group(exprs, var_names):
         prog = _Program(group, slice(None), torch, x.device)
         theta = torch.zeros(len(group.rows), 1, 1, dtype=torch.float64)
+        rows = torch.as_tensor(group.rows)
         with torch.no_grad():
             _, jac = prog.with_gradient(x, theta)
-        jac = jac.expand(len(group.rows), 1, x.shape[0], x.shape[1])[:, 0]
-        out[torch.as_tensor(group.rows)] = jac
-    return out
+            if ends is not None:
+                rates[rows] = difference_rate(prog, ends, theta)[:, 0]
+        out[rows] = jac.expand(len(group.rows), 1, x.shape[0], x.shape[1])[:, 0]
+    return out, rates
 
 
-def _forms(grad, v, scale, torch):
-    """``A`` and ``B`` (K, K) of the terms' gradients (K, d, N) against velocities ``v`` (d, N)."""
-    rate = (grad * v.unsqueeze(0)).sum(1)  # (K, N)
+def _forms(grad, v, scale, torch, rate=None):
+    """``A`` and ``B`` (K, K) of the terms' gradients (K, d, N) against velocities ``v`` (d, N); ``rate``
+    (K, N): the terms' rates when known otherwise (differences), else ``grad . v``."""
+    if rate is None:
+        rate = (grad * v.unsqueeze(0)).sum(1)  # (K, N)
     a = rate @ rate.T
     w = ((v / scale) ** 2).sum(0)
     gs = (grad * (scale * w.sqrt()).unsqueeze(0)).flatten(1)
@@ -246,7 +258,10 @@ def term_search(
             :class:`formula_search._fit.FitData`.
         config: the term search's options.
         fit_config: a :class:`formula_search._fit.FitConfig` (measure must be ``derivative``); its ``ratio``
-            is the acceptance.
+            is the acceptance. Its ``derivatives="auto"`` means the data's exact derivatives when they have
+            them, else differences of the recorded states (:func:`formula_search._measure.differences`), not
+            a spline: a sum of terms has its coefficients from a linear solve, which a derivative estimate's
+            error (a spline's on fast or coarsely sampled motion) biases, and a difference has no such error.
         progress: called with a line of text after each stage.
 
     Returns:
@@ -262,6 +277,10 @@ def term_search(
     if fit_config.measure != "derivative":
         raise InputError("the term search needs the derivative measure (--measure derivative)")
     fit_data = _as_fitdata(data)
+    if fit_config.derivatives == "auto" and not (
+        fit_data.exact_derivatives and fit_data.derivatives is not None
+    ):
+        fit_config = replace(fit_config, derivatives="differences")
     say = progress or (lambda _line: None)
     lib = _Library.build(fit_data, fit_config, config, torch)
     say(f"{lib.k} terms up to size {config.term_depth} ({lib.alone} conserved alone, left out)")
@@ -310,18 +329,24 @@ class _Library:
         v = torch.as_tensor(np.ascontiguousarray(prep.v[keep].T))
         v_null = torch.as_tensor(np.ascontiguousarray(prep.v_null[keep].T))
         scale = torch.as_tensor(prep.scale).view(-1, 1)
+        ends = None
+        if prep.ends is not None:
+            ends = tuple(torch.as_tensor(np.ascontiguousarray(a[keep].T)) for a in prep.ends)
         variables = fit_data.variables or tuple(dsl.Variable(nm, "1") for nm in fit_data.var_names)
         if config.library == "products":
             texts = product_terms(variables)
         else:
             texts = terms(variables, config.term_depth, config.operators)
-        grad = _gradients(texts, fit_data.var_names, x, torch)
+        grad, rate = _gradients(texts, fit_data.var_names, x, torch, ends)
         usable = torch.isfinite(grad).flatten(1).all(-1) & (grad.abs().flatten(1).amax(-1) > 0)
+        if rate is not None:
+            usable &= torch.isfinite(rate).all(-1)
+            rate = rate[usable]
         texts = [t for t, ok in zip(texts, usable.tolist()) if ok]
         grad = grad[usable]
         # a term conserved on its own is a law of one term (the plain fit finds it); in a set it would
         # make every companion look conserved with coefficient 0
-        a, b = _forms(grad, v, scale, torch)
+        a, b = _forms(grad, v, scale, torch, rate)
         an, bn = _forms(grad, v_null, scale, torch)
         own = (a.diagonal() / b.diagonal()) / (an.diagonal() / bn.diagonal())
         alone = ~(own > fit_config.ratio)

@@ -208,6 +208,8 @@ def search_stage(
     measure: str = "derivative",
     smoothing: str = "auto",
     operators: tuple[str, ...] | None = None,
+    derivatives: str = "auto",
+    stride: int | None = None,
 ):
     """Survivors of the symbolic search (enumerate + fit), reusing a cached search of the same inputs."""
     from rich.console import Console
@@ -216,8 +218,9 @@ def search_stage(
     from formula_search.pipeline import SearchConfig, search
 
     fit = FitConfig(
-        ratio=ratio, jobs=jobs, device=device, seed=seed, measure=measure, smoothing=smoothing
-    )
+        ratio=ratio, jobs=jobs, device=device, seed=seed, measure=measure, smoothing=smoothing,
+        derivatives=derivatives, stride=stride,
+    )  # fmt: skip
     config = SearchConfig(depth=depth, dedup=dedup, fit=fit, operators=operators)
     console = Console(stderr=True)
     with progress_bar() as bar:
@@ -285,6 +288,8 @@ class RunSettings:
     law_from: str | None = None
     measure: str | None = None
     smoothing: str = "auto"
+    derivatives: str = "auto"
+    stride: int | None = None
     operators: tuple[str, ...] | None = None
     terms: int | None = None
     term_depth: int | None = None
@@ -340,8 +345,9 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
 
 
 def terms_stage(
-    data, *, terms, term_depth, beam, operators, ratio, device, seed, smoothing, library=None
-):
+    data, *, terms, term_depth, beam, operators, ratio, device, seed, smoothing, library=None,
+    derivatives="auto", stride=None,
+):  # fmt: skip
     """Laws of up to ``terms`` terms (:func:`formula_search.advanced.term_search`) on the training split,
     instead of the enumeration (``--terms`` or the card's ``[search]``); ``None`` settings: the defaults."""
     from dataclasses import asdict
@@ -360,7 +366,10 @@ def terms_stage(
     config = TermConfig(
         **{**asdict(TermConfig()), **{k: v for k, v in given.items() if v is not None}}
     )
-    fit = FitConfig(ratio=ratio, device=device, seed=seed, smoothing=smoothing)
+    fit = FitConfig(
+        ratio=ratio, device=device, seed=seed, smoothing=smoothing, derivatives=derivatives,
+        stride=stride,
+    )  # fmt: skip
     console = Console(stderr=True)
     with console.status("term search...") as status:
         table = term_search(
@@ -411,6 +420,8 @@ def _formulas_stage(data, options: dict, s: RunSettings):
             device=s.device,
             seed=int(options.get("seed") or 0),
             smoothing=s.smoothing,
+            derivatives=s.derivatives,
+            stride=s.stride,
         )
     return search_stage(
         data,
@@ -423,6 +434,8 @@ def _formulas_stage(data, options: dict, s: RunSettings):
         measure=s.measure,
         smoothing=s.smoothing,
         operators=tuple(operators) if operators is not None else None,
+        derivatives=s.derivatives,
+        stride=s.stride,
     )
 
 

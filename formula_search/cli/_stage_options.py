@@ -11,7 +11,14 @@ from collections.abc import Callable
 import click
 
 from formula_search.advanced import TermConfig
-from formula_search.cli._common import MEASURE, OPERATORS, SMOOTHING, dedup_option
+from formula_search.cli._common import (
+    DERIVATIVES,
+    MEASURE,
+    OPERATORS,
+    SMOOTHING,
+    STRIDE,
+    dedup_option,
+)
 from formula_search.cli._data_options import dataset_options
 
 DEVICE = click.option(
@@ -150,6 +157,8 @@ def _search_options() -> list[Callable]:
         ),
         MEASURE,
         SMOOTHING,
+        DERIVATIVES,
+        STRIDE,
         click.option(
             "--jobs",
             type=click.IntRange(min=1),

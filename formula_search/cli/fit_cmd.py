@@ -8,9 +8,11 @@ import click
 
 from formula_search.advanced import TermConfig
 from formula_search.cli._common import (
+    DERIVATIVES,
     MEASURE,
     OPERATORS,
     SMOOTHING,
+    STRIDE,
     dedup_option,
     parse_operators,
     progress_bar,
@@ -54,6 +56,8 @@ _TERMS = TermConfig()
 )
 @MEASURE
 @SMOOTHING
+@DERIVATIVES
+@STRIDE
 @click.option(
     "--explain",
     "explain",
@@ -178,6 +182,8 @@ def _fit_config(kwargs, dataset, window, seed):
         detrend=kwargs["detrend"] if kwargs["detrend"] is not None else dataset.default_detrend,
         measure=kwargs["measure"] or dataset.search_measure(terms=kwargs["max_terms"] is not None),
         smoothing=kwargs["smoothing"],
+        derivatives=kwargs["derivatives"],
+        stride=kwargs["stride"],
     )
 
 

@@ -1,0 +1,110 @@
+"""Velocities as differences of the recorded states (``FitConfig(derivatives="differences")``): a formula's
+change between two recorded states is exact at any step, so coarse sampling leaves no error in it, and the
+term search takes it by default on data without exact derivatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+
+import dsl
+from formula_search import _measure
+from formula_search.advanced import FitConfig, FitData, TermConfig, fit_formulas, term_search
+from formula_search.data import load_dataset
+from formula_search.errors import InputError
+
+
+def test_differences_by_hand():
+    seq = np.array([[0.0, 1.0], [1.0, 3.0], [4.0, 4.0]])
+    x, v, (xa, xb, inv) = _measure.differences([seq], [np.array([0.0, 1.0, 3.0])], 2)
+    np.testing.assert_allclose(xa, [[0.0, 1.0]])
+    np.testing.assert_allclose(xb, [[4.0, 4.0]])
+    np.testing.assert_allclose(inv, [1 / 3])
+    np.testing.assert_allclose(x, [[2.0, 2.5]])  # the midpoint
+    np.testing.assert_allclose(v, [[4 / 3, 1.0]])  # the secant
+    # stride 1 on the same sequence: two pairs, the second over the uneven step of 2
+    _, v1, (_, _, inv1) = _measure.differences([seq], [np.array([0.0, 1.0, 3.0])], 1)
+    np.testing.assert_allclose(v1, [[1.0, 2.0], [1.5, 0.5]])
+    np.testing.assert_allclose(inv1, [1.0, 0.5])
+
+
+def test_the_automatic_stride_by_hand():
+    # sin(2 pi k / P), P = 62.7 (phases spread evenly over 100 turns): spread 1/sqrt(2); a step of h samples
+    # moves it by 2 sin(pi h / P) |cos(.)|, whose median over the phases is sqrt(2) sin(pi h / P): one
+    # spread at sin(pi h / P) = 1/2, h = P / 6 = 10.45 -> 11
+    wave = np.sin(2 * np.pi * np.arange(6270) / 62.7)[:, None]
+    assert _measure.auto_stride([wave]) == 11
+    # a ramp of T points steps h * sqrt(12) / T spreads: never a whole one within T / 4 samples, the cap
+    assert _measure.auto_stride([np.arange(101.0)[:, None]]) == 25
+    # a recording at rest but for one jolt: the typical step is 0 at every stride, so the cap (40 / 4)
+    still = np.zeros((40, 1))
+    still[20] = 1.0
+    assert _measure.auto_stride([still]) == 10
+
+
+def _circle(points_per_turn: int, seed: int = 0):
+    """Three orbits of the ideal spring (q, p on circles of radii 0.5, 1, 1.5) at uneven times, about
+    ``points_per_turn`` samples a turn."""
+    rng = np.random.default_rng(seed)
+    seqs, times = [], []
+    for r in (0.5, 1.0, 1.5):
+        t = np.cumsum(rng.uniform(0.5, 1.5, 3 * points_per_turn)) * 2 * np.pi / points_per_turn
+        seqs.append(np.stack([r * np.cos(t), -r * np.sin(t)], 1))
+        times.append(t)
+    return FitData(("q", "p"), tuple(seqs), times=tuple(times))
+
+
+def test_a_difference_is_exact_where_a_spline_is_not():
+    data = _circle(6)  # 6 samples a turn: coarse for a derivative estimate
+    exact = fit_formulas(
+        ["q^2 + c*p^2"], data, config=FitConfig(derivatives="differences", stride=1)
+    )
+    c = float(exact["params"].iloc[0])
+    assert c == pytest.approx(1.0, abs=1e-9)
+    assert exact["true_score"].iloc[0] < 1e-20 and bool(exact["accepted"].iloc[0])
+    # the same formula with the spline's derivative of the same states: visibly off
+    spline = fit_formulas(["q^2 + c*p^2"], data, config=FitConfig(derivatives="spline"))
+    assert abs(float(spline["params"].iloc[0]) - 1.0) > 1e-4
+
+
+def test_a_formula_with_a_nonlinear_parameter_is_fitted_on_differences():
+    # p^2 + c1*(q + c2)^2 has c2 inside a square: the grid and Newton path, not the closed form
+    data = _circle(10, seed=1)
+    table = fit_formulas(
+        ["p^2 + c*(q + c)^2"], data, config=FitConfig(derivatives="differences", stride=2)
+    )
+    c1, c2 = (float(v) for v in str(table["params"].iloc[0]).split(";"))
+    assert c1 == pytest.approx(1.0, abs=1e-4) and c2 == pytest.approx(0.0, abs=1e-4)
+    assert bool(table["accepted"].iloc[0])
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(InputError, match="stride must be a whole number"):
+        FitConfig(derivatives="differences", stride=0)
+    with pytest.raises(InputError, match="unknown derivatives 'diff'"):
+        FitConfig(derivatives="diff")
+    with pytest.raises(InputError, match="stride must be at least 1"):
+        _measure.differences([np.zeros((3, 1))], None, 0)
+
+
+def test_the_term_search_finds_the_double_pendulums_energy_at_one_percent_noise():
+    """The card's 25 training trajectories, 1% of each variable's spread added: no exact derivatives, so the
+    term search takes differences (a spline's derivative misses this fast motion: the energy is not found)."""
+    data = load_dataset("double_pendulum")
+    rng = np.random.default_rng(0)
+    spread = np.concatenate([tr.x for tr in data.train]).std(0)
+    noisy = tuple(tr.x + 0.01 * spread * rng.standard_normal(tr.x.shape) for tr in data.train)
+    fit_data = FitData(
+        tuple(data.var_names), noisy, tuple(data.variables), tuple(tr.t for tr in data.train)
+    )
+    table = term_search(fit_data, config=TermConfig(max_terms=6, library="products"))
+    laws = table[table["accepted"]]
+    names = list(data.var_names)
+    params = [float(v) for v in str(laws["params"].iloc[0]).split(";")]
+    found = sympy.expand(dsl.to_sympy(dsl.parse(laws["formula"].iloc[0], names), params))
+    q1, q2, w1, w2 = sympy.symbols(names, real=True)
+    scale = float(found.coeff(sympy.cos(q1))) / -29.43
+    for term, want in ((w1**2, 1.5), (w2**2, 0.25), (w1 * w2 * sympy.cos(q1 - q2), 1.0),
+                       (sympy.cos(q2), -9.81)):  # fmt: skip
+        assert float(found.coeff(term)) / scale == pytest.approx(want, rel=0.02)
