@@ -141,7 +141,13 @@ def search(
         InputError: bad options or data, or a search too large for the memory available.
     """
     from formula_search._enumerate import check_search_size, enumeration_table
-    from formula_search._fit import FitConfig, FitData, fit_formulas, resolve_defaults
+    from formula_search._fit import (
+        FitConfig,
+        FitData,
+        check_enumeration,
+        fit_formulas,
+        resolve_defaults,
+    )
     from formula_search.data import Dataset, load_dataset
 
     if not isinstance(data, Dataset):
@@ -157,6 +163,7 @@ def search(
         **fit_options,
     )
     config = resolve_defaults(config, data)  # window and detrend from the dataset's card when unset
+    check_enumeration(config)
     if formulas is None:
         if depth < 1:
             raise InputError(f"depth must be >= 1, got {depth}")

@@ -214,6 +214,7 @@ def search_stage(
     """Survivors of the symbolic search (enumerate + fit), reusing a cached search of the same inputs."""
     from rich.console import Console
 
+    from formula_search._fit import check_enumeration
     from formula_search.advanced import FitConfig
     from formula_search.pipeline import SearchConfig, search
 
@@ -221,6 +222,7 @@ def search_stage(
         ratio=ratio, jobs=jobs, device=device, seed=seed, measure=measure, smoothing=smoothing,
         derivatives=derivatives, stride=stride,
     )  # fmt: skip
+    check_enumeration(fit)
     config = SearchConfig(depth=depth, dedup=dedup, fit=fit, operators=operators)
     console = Console(stderr=True)
     with progress_bar() as bar:

@@ -78,9 +78,10 @@ DERIVATIVES = click.option(
     show_default=True,
     help="Derivative measure: velocities from a smoothing spline of the states, from differences of the "
     "recorded states --stride samples apart (a formula's exact change between them: no derivative "
-    "estimate), or the data's own derivatives; auto: the data's when exact (a simulation's), else the "
-    "spline for the enumeration and differences for the term search.",
+    "estimate; the term search only), or the data's own derivatives; auto: the data's when exact (a "
+    "simulation's), else the spline for the enumeration and differences for the term search.",
 )
+
 
 #: ``--stride``: samples between the two states of a difference.
 STRIDE = click.option(

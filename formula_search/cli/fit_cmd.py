@@ -140,6 +140,7 @@ def fit_cmd(**kwargs) -> None:
     """
     from rich.console import Console
 
+    from formula_search._fit import check_enumeration
     from formula_search.advanced import FitData
     from formula_search.data import dataset_from_options, pop_dataset_options
 
@@ -155,6 +156,7 @@ def fit_cmd(**kwargs) -> None:
     if kwargs["max_terms"] is not None:
         _term_search(dataset, config, kwargs, console, operators)
         return
+    check_enumeration(config)
     formulas = _formulas(kwargs, dataset, operators, config, console)
     data = FitData.from_dataset(dataset, kwargs["split"])
     out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")

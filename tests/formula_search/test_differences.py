@@ -79,6 +79,22 @@ def test_a_formula_with_a_nonlinear_parameter_is_fitted_on_differences():
     assert bool(table["accepted"].iloc[0])
 
 
+def test_the_enumeration_refuses_differences(capsys, tmp_path):
+    """Over enumerated formulas, a pole between two states makes a formula look conserved (see
+    check_enumeration), so fsearch fit without --terms and the API's search refuse them in one line."""
+    from formula_search import search
+    from formula_search.cli import main
+
+    with pytest.raises(InputError, match="differences is for the term search"):
+        search("ideal_spring", depth=3, derivatives="differences")
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--dataset", "ideal_spring", "--depth", "3", "--derivatives", "differences",
+              "--out", str(tmp_path / "fit")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "differences is for the term search" in err
+    assert "Traceback" not in err and not (tmp_path / "fit").exists()
+
+
 def test_bad_settings_are_one_line():
     with pytest.raises(InputError, match="stride must be a whole number"):
         FitConfig(derivatives="differences", stride=0)
