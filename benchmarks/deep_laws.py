@@ -17,6 +17,9 @@ which its cards name), and two systems simulated here with scipy's DOP853 (rtol 
   both momenta, the angular momentum, and the centre of mass's angular momentum ``X*Py - Y*Px``. Beam 4096
   (the case's own): at the usual 256 the angular momentum's partial sets (ratios 0.05-0.2) are crowded out
   of the beam by products that the slow drift of the centre leaves nearly conserved.
+- ``two_body_energy``: the same orbits with ``1/sqrt((x1 - x2)^2 + (y1 - y2)^2)`` (11 tokens) added to the
+  library (``TermConfig.extra``, ``--extra-term``): the energy too, in its three-term form
+  ``px1*px2 + py1*py2 + 1/r`` (``P^2/2 - E``, with the total momentum ``P``).
 
 Noise: a fraction of each variable's spread, added to the states; with noise the velocities come from the
 noisy states (the term search's default: differences of the recorded states, ``--derivatives spline`` for
@@ -51,6 +54,7 @@ class Case:
     operators: tuple[str, ...] | None = None
     library: str = "enumerate"
     beam: int | None = None  # None: --beam
+    extra: tuple[str, ...] = ()  # terms added to the library (TermConfig.extra)
 
 
 def _anharmonic_rhs(t, y):
@@ -129,6 +133,10 @@ TWO_BODY = ("px1 + px2", "py1 + py2", "x1*py1 - y1*px1 + x2*py2 - y2*px2")
 # with a moving centre of mass also its angular momentum X*Py - Y*Px (X = x1 + x2: dX/dt = Px, so
 # d/dt (X*Py - Y*Px) = Px*Py - Py*Px = 0), not a function of the three above
 CENTRE = "(x1 + x2)*(py1 + py2) - (y1 + y2)*(px1 + px2)"
+# the energy as P^2/2 - E = p1.p2 + 1/r (P the total momentum, conserved): three terms, not seven, and as
+# good a truth (the same span with the momenta); its coefficients are all 1 for unit masses and G = 1
+ENERGY_2B = "px1*px2 + py1*py2 + 1/sqrt((x1 - x2)**2 + (y1 - y2)**2)"
+INVERSE_R = "1/sqrt((x1 - x2)^2 + (y1 - y2)^2)"
 ANHARMONIC = "v1**2/2 + v2**2/2 + x1**4/4 + (x1 - x2)**2 + x2**2/2"
 NO_DIV = ("add", "sub", "mul", "square", "sin", "cos")
 
@@ -150,6 +158,10 @@ CASES = {
              (("20 x 100", _simulated("x1:m, y1:m, x2:m, y2:m, px1:kg*m/s, py1:kg*m/s, px2:kg*m/s, "
                                       "py2:kg*m/s", _gravity, _orbit, 6.0, 20, 100, canonical=True)),),
              beam=4096),
+        Case("two_body_energy", (ENERGY_2B, *TWO_BODY, CENTRE), 3, 4,
+             (("20 x 100", _simulated("x1:m, y1:m, x2:m, y2:m, px1:kg*m/s, py1:kg*m/s, px2:kg*m/s, "
+                                      "py2:kg*m/s", _gravity, _orbit, 6.0, 20, 100, canonical=True)),),
+             beam=4096, extra=(INVERSE_R,)),
         Case("anharmonic", (ANHARMONIC,), 3, 6,
              (("1 x 800", _simulated("x1:m, x2:m, v1:m/s, v2:m/s", _anharmonic_rhs,
                                      lambda rng: np.r_[rng.uniform(-1.2, 1.2, 2), rng.uniform(-1, 1, 2)],
@@ -231,7 +243,7 @@ def run(
     data = load(noise, seed)
     names = list(data.var_names)
     config = TermConfig(term_depth=max(1, case.term_depth), max_terms=case.max_terms, beam=beam,
-                        operators=case.operators, library=case.library)  # fmt: skip
+                        operators=case.operators, library=case.library, extra=case.extra)  # fmt: skip
     t0 = time.perf_counter()
     table = term_search(
         data,
@@ -294,7 +306,8 @@ def main(cases, noises, seed, beam, derivatives, stride, verbose):
                 r = run(case, load, noise, seed, width, derivatives, stride, verbose)
                 table.add_row(
                     name, label, f"{noise:g}",
-                    f"{case.term_depth or case.library}/{case.max_terms}/{width}", str(r["laws"]),
+                    f"{case.term_depth or case.library}{' (+ extra)' if case.extra else ''}/"
+                    f"{case.max_terms}/{width}", str(r["laws"]),
                     "yes" if r["covered"] else "no", str(r["false"]), "yes" if r["first"] else "no",
                     "" if not np.isfinite(r["err"]) else f"{100 * r['err']:.2f}%",
                     f"{r['time']:.1f}", f"{r['rss']:.2f}", r["top"][:80],

@@ -101,12 +101,12 @@ class FitConfig:
             instead of iterating (derivative measure).
         derivatives: where the derivative measure takes velocities from: ``"spline"`` (the smoothing
             spline of the states), ``"differences"`` (the recorded states ``stride`` samples apart: a
-            formula's exact change between them, :func:`formula_search._measure.differences`), ``"data"``
-            (the data's own time derivatives, e.g. a simulation's exact ones) or ``"auto"`` (the data's when
-            they are exact, else the spline).
-        stride: samples between the two states of a difference (``derivatives="differences"``); ``None``:
-            the smallest whose typical step is each variable's spread
-            (:func:`formula_search._measure.auto_stride`).
+            formula's exact change between them, :func:`formula_search._measure.differences`; the term
+            search only, see :func:`check_enumeration`), ``"data"`` (the data's own time derivatives, e.g. a
+            simulation's exact ones) or ``"auto"`` (the data's when they are exact, else the spline for
+            enumerated formulas and differences for the term search: :func:`velocity_source`).
+        stride: samples between the two states of a difference; ``None``: the smallest whose typical step
+            is one standard deviation of the variables (:func:`formula_search._measure.auto_stride`).
     """
 
     ratio: float = 0.01
@@ -144,6 +144,11 @@ class FitConfig:
             isinstance(self.stride, int | np.integer) and self.stride >= 1
         ):
             raise InputError(f"stride must be a whole number of samples >= 1, got {self.stride!r}")
+        if self.stride is not None and self.derivatives in ("spline", "data"):
+            raise InputError(
+                f"--stride is the step of differences; it does not apply to --derivatives "
+                f"{self.derivatives}"
+            )
         if not (self.ratio > 0):
             raise InputError(f"--ratio must be positive, got {self.ratio}")
         if self.window is not None and self.window < 2:
@@ -979,20 +984,16 @@ def _problem(data: FitData, config: FitConfig) -> _Problem:
             raise InputError(f"a sequence has shape {s.shape}; expected (T, {len(data.var_names)})")
     prepared = None
     if config.measure == "derivative":
-        from formula_search._measure import auto_stride, prepare
+        from formula_search._measure import prepare
 
-        source = config.derivatives
-        if source == "auto":
-            source = "data" if data.exact_derivatives and data.derivatives is not None else "spline"
-        if source == "data" and data.derivatives is None:
-            raise InputError("derivatives='data': these data carry no time derivatives")
+        source, stride = velocity_source(config, data)
         prepared = prepare(
             seqs,
             data.times,
             smoothing=config.smoothing,
             seed=config.seed,
             derivatives=data.derivatives if source == "data" else None,
-            stride=(config.stride or auto_stride(seqs)) if source == "differences" else None,
+            stride=stride,
         )
     return _Problem(
         tuple(data.var_names),
@@ -1113,11 +1114,39 @@ def check_enumeration(config: FitConfig) -> None:
     on one simulated pendulum recording about 1,580 of 6,976 formulas were accepted (the spline: 14), such
     formulas first (docs/experiments/2026-12-07-differences.md). A sum of parameter-free terms has no such
     freedom (its coefficients are a linear solve)."""
-    if config.derivatives == "differences":
+    if config.derivatives == "differences" or config.stride is not None:
         raise InputError(
-            "--derivatives differences is for the term search (--terms): over enumerated formulas, "
-            "ones with a pole between two states look conserved; use auto or spline"
+            "--derivatives differences and --stride are for the term search (--terms): over enumerated "
+            "formulas, ones with a pole between two states look conserved; use auto or spline"
         )
+
+
+def velocity_source(
+    config: FitConfig, data: FitData, *, terms: bool = False
+) -> tuple[str, int | None]:
+    """Where the derivative measure's velocities come from for ``config`` on ``data``: ``("data", None)``,
+    ``("spline", None)`` or ``("differences", stride)``, ``"auto"`` resolved (the data's derivatives when
+    they are exact, else the spline, or differences for the term search: ``terms``) and the stride chosen."""
+    from formula_search._measure import auto_stride
+
+    source = config.derivatives
+    if source == "auto":
+        exact = data.exact_derivatives and data.derivatives is not None
+        source = "data" if exact else "differences" if terms else "spline"
+    if source == "data" and data.derivatives is None:
+        raise InputError("derivatives='data': these data carry no time derivatives")
+    if source != "differences":
+        return source, None
+    return source, config.stride or auto_stride(data.sequences)
+
+
+def describe_velocities(source: str, stride: int | None) -> str:
+    """One line on where the velocities come from (:func:`velocity_source`'s answer)."""
+    if source == "differences":
+        return f"velocities: differences of the recorded states {stride} samples apart"
+    return {"data": "velocities: the data's exact derivatives"}.get(
+        source, "velocities: the smoothing spline's derivative"
+    )
 
 
 def resolve_defaults(config: FitConfig, data) -> FitConfig:
@@ -1212,6 +1241,10 @@ class _Checkpoints:
         ):  # the measure's states and velocities (they depend on times)
             data.append(np.ascontiguousarray(problem.prepared.v).tobytes())
         options = {k: repr(v) for k, v in asdict(problem.config).items() if k not in self.NEUTRAL}
+        if (
+            problem.config.stride is None
+        ):  # the automatic stride: earlier checkpoints keep their keys
+            options.pop("stride")
         self.parts = {
             "formulas": digest("\n".join(texts)),
             "data": digest(*data),

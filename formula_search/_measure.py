@@ -280,6 +280,18 @@ STRIDE_STEP = 1.0
 STRIDE_SHARE = 0.25
 
 
+#: The automatic stride's median step is taken on at most this many pairs per stride (evenly spaced starts).
+STRIDE_PAIRS = 4096
+
+
+def _stride_candidates(longest: int) -> list[int]:
+    """Strides tried by :func:`auto_stride`: every one up to 64, then 25% apart, up to ``longest``."""
+    out = list(range(1, min(64, longest) + 1))
+    while out[-1] < longest:
+        out.append(min(longest, max(out[-1] + 1, int(out[-1] * 1.25))))
+    return out
+
+
 def auto_stride(sequences) -> int:
     """The stride :data:`STRIDE_STEP` chooses on ``sequences`` ((T_j, n_vars) arrays), at least 1."""
     seqs = [np.asarray(s, dtype=np.float64) for s in sequences if len(s) >= 2]
@@ -288,19 +300,22 @@ def auto_stride(sequences) -> int:
     scale = np.concatenate(seqs).std(0)
     scale = np.where(scale > 0, scale, 1.0)
     longest = max(1, int(STRIDE_SHARE * np.median([len(s) for s in seqs])))
-    for h in range(1, longest + 1):
+    for h in _stride_candidates(longest):
         steps = [s[h:] - s[:-h] for s in seqs if len(s) > h]
         if not steps:
-            return max(1, h - 1)
-        size = np.sqrt(((np.concatenate(steps) / scale) ** 2).mean(1))
+            return 1
+        steps = np.concatenate(steps)
+        steps = steps[:: max(1, len(steps) // STRIDE_PAIRS)]
+        size = np.sqrt(((steps / scale) ** 2).mean(1))
         if np.median(size) >= STRIDE_STEP:
             return h
     return longest
 
 
 def differences(sequences, times, stride: int):
-    """Every pair of states ``stride`` samples apart in each sequence (fewer in a shorter sequence), as
-    midpoints ``x``, secant velocities ``v`` and ends ``(xa, xb, inv_dt)`` (see :class:`Prepared`).
+    """Every pair of states ``stride`` samples apart in each sequence, as midpoints ``x``, secant velocities
+    ``v`` and ends ``(xa, xb, inv_dt)`` (see :class:`Prepared`); a sequence of ``stride`` samples or fewer
+    gives none.
 
     No smoothing and no derivative: a formula's change between the two recorded states is exact whatever the
     step, so the measure keeps no error of a derivative estimate (a spline's on fast or coarsely sampled
@@ -312,14 +327,16 @@ def differences(sequences, times, stride: int):
     for j, seq in enumerate(sequences):
         seq = np.asarray(seq, dtype=np.float64)
         t = _times(times, j, len(seq))
-        if len(seq) < 2:
+        h = int(stride)
+        if len(seq) <= h:
             continue
-        h = min(int(stride), len(seq) - 1)
         xa.append(seq[:-h])
         xb.append(seq[h:])
         inv.append(1.0 / (t[h:] - t[:-h]))
     if not xa:
-        raise InputError("no sequence has at least 2 points to measure conservation on")
+        raise InputError(
+            f"no sequence has more than {int(stride)} points, the stride of the differences"
+        )
     xa, xb, inv = np.concatenate(xa), np.concatenate(xb), np.concatenate(inv)
     return (xa + xb) / 2, (xb - xa) * inv[:, None], (xa, xb, inv)
 
@@ -327,7 +344,7 @@ def differences(sequences, times, stride: int):
 def _with_nulls(x, v, ends=None, *, seed: int) -> Prepared:
     """The prepared points with their scale and nulls."""
     if not (np.isfinite(x).all() and np.isfinite(v).all()):
-        raise InputError("the smoothed data are not finite; check the data for huge values")
+        raise InputError("the states or velocities are not finite; check the data for huge values")
     scale = x.std(0)
     scale = np.where(scale > 0, scale, 1.0)
     rng = np.random.default_rng(seed)

@@ -85,6 +85,9 @@ class TermConfig:
             dimensionless variable and of each difference of two (:func:`product_terms`; ``term_depth``
             and ``operators`` do not apply): terms such as ``w1*w2*cos(q1 - q2)`` (8 tokens), in a
             library of about a hundred.
+        extra: terms added to the library, written in the language (parameter-free, with a variable,
+            unit-valid, any operator of :data:`dsl.OPERATORS`): a term deeper than the library reaches,
+            such as the two bodies' ``1/sqrt((x1 - x2)^2 + (y1 - y2)^2)`` (11 tokens).
     """
 
     term_depth: int = 5
@@ -94,6 +97,7 @@ class TermConfig:
     points: int = 4000
     operators: tuple[str, ...] | None = None
     library: str = "enumerate"
+    extra: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.library not in LIBRARIES:
@@ -140,6 +144,23 @@ def product_terms(variables) -> list[str]:
     args = angles + [f"{a} - {b}" for a, b in itertools.combinations(angles, 2)]
     trig = [""] + [f"{f}({a})" for a in args for f in ("sin", "cos")]
     return ["*".join(p for p in (m, t) if p) for m in monomials for t in trig if m or t]
+
+
+def _extra_terms(texts, variables) -> list[str]:
+    """The user's extra terms as the language writes them, each checked (one-line errors)."""
+    names = [v.name for v in variables]
+    out = []
+    for text in texts:
+        try:
+            expr = dsl.parse(text, names)
+        except dsl.ParseError as exc:
+            raise InputError(f"extra term {text!r}: {exc}") from None
+        if dsl.n_params(expr) or not dsl.inputs(expr):
+            raise InputError(f"extra term {text!r}: a term has a variable and no parameter")
+        if not dsl.is_valid(expr, variables):
+            raise InputError(f"extra term {text!r}: its units do not agree")
+        out.append(dsl.to_text(expr))
+    return out
 
 
 def _gradients(texts, var_names, x, torch, ends=None):
@@ -260,8 +281,9 @@ def term_search(
         fit_config: a :class:`formula_search._fit.FitConfig` (measure must be ``derivative``); its ``ratio``
             is the acceptance. Its ``derivatives="auto"`` means the data's exact derivatives when they have
             them, else differences of the recorded states (:func:`formula_search._measure.differences`), not
-            a spline: a sum of terms has its coefficients from a linear solve, which a derivative estimate's
-            error (a spline's on fast or coarsely sampled motion) biases, and a difference has no such error.
+            a spline (:func:`formula_search._fit.velocity_source`): a sum of terms has its coefficients from
+            a linear solve, which a derivative estimate's error (a spline's on fast or coarsely sampled
+            motion) biases, and a difference has no such error.
         progress: called with a line of text after each stage.
 
     Returns:
@@ -270,18 +292,24 @@ def term_search(
     """
     import torch
 
-    from formula_search._fit import FitConfig, _as_fitdata, fit_formulas, resolve_defaults
+    from formula_search._fit import (
+        FitConfig,
+        _as_fitdata,
+        describe_velocities,
+        fit_formulas,
+        resolve_defaults,
+        velocity_source,
+    )
 
     config = config or TermConfig()
     fit_config = resolve_defaults(fit_config or FitConfig(), data)
     if fit_config.measure != "derivative":
         raise InputError("the term search needs the derivative measure (--measure derivative)")
     fit_data = _as_fitdata(data)
-    if fit_config.derivatives == "auto" and not (
-        fit_data.exact_derivatives and fit_data.derivatives is not None
-    ):
-        fit_config = replace(fit_config, derivatives="differences")
+    source, stride = velocity_source(fit_config, fit_data, terms=True)
+    fit_config = replace(fit_config, derivatives=source, stride=stride)
     say = progress or (lambda _line: None)
+    say(describe_velocities(source, stride))
     lib = _Library.build(fit_data, fit_config, config, torch)
     say(f"{lib.k} terms up to size {config.term_depth} ({lib.alone} conserved alone, left out)")
     found, kept = _rounds(lib, config, fit_config.ratio, say, torch)
@@ -337,6 +365,7 @@ class _Library:
             texts = product_terms(variables)
         else:
             texts = terms(variables, config.term_depth, config.operators)
+        texts += [t for t in _extra_terms(config.extra, variables) if t not in texts]
         grad, rate = _gradients(texts, fit_data.var_names, x, torch, ends)
         usable = torch.isfinite(grad).flatten(1).all(-1) & (grad.abs().flatten(1).amax(-1) > 0)
         if rate is not None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from formula_search._enumerate import check_search_size, enumerate_formulas
-from formula_search._fit import FitConfig, fit_formulas, resolve_defaults
+from formula_search._fit import FitConfig, check_enumeration, fit_formulas, resolve_defaults
 from formula_search.io import read_table, write_table
 from formula_search.version import __version__
 
@@ -65,6 +65,8 @@ def search_key(data, config: SearchConfig) -> str:
     fit = {
         k: v for k, v in asdict(resolve_defaults(config.fit, data)).items() if k not in _NOT_IN_KEY
     }
+    if fit.get("stride", 0) is None:  # the automatic stride: earlier tables keep their keys
+        del fit["stride"]
     h.update(repr((config.depth, config.dedup, sorted(fit.items()))).encode())
     if config.operators is not None:  # default operators keep the keys of earlier tables
         h.update(repr(sorted(config.operators)).encode())
@@ -108,6 +110,7 @@ def search(
     Returns:
         The fit table (columns of :data:`formula_search._fit.COLUMNS`) and the path it is cached at.
     """
+    check_enumeration(config.fit)
     fit_cfg = resolve_defaults(config.fit, data)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     try:  # a read-only home: the search still runs, cached in a temporary folder for this process

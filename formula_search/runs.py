@@ -214,7 +214,6 @@ def search_stage(
     """Survivors of the symbolic search (enumerate + fit), reusing a cached search of the same inputs."""
     from rich.console import Console
 
-    from formula_search._fit import check_enumeration
     from formula_search.advanced import FitConfig
     from formula_search.pipeline import SearchConfig, search
 
@@ -222,7 +221,6 @@ def search_stage(
         ratio=ratio, jobs=jobs, device=device, seed=seed, measure=measure, smoothing=smoothing,
         derivatives=derivatives, stride=stride,
     )  # fmt: skip
-    check_enumeration(fit)
     config = SearchConfig(depth=depth, dedup=dedup, fit=fit, operators=operators)
     console = Console(stderr=True)
     with progress_bar() as bar:
@@ -296,6 +294,7 @@ class RunSettings:
     terms: int | None = None
     term_depth: int | None = None
     term_library: str | None = None
+    extra_terms: tuple[str, ...] = ()
     beam: int | None = None
 
 
@@ -348,7 +347,7 @@ def execute(options: dict, *, data=None, **settings) -> tuple[Path, dict]:
 
 def terms_stage(
     data, *, terms, term_depth, beam, operators, ratio, device, seed, smoothing, library=None,
-    derivatives="auto", stride=None,
+    derivatives="auto", stride=None, extra=(),
 ):  # fmt: skip
     """Laws of up to ``terms`` terms (:func:`formula_search.advanced.term_search`) on the training split,
     instead of the enumeration (``--terms`` or the card's ``[search]``); ``None`` settings: the defaults."""
@@ -364,6 +363,7 @@ def terms_stage(
         "beam": beam,
         "operators": operators,
         "library": library,
+        "extra": tuple(extra) or None,
     }
     config = TermConfig(
         **{**asdict(TermConfig()), **{k: v for k, v in given.items() if v is not None}}
@@ -417,6 +417,7 @@ def _formulas_stage(data, options: dict, s: RunSettings):
             term_depth=s.term_depth if s.term_depth is not None else card.get("term_depth"),
             beam=s.beam if s.beam is not None else card.get("beam"),
             library=s.term_library if s.term_library is not None else card.get("library"),
+            extra=tuple(s.extra_terms) or tuple(card.get("extra_terms", ())),
             operators=tuple(operators) if operators is not None else None,
             ratio=s.ratio,
             device=s.device,
@@ -751,6 +752,7 @@ def _run_meta(
         "hamiltonian": data.hamiltonian,
         "survivors": source,
         "measure": s.measure,
+        "velocities": None if s.survivors or s.law_from else _velocities(data, s),
         "most_conserved": most_conserved(table),
         "law_from": s.law_from,
         "n_survivors": int(table["accepted"].sum()) if "accepted" in table else len(table),
@@ -772,6 +774,18 @@ def _run_meta(
             for k, v in (winner or {}).items()
         },
     }
+
+
+def _velocities(data, s: RunSettings) -> dict | None:
+    """Where the search's derivative measure took its velocities (``None`` under the paper's measure)."""
+    from formula_search.advanced import FitConfig, FitData, velocity_source
+
+    if s.measure != "derivative":
+        return None
+    fit = FitConfig(derivatives=s.derivatives, stride=s.stride)
+    terms = bool(_card_terms(data, s))
+    source, stride = velocity_source(fit, FitData.from_dataset(data, "train"), terms=terms)
+    return {"source": source, "stride": stride}
 
 
 def _check_options(data, s: RunSettings, plan: ProtocolPlan) -> int | None:
@@ -799,7 +813,25 @@ def _check_options(data, s: RunSettings, plan: ProtocolPlan) -> int | None:
         )
     if s.law_from and s.law_choice == "cv":
         raise InputError("--law-from gives the law; --law-choice cv would choose another")
+    _check_velocities(data, s)
+    if s.extra_terms and not _card_terms(data, s):
+        raise InputError("--extra-term adds to the term search's library: give --terms K as well")
     return cv_folds
+
+
+def _check_velocities(data, s: RunSettings) -> None:
+    """``--derivatives``/``--stride``: valid together, given only where a fit uses them, and differences
+    only for the term search."""
+    from formula_search.advanced import FitConfig, check_enumeration
+
+    fit = FitConfig(derivatives=s.derivatives, stride=s.stride)  # their own checks
+    given = s.derivatives != "auto" or s.stride is not None
+    if given and (s.survivors or s.law_from):
+        raise InputError(
+            "--derivatives and --stride set the search; --survivors and --law-from skip it"
+        )
+    if given and not _card_terms(data, s):
+        check_enumeration(fit)
 
 
 def _rank_configs(protocol: dict, s: RunSettings, plan: ProtocolPlan):

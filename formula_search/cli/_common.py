@@ -70,10 +70,14 @@ SMOOTHING = click.option(
 )
 
 
+#: Values of ``--derivatives`` (:data:`formula_search._fit.DERIVATIVES`, not imported: the CLI loads torch
+#: only when a command runs).
+DERIVATIVE_SOURCES = ["auto", "spline", "differences", "data"]
+
 #: ``--derivatives``: where the derivative measure's velocities come from.
 DERIVATIVES = click.option(
     "--derivatives",
-    type=click.Choice(["auto", "spline", "differences", "data"]),
+    type=click.Choice(DERIVATIVE_SOURCES),
     default="auto",
     show_default=True,
     help="Derivative measure: velocities from a smoothing spline of the states, from differences of the "
@@ -88,8 +92,8 @@ STRIDE = click.option(
     "--stride",
     type=click.IntRange(min=1),
     default=None,
-    help="With differences: samples between the two states [the smallest whose typical step is "
-    "each variable's spread].",
+    help="With differences: samples between the two states [the smallest whose typical step is one "
+    "standard deviation of the variables].",
 )
 
 

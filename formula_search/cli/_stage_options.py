@@ -73,6 +73,15 @@ TERM_LIBRARY = click.option(
     f"of two (products: w1*w2*cos(q1 - q2)) [the card's, else {_TERMS.library}].",
 )
 
+EXTRA_TERMS = click.option(
+    "--extra-term",
+    "extra_terms",
+    multiple=True,
+    metavar="TERM",
+    help="A term added to the library of --terms (repeatable; parameter-free and unit-valid, any "
+    "operator of the language: '1/sqrt((x1 - x2)^2 + (y1 - y2)^2)') [the card's extra_terms].",
+)
+
 MODEL_SEED = click.option(
     "--model-seed",
     type=int,
@@ -152,6 +161,7 @@ def _search_options() -> list[Callable]:
             help=f"Term sets kept per size, with --terms [the card's, else {_TERMS.beam}].",
         ),
         TERM_LIBRARY,
+        EXTRA_TERMS,
         click.option(
             "--ratio", type=float, default=0.01, show_default=True, help="Fit filter threshold."
         ),

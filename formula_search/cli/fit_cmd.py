@@ -18,7 +18,7 @@ from formula_search.cli._common import (
     progress_bar,
 )
 from formula_search.cli._data_options import dataset_options
-from formula_search.cli._stage_options import TERM_LIBRARY
+from formula_search.cli._stage_options import EXTRA_TERMS, TERM_LIBRARY
 
 #: The term search's defaults (the command's options read them).
 _TERMS = TermConfig()
@@ -94,6 +94,7 @@ _TERMS = TermConfig()
     help="Term sets kept per size (--terms).",
 )
 @TERM_LIBRARY
+@EXTRA_TERMS
 @click.option("--starts", type=int, default=4, show_default=True, help="Random starts.")
 @click.option("--steps", type=int, default=30, show_default=True, help="Newton iterations.")
 @click.option("--lr", type=float, default=0.1, show_default=True, help="Gradient step scale.")
@@ -140,9 +141,9 @@ def fit_cmd(**kwargs) -> None:
     """
     from rich.console import Console
 
-    from formula_search._fit import check_enumeration
-    from formula_search.advanced import FitData
+    from formula_search.advanced import FitData, check_enumeration
     from formula_search.data import dataset_from_options, pop_dataset_options
+    from formula_search.errors import InputError
 
     seed = kwargs["seed"]
     operators = parse_operators(kwargs["operators"])
@@ -157,6 +158,8 @@ def fit_cmd(**kwargs) -> None:
         _term_search(dataset, config, kwargs, console, operators)
         return
     check_enumeration(config)
+    if kwargs["extra_terms"]:
+        raise InputError("--extra-term adds to the term search's library: give --terms K as well")
     formulas = _formulas(kwargs, dataset, operators, config, console)
     data = FitData.from_dataset(dataset, kwargs["split"])
     out = Path(kwargs["out_dir"] or Path("fsearch-out") / f"fit-{Path(dataset.name).stem}")
@@ -315,6 +318,7 @@ def _term_search(dataset, config, kwargs, console, operators) -> None:
         beam=kwargs["beam"],
         operators=operators,
         library=kwargs["term_library"] or dataset.search.get("library", "enumerate"),
+        extra=tuple(kwargs["extra_terms"]) or tuple(dataset.search.get("extra_terms", ())),
     )
     with console.status("term search...") as status:
         table = term_search(

@@ -276,7 +276,7 @@ CARD_KEYS: dict[str | None, tuple[str, ...]] = {
         "inner_rule",
         "outer_lr",
     ),
-    "search": ("terms", "term_depth", "beam", "operators", "measure", "library"),
+    "search": ("terms", "term_depth", "beam", "operators", "measure", "library", "extra_terms"),
 }
 
 #: The ``[protocol]`` keys and their types: the MLP's and the outer loop's Adam weight decay, the inner step
@@ -554,6 +554,11 @@ def _parse_search(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if library not in ("enumerate", "products"):
             raise InputError(f"{swhere}: library must be one of enumerate, products")
         out["library"] = library
+    if "extra_terms" in table:
+        extra = _get(table, "extra_terms", list, swhere)
+        if not all(isinstance(t, str) and t.strip() for t in extra):
+            raise InputError(f"{swhere}: extra_terms must be a list of formulas (strings)")
+        out["extra_terms"] = list(extra)
     if "measure" in table:
         measure = _get(table, "measure", str, swhere)
         if measure not in MEASURES:

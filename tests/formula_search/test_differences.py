@@ -85,14 +85,66 @@ def test_the_enumeration_refuses_differences(capsys, tmp_path):
     from formula_search import search
     from formula_search.cli import main
 
-    with pytest.raises(InputError, match="differences is for the term search"):
+    with pytest.raises(InputError, match="differences and --stride are for the term search"):
         search("ideal_spring", depth=3, derivatives="differences")
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--dataset", "ideal_spring", "--depth", "3", "--derivatives", "differences",
               "--out", str(tmp_path / "fit")])  # fmt: skip
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and "differences is for the term search" in err
+    assert exc.value.code == 2 and "are for the term search" in err
     assert "Traceback" not in err and not (tmp_path / "fit").exists()
+
+
+def test_a_run_refuses_differences_without_terms_before_any_work(tmp_path):
+    from formula_search.runs import execute
+
+    run = tmp_path / "run"
+    with pytest.raises(InputError, match="differences and --stride are for the term search"):
+        execute({"dataset": "ideal_spring"}, run=str(run), derivatives="differences")
+    with pytest.raises(InputError, match="--survivors and --law-from skip it"):
+        execute({"dataset": "ideal_spring"}, run=str(run), stride=4, survivors="x.csv")
+    assert not run.exists()
+
+
+def test_the_term_search_takes_differences_when_asked_and_the_exact_derivatives_when_there():
+    from formula_search._fit import velocity_source
+
+    data = load_dataset("ideal_spring")  # a simulation: exact derivatives
+    exact = FitData.from_dataset(data, "train")
+    assert velocity_source(FitConfig(), exact, terms=True) == ("data", None)
+    assert velocity_source(FitConfig(), exact) == ("data", None)
+    recorded = FitData(exact.var_names, exact.sequences, exact.variables, exact.times)
+    source, stride = velocity_source(FitConfig(), recorded, terms=True)
+    assert source == "differences" and stride == _measure.auto_stride(recorded.sequences)
+    assert velocity_source(FitConfig(), recorded) == ("spline", None)  # the enumeration's
+    assert velocity_source(FitConfig(derivatives="differences", stride=3), exact) == (
+        "differences",
+        3,
+    )
+    # asked for, differences are what the term search uses, and the spring's law comes out exact
+    table = term_search(
+        exact,
+        config=TermConfig(term_depth=2, max_terms=3),
+        fit_config=FitConfig(derivatives="differences"),
+    )
+    top = table[table["accepted"]].iloc[0]
+    assert set(top["formula"].replace("c*", "").replace(" + ", " ").split()) == {"(q^2)", "(p^2)"}
+    assert float(top["params"]) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_sequences_shorter_than_the_stride_give_no_pairs():
+    short, long = np.zeros((3, 1)), np.arange(10.0)[:, None]
+    x, _, (xa, xb, _) = _measure.differences([short, long], None, 3)
+    assert len(x) == 7 and np.all(xb - xa == 3)
+    with pytest.raises(InputError, match="no sequence has more than 3 points"):
+        _measure.differences([short], None, 3)
+
+
+def test_the_command_lines_choices_are_the_fits():
+    from formula_search._fit import DERIVATIVES
+    from formula_search.cli._common import DERIVATIVE_SOURCES
+
+    assert tuple(DERIVATIVE_SOURCES) == DERIVATIVES
 
 
 def test_bad_settings_are_one_line():
@@ -102,6 +154,8 @@ def test_bad_settings_are_one_line():
         FitConfig(derivatives="diff")
     with pytest.raises(InputError, match="stride must be at least 1"):
         _measure.differences([np.zeros((3, 1))], None, 0)
+    with pytest.raises(InputError, match="does not apply to --derivatives spline"):
+        FitConfig(derivatives="spline", stride=4)
 
 
 def test_the_term_search_finds_the_double_pendulums_energy_at_one_percent_noise():

@@ -57,3 +57,53 @@ def test_an_unknown_library_is_one_line():
     )
     with pytest.raises(InputError, match="library must be one of enumerate, products"):
         parse_card(text)
+
+
+def test_extra_terms_reach_past_the_library():
+    """Terms of one token (q, p) cannot hold the spring's energy; the same search with q^2 and p^2 added
+    finds q^2 + p^2 with coefficient 1 (the card's spring: q^2 + p^2 conserved)."""
+    data = FitData.from_dataset(load_dataset("ideal_spring"), "train")
+    plain = term_search(data, config=TermConfig(term_depth=1, max_terms=2))
+    assert not plain["accepted"].any()
+    table = term_search(data, config=TermConfig(term_depth=1, max_terms=2, extra=("q^2", "p^2")))
+    top = table[table["accepted"]].iloc[0]
+    assert sorted(top["formula"].replace("c*", "").split(" + ")) == ["(p^2)", "(q^2)"]
+    assert float(top["params"]) == pytest.approx(1.0, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("term", "message"),
+    [
+        ("q +", "malformed"),
+        ("c*q^2", "no parameter"),
+        ("q + p", "units do not agree"),
+        ("z^2", "unknown name"),
+    ],
+)
+def test_a_bad_extra_term_is_one_line(term, message):
+    data = FitData.from_dataset(load_dataset("ideal_spring"), "train")
+    with pytest.raises(InputError, match=message):
+        term_search(data, config=TermConfig(term_depth=1, max_terms=2, extra=(term,)))
+
+
+def test_the_card_names_extra_terms():
+    from formula_search.data import parse_card
+
+    text = (
+        'name = "x"\nkind = "simulated"\nhamiltonian = "p^2 + q^2"\n'
+        '[[variables]]\nname = "q"\nunit = "m"\n[[variables]]\nname = "p"\nunit = "m/s"\n'
+        "[simulation]\ntrajectories = 2\nt_end = 1.0\npoints = 10\n"
+        'initial = { kind = "radius", r_min = 0.5, r_max = 1.0 }\n'
+        '[search]\nterms = 2\nextra_terms = ["q^2"]\n'
+    )
+    assert parse_card(text).search["extra_terms"] == ["q^2"]
+    with pytest.raises(InputError, match="extra_terms must be a list of formulas"):
+        parse_card(text.replace('["q^2"]', "[1]"))
+
+
+def test_extra_terms_without_the_term_search_are_refused_before_any_work(tmp_path):
+    from formula_search.runs import execute
+
+    with pytest.raises(InputError, match="give --terms K as well"):
+        execute({"dataset": "ideal_spring"}, run=str(tmp_path / "run"), extra_terms=("q^2",))
+    assert not (tmp_path / "run").exists()
