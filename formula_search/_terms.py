@@ -530,11 +530,10 @@ def _independent(found: list, lib: _Library, max_laws: int, torch) -> list:
     def gradient(f):  # (d, N) gradient of the law at the points
         return (lib.grad[f[0]] * torch.as_tensor(f[1]).view(-1, 1, 1)).sum(0)
 
-    def key(f):
-        ratio_class = math.floor(math.log(max(f[2], EXACT)) / math.log(TIE))
-        return (ratio_class, len(f[0]), int(lib.size[f[0]].sum()), f[2])
-
-    candidates = sorted((f for f in found if f[2] <= limit), key=key)[:MAX_CANDIDATES]
+    candidates = _tied_order(
+        [f for f in found if f[2] <= limit],
+        lambda f: (len(f[0]), int(lib.size[f[0]].sum()), f[2]),
+    )[:MAX_CANDIDATES]
     if lib.canonical:  # the Hamiltonian first (a stable sort keeps the order of the rest)
         candidates.sort(key=lambda f: not _is_hamiltonian(gradient(f), lib.v))
     kept: list[tuple[list[int], np.ndarray, float]] = []
@@ -549,6 +548,22 @@ def _independent(found: list, lib: _Library, max_laws: int, torch) -> list:
         if len(kept) >= max_laws:
             break
     return kept
+
+
+def _tied_order(found: list, simpler) -> list:
+    """``found`` (``(terms, coefficients, ratio)``) by ratio, where a run of ratios each within :data:`TIE`
+    of the run's first (exact laws: of :data:`EXACT`) is a tie, ordered by ``simpler`` (fewer terms, fewer
+    tokens): the total momentum before its product with another law whose ratio is a hair lower."""
+    ordered = sorted(found, key=lambda f: f[2])
+    out, start = [], 0
+    while start < len(ordered):
+        top = max(ordered[start][2], EXACT)
+        end = start
+        while end < len(ordered) and ordered[end][2] <= TIE * top:
+            end += 1
+        out += sorted(ordered[start:end], key=simpler)
+        start = end
+    return out
 
 
 def _is_hamiltonian(g, v) -> bool:
