@@ -29,6 +29,10 @@ States and velocities come from a smoothing spline per sequence and variable (sc
 so measurement noise is averaged out where there is noise and the data are followed where there is none.
 The first and last ``EDGE`` points of every sequence, where a spline's derivative is least accurate, are left
 out.
+
+Instead of a spline, :func:`differences` pairs recorded states a stride apart: a formula's rate is then its
+exact change between the two divided by the time between them (:func:`difference_rate`), with the gradient
+and the null taken at the midpoint and the secant velocity. The term search uses it on recorded data.
 """
 
 from __future__ import annotations
@@ -270,15 +274,14 @@ def _times(times, j: int, n: int) -> np.ndarray:
 
 
 #: The automatic stride of :func:`differences`: the smallest whose typical step (the median over pairs of the
-#: root mean square of ``(xb - xa) / scale`` over the variables) reaches this share of each variable's
-#: spread, so that a difference is large next to measurement noise while the two states are still related
-#: (set on the simulated systems of ``benchmarks/deep_laws.py`` at 1% noise, between 0.5 and 1:
+#: root mean square of ``(xb - xa) / scale`` over the variables) reaches this many standard deviations, so
+#: that a difference is large next to measurement noise while the two states are still related (set on the
+#: simulated systems of ``benchmarks/deep_laws.py`` at 1% noise, between 0.5 and 1:
 #: docs/experiments/2026-12-07-differences.md).
 STRIDE_STEP = 1.0
 
 #: The automatic stride is at most this share of the median sequence's length (pairs span the sequences).
 STRIDE_SHARE = 0.25
-
 
 #: The automatic stride's median step is taken on at most this many pairs per stride (evenly spaced starts).
 STRIDE_PAIRS = 4096

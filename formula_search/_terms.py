@@ -86,7 +86,7 @@ class TermConfig:
             and ``operators`` do not apply): terms such as ``w1*w2*cos(q1 - q2)`` (8 tokens), in a
             library of about a hundred.
         extra: terms added to the library, written in the language (parameter-free, with a variable,
-            unit-valid, any operator of :data:`dsl.OPERATORS`): a term deeper than the library reaches,
+            unit-valid, any operator of :data:`dsl.PRIMITIVES`): a term deeper than the library reaches,
             such as the two bodies' ``1/sqrt((x1 - x2)^2 + (y1 - y2)^2)`` (11 tokens).
     """
 
