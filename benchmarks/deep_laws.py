@@ -5,7 +5,7 @@ laws, time and peak memory, per dataset.
     python benchmarks/deep_laws.py --case coupled_oscillators --case two_body
 
 Cases: the built-in datasets (``coupled_oscillators``, ``double_pendulum``, ``two_body``, ``ideal_pendulum``,
-``ideal_spring``; many trajectories from the card, and for the first two one long recording from the
+``ideal_spring``; many trajectories from the card, and for the first three one long recording from the
 ``*_recording`` card; ``double_pendulum_products``: the double pendulum with the ``products`` term library,
 which its cards name), and two systems simulated here with scipy's DOP853 (rtol 1e-10):
 
@@ -153,7 +153,7 @@ CASES = {
              (("25 x 200", _builtin("double_pendulum")),
               ("1 x 3200", _builtin("double_pendulum_recording"))), library="products"),
         Case("two_body", ("x1 + x2", "y1 + y2", *TWO_BODY), 3, 4,
-             (("800 x 50", _builtin("two_body")),)),
+             (("800 x 50", _builtin("two_body")), ("1 x 1600", _builtin("two_body_recording")))),
         Case("two_body_moving", (*TWO_BODY, CENTRE), 3, 4,
              (("20 x 100", _simulated("x1:m, y1:m, x2:m, y2:m, px1:kg*m/s, py1:kg*m/s, px2:kg*m/s, "
                                       "py2:kg*m/s", _gravity, _orbit, 6.0, 20, 100, canonical=True)),),

@@ -193,6 +193,7 @@ def test_extended_hamiltonian_reader_rejects_code():
         "coupled_oscillators_recording",
         "double_pendulum",
         "double_pendulum_recording",
+        "two_body_recording",
     ],
 )
 def test_coupled_systems_conserve_their_energy(name):
