@@ -306,7 +306,14 @@ def _term_search(dataset, config, kwargs, console, operators) -> None:
     """``fsearch fit --terms K``: sparse sums of terms (formula_search._terms), same output files."""
     from rich.table import Table
 
-    from formula_search.advanced import FitData, TermConfig, survivors, term_search
+    from formula_search.advanced import (
+        FitData,
+        TermConfig,
+        describe_velocities,
+        survivors,
+        term_search,
+        velocity_source,
+    )
     from formula_search.errors import InputError
     from formula_search.io import write_table
 
@@ -320,9 +327,10 @@ def _term_search(dataset, config, kwargs, console, operators) -> None:
         library=kwargs["term_library"] or dataset.search.get("library", "enumerate"),
         extra=tuple(kwargs["extra_terms"]) or tuple(dataset.search.get("extra_terms", ())),
     )
+    data = FitData.from_dataset(dataset, kwargs["split"])
     with console.status("term search...") as status:
         table = term_search(
-            FitData.from_dataset(dataset, kwargs["split"]),
+            data,
             config=tcfg,
             fit_config=config,
             progress=lambda line: status.update(f"term search: {line}"),
@@ -348,3 +356,4 @@ def _term_search(dataset, config, kwargs, console, operators) -> None:
         )
         + f", beam {tcfg.beam}); wrote {path} and {out / 'survivors.csv'}"
     )
+    print(describe_velocities(*velocity_source(config, data, terms=True)))

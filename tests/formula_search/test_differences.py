@@ -145,6 +145,22 @@ def test_the_command_lines_choices_are_the_fits():
     assert tuple(DERIVATIVE_SOURCES) == DERIVATIVES
 
 
+def test_fsearch_fit_terms_says_where_its_velocities_come_from(capsys, tmp_path):
+    from formula_search.cli import main
+
+    base = ["fit", "--dataset", "ideal_spring", "--terms", "2", "--term-depth", "2"]
+    for extra, says in (
+        ([], "velocities: the data's exact derivatives"),
+        (
+            ["--derivatives", "differences", "--stride", "3"],
+            "differences of the recorded states 3 samples",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main([*base, *extra, "--out", str(tmp_path / str(len(extra)))])
+        assert exc.value.code == 0 and says in capsys.readouterr().out
+
+
 def test_bad_settings_are_one_line():
     with pytest.raises(InputError, match="stride must be a whole number"):
         FitConfig(derivatives="differences", stride=0)
