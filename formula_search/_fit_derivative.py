@@ -177,9 +177,8 @@ def _solve_linear(prog, x, v, scale, fixed, lmask, torch, affine=None, ends=None
     if ends is not None:  # the parts' exact changes over the intervals, as their gradients above
         r = _measure.difference_rate(prog, ends, basis[:, :, : p + 1].reshape(b, g * (p + 1), p))
         r = r.reshape(b, g, p + 1, -1)
-        affine = affine & torch.isfinite(r).flatten(2).all(
-            -1
-        )  # a pole at an interval's end: no solution
+        # a pole at an interval's end: no solution (not a rate of 0)
+        affine = affine & torch.isfinite(r).flatten(2).all(-1)
         rates = torch.cat([r[:, :, :1], r[:, :, 1:] - r[:, :, :1]], 2).reshape(b * g, p + 1, -1)
         rates = torch.nan_to_num(rates, nan=0.0, posinf=0.0, neginf=0.0)
     qa, qb = _measure.quadratic_forms(t_all, v, scale, rates)

@@ -70,33 +70,6 @@ SMOOTHING = click.option(
 )
 
 
-#: Values of ``--derivatives`` (:data:`formula_search._fit.DERIVATIVES`, not imported: the CLI loads torch
-#: only when a command runs).
-DERIVATIVE_SOURCES = ["auto", "spline", "differences", "data"]
-
-#: ``--derivatives``: where the derivative measure's velocities come from.
-DERIVATIVES = click.option(
-    "--derivatives",
-    type=click.Choice(DERIVATIVE_SOURCES),
-    default="auto",
-    show_default=True,
-    help="Derivative measure: velocities from a smoothing spline of the states, from differences of the "
-    "recorded states --stride samples apart (a formula's exact change between them: no derivative "
-    "estimate; the term search only), or the data's own derivatives; auto: the data's when exact (a "
-    "simulation's), else the spline for the enumeration and differences for the term search.",
-)
-
-
-#: ``--stride``: samples between the two states of a difference.
-STRIDE = click.option(
-    "--stride",
-    type=click.IntRange(min=1),
-    default=None,
-    help="With differences: samples between the two states [the smallest whose typical step is one "
-    "standard deviation of the variables].",
-)
-
-
 def parse_study_steps(text: str) -> tuple[int, ...]:
     """``--study 0,1,5,20`` -> (0, 1, 5, 20): inner-step counts of the figure-6 study ("" -> ())."""
     from formula_search.errors import InputError

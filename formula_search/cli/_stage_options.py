@@ -10,15 +10,9 @@ from collections.abc import Callable
 
 import click
 
+from formula_search.advanced import DERIVATIVES as DERIVATIVE_SOURCES
 from formula_search.advanced import TermConfig
-from formula_search.cli._common import (
-    DERIVATIVES,
-    MEASURE,
-    OPERATORS,
-    SMOOTHING,
-    STRIDE,
-    dedup_option,
-)
+from formula_search.cli._common import MEASURE, OPERATORS, SMOOTHING, dedup_option
 from formula_search.cli._data_options import dataset_options
 
 DEVICE = click.option(
@@ -71,6 +65,27 @@ TERM_LIBRARY = click.option(
     help="The terms of --terms: every unit-valid term up to --term-depth tokens (enumerate), or the "
     "monomials of the variables up to degree 2 times 1, sin and cos of each angle and of each difference "
     f"of two (products: w1*w2*cos(q1 - q2)) [the card's, else {_TERMS.library}].",
+)
+
+#: ``--derivatives``: where the derivative measure's velocities come from.
+DERIVATIVES = click.option(
+    "--derivatives",
+    type=click.Choice(DERIVATIVE_SOURCES),
+    default="auto",
+    show_default=True,
+    help="Derivative measure: velocities from a smoothing spline of the states, from differences of the "
+    "recorded states --stride samples apart (a formula's exact change between them: no derivative "
+    "estimate; the term search only), or the data's own derivatives; auto: the data's when exact (a "
+    "simulation's), else the spline for the enumeration and differences for the term search.",
+)
+
+#: ``--stride``: samples between the two states of a difference.
+STRIDE = click.option(
+    "--stride",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With differences: samples between the two states [the smallest whose typical step is one "
+    "standard deviation of the variables].",
 )
 
 EXTRA_TERMS = click.option(

@@ -8,17 +8,15 @@ import click
 
 from formula_search.advanced import TermConfig
 from formula_search.cli._common import (
-    DERIVATIVES,
     MEASURE,
     OPERATORS,
     SMOOTHING,
-    STRIDE,
     dedup_option,
     parse_operators,
     progress_bar,
 )
 from formula_search.cli._data_options import dataset_options
-from formula_search.cli._stage_options import EXTRA_TERMS, TERM_LIBRARY
+from formula_search.cli._stage_options import DERIVATIVES, EXTRA_TERMS, STRIDE, TERM_LIBRARY
 
 #: The term search's defaults (the command's options read them).
 _TERMS = TermConfig()

@@ -140,9 +140,10 @@ def test_sequences_shorter_than_the_stride_give_no_pairs():
 
 def test_the_command_lines_choices_are_the_fits():
     from formula_search._fit import DERIVATIVES
-    from formula_search.cli._common import DERIVATIVE_SOURCES
+    from formula_search.cli.fit_cmd import fit_cmd
 
-    assert tuple(DERIVATIVE_SOURCES) == DERIVATIVES
+    (option,) = [p for p in fit_cmd.params if p.name == "derivatives"]
+    assert tuple(option.type.choices) == DERIVATIVES
 
 
 def test_fsearch_fit_terms_says_where_its_velocities_come_from(capsys, tmp_path):
